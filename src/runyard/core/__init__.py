@@ -1,0 +1,1 @@
+"""The behaviour layer shared by the CLI, the server and the Python API."""

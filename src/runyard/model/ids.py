@@ -1,0 +1,49 @@
+"""Run ids: 26 characters of Crockford base32, unique, sorting by creation time.
+
+48 bits of milliseconds since the epoch, then 80 bits that are random for the first id of a
+millisecond and incremented for later ids in the same millisecond, so ids made by one process
+sort strictly in creation order (the ULID layout).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_lock = threading.Lock()
+_last_ms = -1
+_last_rand = 0
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, rem = divmod(value, 32)
+        chars.append(ALPHABET[rem])
+    return "".join(reversed(chars))
+
+
+def new_id(now_ms: int | None = None) -> str:
+    global _last_ms, _last_rand
+    with _lock:
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        if ms <= _last_ms:
+            ms, rand = _last_ms, _last_rand + 1
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to increment
+        _last_ms, _last_rand = ms, rand
+    return _encode(ms, 10) + _encode(rand, 16)
+
+
+def id_time(run_id: str) -> float:
+    """The creation time (epoch seconds) encoded in an id."""
+    ms = 0
+    for ch in run_id[:10]:
+        ms = ms * 32 + ALPHABET.index(ch)
+    return ms / 1000
+
+
+def looks_like_id(text: str) -> bool:
+    return len(text) == 26 and all(c in ALPHABET for c in text)

@@ -1,0 +1,92 @@
+"""Validation of user-given names, folders, tags and artifact paths: one clear error each."""
+
+from __future__ import annotations
+
+import numbers
+import re
+
+from runyard.errors import ValidationError
+
+MAX_NAME = 128
+MAX_FOLDER = 512
+MAX_TAG = 256
+MAX_ARTIFACT = 1024
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\- ]*$")
+
+
+def run_name(name: str) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValidationError("a run name must be a non-empty string")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"run name is {len(name)} characters long; the limit is {MAX_NAME}")
+    if not _NAME.match(name):
+        raise ValidationError(
+            f"invalid run name {name!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def folder(path: str) -> str:
+    """Normalise a folder like ``/a/b`` (a trailing slash is dropped; ``/`` is the root)."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValidationError(f"invalid folder {path!r}: a folder starts with '/', like /a/b")
+    if len(path) > MAX_FOLDER:
+        raise ValidationError(f"folder is {len(path)} characters long; the limit is {MAX_FOLDER}")
+    parts = [p for p in path.split("/")[1:]]
+    if parts and parts[-1] == "":
+        parts.pop()
+    for part in parts:
+        if part in ("", ".", "..") or not _SEGMENT.match(part):
+            raise ValidationError(
+                f"invalid folder {path!r}: segment {part!r} is not allowed "
+                "(no empty, '.' or '..' segments; letters, digits, '.', '_', '-', space)"
+            )
+    return "/" + "/".join(parts)
+
+
+def tag(value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("a tag must be a non-empty string")
+    if len(value) > MAX_TAG or "\n" in value:
+        raise ValidationError(f"invalid tag {value[:40]!r}: one line of at most {MAX_TAG} characters")
+    return value
+
+
+def artifact_name(name: str) -> str:
+    """A relative path with no ``..`` segments: where the artifact lands when fetched."""
+    if not isinstance(name, str) or not name:
+        raise ValidationError("an artifact name must be a non-empty string")
+    if len(name) > MAX_ARTIFACT or "\x00" in name:
+        raise ValidationError(f"invalid artifact name {name[:40]!r}: too long or contains NUL")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise ValidationError(f"invalid artifact name {name!r}: it must be a relative path")
+    if any(part in ("..", "") for part in name.replace("\\", "/").split("/")):
+        raise ValidationError(
+            f"invalid artifact name {name!r}: no '..' or empty segments allowed"
+        )
+    return name
+
+
+def step_name(name: str) -> str:
+    if not isinstance(name, str) or not name or len(name) > MAX_ARTIFACT or "\x00" in name:
+        raise ValidationError(f"invalid step name {name!r}: a non-empty string without NUL")
+    return name
+
+
+def metric_value(name: str, value: object) -> float:
+    """Metrics are real numbers stored as floats; booleans and non-numbers are refused.
+
+    NaN and ±inf are accepted and stored as they are: a diverging loss is worth recording.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(f"metric {name!r} has non-numeric value {value!r}; log a number")
+    return float(value)
+
+
+def metric_name(name: str) -> str:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME * 2 or "\n" in name:
+        raise ValidationError(f"invalid metric name {name!r}: one non-empty line")
+    return name

@@ -1,0 +1,236 @@
+"""The ``RunStore`` contract every backend implements, and the pieces they share.
+
+Backends live one per module (``memory``, ``filesystem``, ``chunked``, ``sqlite``,
+``postgres``). Domain rules stay above or in ``runyard.model``: a store checks status
+transitions with ``Run.with_status`` inside its own lock or transaction, so two writers never
+both win a transition, and it never loses a concurrent update.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from runyard.errors import RunNotFound, ValidationError
+from runyard.model import (
+    Artifact,
+    Attempt,
+    Event,
+    Kind,
+    LogLine,
+    Metric,
+    Run,
+    Status,
+    Step,
+    looks_like_id,
+)
+
+# Fields ``update_run`` may change; the others have their own checked operations.
+UPDATABLE = frozenset(
+    {
+        "description",
+        "folder",
+        "heartbeat",
+        "owner",
+        "code",
+        "environment",
+        "config",
+        "origin",
+        "resources",
+        "kind",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs to list. Every given criterion must hold (tags: all of them)."""
+
+    status: frozenset[Status] = frozenset()
+    tags: frozenset[str] = frozenset()
+    folder: str | None = None  # this folder and everything below it
+    name: str | None = None  # substring of the name
+    kind: Kind | None = None
+    created_since: float | None = None  # inclusive
+    created_until: float | None = None  # exclusive
+
+    def matches(self, run: Run) -> bool:
+        if self.status and run.status not in self.status:
+            return False
+        if self.tags and not self.tags <= run.tags:
+            return False
+        if self.folder is not None and not in_folder(run.folder, self.folder):
+            return False
+        if self.name is not None and self.name not in run.name:
+            return False
+        if self.kind is not None and run.kind is not self.kind:
+            return False
+        if self.created_since is not None and run.created < self.created_since:
+            return False
+        return self.created_until is None or run.created < self.created_until
+
+
+def in_folder(folder: str, prefix: str) -> bool:
+    if prefix == "/":
+        return True
+    return folder == prefix or folder.startswith(prefix + "/")
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    name: str
+    count: int
+    last: float
+    last_step: int | None
+    minimum: float
+    maximum: float
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Where runs live. All methods raise ``RunNotFound`` for an unknown run id."""
+
+    url: str
+
+    # runs
+    def create_run(self, run: Run) -> Run: ...  # NameTaken, RunExists
+    def get_run(self, run_id: str) -> Run: ...
+    def get_run_by_name(self, name: str) -> Run: ...
+    def find_run(self, ref: str) -> Run: ...  # an id or a name
+    def list_runs(
+        self,
+        filter: RunFilter | None = None,
+        *,
+        newest_first: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]: ...
+    def count_runs(self, filter: RunFilter | None = None) -> int: ...
+    def update_status(
+        self,
+        run_id: str,
+        status: Status,
+        reason: str | None = None,
+        *,
+        expect: Status | None = None,
+        now: float | None = None,
+    ) -> Run: ...  # IllegalTransition; ConflictError when ``expect`` is not the status
+    def update_run(self, run_id: str, **fields: Any) -> Run: ...  # only UPDATABLE fields
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run: ...
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run: ...  # merges
+    def rename_run(self, run_id: str, new_name: str) -> Run: ...  # NameTaken
+    def delete_run(self, run_id: str) -> None: ...
+
+    # steps and attempts
+    def upsert_step(self, run_id: str, step: Step) -> Step: ...  # replaces by name
+    def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step: ...
+    def get_step(self, run_id: str, name: str) -> Step: ...  # StepNotFound
+    def get_steps(self, run_id: str) -> list[Step]: ...  # by creation time, then name
+
+    # metrics, events, logs (append-only; read back in append order)
+    def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None: ...
+    def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]: ...
+    def metric_summaries(self, run_id: str) -> list[MetricSummary]: ...  # sorted by name
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None: ...
+    def read_events(
+        self, run_id: str, *, since: float | None = None, tail: int | None = None
+    ) -> list[Event]: ...
+    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None: ...
+    def read_logs(
+        self,
+        run_id: str,
+        *,
+        step: str | None = None,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> list[LogLine]: ...
+
+    # data catalog
+    def add_artifact(self, run_id: str, artifact: Artifact) -> None: ...  # replaces name+stage
+    def list_artifacts(self, run_id: str) -> list[Artifact]: ...
+
+    def close(self) -> None: ...
+
+
+class StoreHelpers(ABC):
+    """Behaviour shared by every backend, written over the primitive methods."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run: ...
+
+    @abstractmethod
+    def get_run_by_name(self, name: str) -> Run: ...
+
+    def find_run(self, ref: str) -> Run:
+        if looks_like_id(ref):
+            try:
+                return self.get_run(ref)
+            except RunNotFound:
+                pass
+        try:
+            return self.get_run_by_name(ref)
+        except RunNotFound:
+            raise RunNotFound(ref) from None
+
+    def close(self) -> None:
+        """Release connections and handles; the default has none."""
+
+    def __enter__(self) -> StoreHelpers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_fields(fields: Mapping[str, Any]) -> None:
+    unknown = set(fields) - UPDATABLE
+    if unknown:
+        raise ValidationError(
+            f"update_run cannot change {', '.join(sorted(unknown))}; "
+            "use the dedicated operation (status, tags, metadata, parameters, rename)"
+        )
+
+
+def page(runs: list[Run], newest_first: bool, limit: int | None, offset: int) -> list[Run]:
+    """Order (by id, i.e. creation) and cut a list of runs, for backends that filter in Python."""
+    ordered = sorted(runs, key=lambda r: r.id, reverse=newest_first)
+    end = None if limit is None else offset + limit
+    return ordered[offset:end]
+
+
+T = TypeVar("T", Event, LogLine)
+
+
+def tail_since(items: Sequence[T], since: float | None, tail: int | None) -> list[T]:
+    chosen = [i for i in items if since is None or i.time >= since]
+    if tail is not None:
+        chosen = chosen[-tail:] if tail > 0 else []
+    return chosen
+
+
+def summarise(metrics: Iterable[Metric]) -> list[MetricSummary]:
+    acc: dict[str, list[Any]] = {}
+    for m in metrics:
+        s = acc.get(m.name)
+        if s is None:
+            acc[m.name] = [1, m.value, m.step, m.value, m.value]
+        else:
+            s[0] += 1
+            s[1], s[2] = m.value, m.step
+            s[3] = min(s[3], m.value)
+            s[4] = max(s[4], m.value)
+    return [MetricSummary(n, *acc[n]) for n in sorted(acc)]
+
+
+def checked_new_run(run: Run) -> Run:
+    """Validate what a new run brings (name, folder, tags) and normalise its folder."""
+    from runyard.model import validate as check
+
+    check.run_name(run.name)
+    for t in run.tags:
+        check.tag(t)
+    return run.replace(folder=check.folder(run.folder))

@@ -1,0 +1,140 @@
+"""A whole run log held as one document: used by the memory and file-system stores.
+
+The operations here are the store semantics for a single run; the backends add locking and
+persistence around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from runyard.errors import ConflictError, StepNotFound
+from runyard.model import (
+    Artifact,
+    Attempt,
+    Event,
+    LogLine,
+    Metric,
+    Run,
+    Status,
+    Step,
+    artifact_from_dict,
+    artifact_to_dict,
+    run_from_dict,
+    run_to_dict,
+    step_from_dict,
+    step_to_dict,
+)
+from runyard.model import validate as check
+from runyard.stores.base import check_fields
+
+
+@dataclass
+class RunDoc:
+    run: Run
+    steps: dict[str, Step] = field(default_factory=dict)
+    metrics: list[Metric] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)
+    artifacts: dict[tuple[str, str], Artifact] = field(default_factory=dict)
+
+    # -- run fields -------------------------------------------------------------------------
+    def set_status(
+        self, status: Status, reason: str | None, expect: Status | None, now: float | None
+    ) -> Run:
+        self.run = apply_status(self.run, status, reason, expect, now)
+        return self.run
+
+    def update(self, fields: Mapping[str, Any]) -> Run:
+        check_fields(fields)
+        if "folder" in fields:
+            fields = {**fields, "folder": check.folder(fields["folder"])}
+        self.run = self.run.replace(**fields)
+        return self.run
+
+    def add_tags(self, tags: Iterable[str]) -> Run:
+        self.run = self.run.replace(tags=self.run.tags | {check.tag(t) for t in tags})
+        return self.run
+
+    def remove_tags(self, tags: Iterable[str]) -> Run:
+        self.run = self.run.replace(tags=self.run.tags - set(tags))
+        return self.run
+
+    def merge_metadata(self, data: Mapping[str, Any]) -> Run:
+        self.run = self.run.replace(metadata={**self.run.metadata, **data})
+        return self.run
+
+    def set_parameters(self, params: Mapping[str, Any]) -> Run:
+        self.run = self.run.replace(parameters={**self.run.parameters, **params})
+        return self.run
+
+    # -- steps ------------------------------------------------------------------------------
+    def upsert_step(self, step: Step) -> Step:
+        check.step_name(step.name)
+        self.steps[step.name] = step
+        return step
+
+    def upsert_attempt(self, step_name: str, attempt: Attempt) -> Step:
+        step = self.step(step_name).with_attempt(attempt)
+        self.steps[step_name] = step
+        return step
+
+    def step(self, name: str) -> Step:
+        try:
+            return self.steps[name]
+        except KeyError:
+            raise StepNotFound(self.run.id, name) from None
+
+    def ordered_steps(self) -> list[Step]:
+        return sorted(self.steps.values(), key=lambda s: (s.created, s.name))
+
+    def add_artifact(self, artifact: Artifact) -> None:
+        check.artifact_name(artifact.name)
+        self.artifacts[(artifact.name, artifact.stage.value)] = artifact
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run": run_to_dict(self.run),
+            "steps": [step_to_dict(s) for s in self.ordered_steps()],
+            "metrics": [list(m) for m in self.metrics],
+            "events": [list(e) for e in self.events],
+            "logs": [list(line) for line in self.logs],
+            "artifacts": [artifact_to_dict(a) for a in self.artifacts.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunDoc:
+        artifacts = [artifact_from_dict(a) for a in data.get("artifacts", ())]
+        return cls(
+            run=run_from_dict(data["run"]),
+            steps={s["name"]: step_from_dict(s) for s in data.get("steps", ())},
+            metrics=[Metric(*m) for m in data.get("metrics", ())],
+            events=[Event(*e) for e in data.get("events", ())],
+            logs=[LogLine(*line) for line in data.get("logs", ())],
+            artifacts={(a.name, a.stage.value): a for a in artifacts},
+        )
+
+
+def apply_status(
+    run: Run, status: Status, reason: str | None, expect: Status | None, now: float | None
+) -> Run:
+    """The checked transition shared by every backend (``expect`` is a compare-and-set)."""
+    status = Status.parse(status)
+    if expect is not None and run.status is not expect:
+        raise ConflictError(
+            f"run {run.id} is {run.status.value}, not {Status.parse(expect).value}; "
+            "it was changed by someone else"
+        )
+    return run.with_status(status, reason, now)
+
+
+def checked_metrics(metrics: Sequence[Metric]) -> list[Metric]:
+    """Validate a batch (names and values) before any of it is written."""
+    out = []
+    for m in metrics:
+        check.metric_name(m.name)
+        out.append(Metric(m.name, check.metric_value(m.name, m.value), m.step, m.time))
+    return out

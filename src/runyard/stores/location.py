@@ -1,0 +1,155 @@
+"""Where the store is: URL parsing, the ``.runyard`` home and the ``runyard.yaml`` config file.
+
+Resolution order for the store URL: an explicit URL (``--store``), ``RUNYARD_STORE``, the
+``run_log_store`` section of the config file (``RUNYARD_CONFIG`` or ``runyard.yaml`` found by
+walking up from the working directory), else ``sqlite:///<home>/runyard.db`` where the home is the
+nearest ``.runyard`` folder above the working directory (like ``.git``) or ``./.runyard``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runyard.errors import ConfigError
+
+HOME_DIR = ".runyard"
+CONFIG_FILE = "runyard.yaml"
+SCHEMES = ("memory", "file", "chunked", "sqlite", "postgresql", "postgres")
+TYPES = {
+    "buffered": "memory",
+    "memory": "memory",
+    "file-system": "file",
+    "chunked-fs": "chunked",
+    "sqlite": "sqlite",
+    "postgres": "postgresql",
+    "postgresql": "postgresql",
+}
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    scheme: str
+    target: str  # a filesystem path, a memory name, or the whole URL for postgresql
+    url: str
+
+
+def find_upwards(name: str, start: Path | None = None) -> Path | None:
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / name
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def home(start: Path | None = None) -> Path:
+    """The nearest ``.runyard`` folder above ``start``, else ``<start>/.runyard`` (not created)."""
+    found = find_upwards(HOME_DIR, start)
+    if found is not None and found.is_dir():
+        return found
+    return (start or Path.cwd()).resolve() / HOME_DIR
+
+
+def parse_url(url: str) -> StoreURL:
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if not sep or scheme not in SCHEMES:
+        raise ConfigError(
+            f"unknown store URL {url!r}; use memory://, file:///DIR, chunked:///DIR, "
+            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+        )
+    if scheme in ("postgresql", "postgres"):
+        return StoreURL("postgresql", "postgresql:" + rest, url)
+    if rest.startswith("///"):
+        target = rest[2:]
+    elif rest.startswith("//"):
+        target = rest[2:]
+    else:
+        target = rest
+    if scheme != "memory":
+        if not target:
+            raise ConfigError(f"store URL {url!r} names no path; write it as {scheme}:///PATH")
+        target = str(Path(target).expanduser())
+    return StoreURL(scheme, target, url)
+
+
+def config_path(start: Path | None = None) -> Path | None:
+    explicit = os.environ.get("RUNYARD_CONFIG")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"RUNYARD_CONFIG names {explicit!r}, which is not a file")
+        return path
+    return find_upwards(CONFIG_FILE, start)
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix it") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping, like `run_log_store: ...`")
+    return data
+
+
+def url_from_section(section: Any, base: Path) -> str:
+    """Turn ``run_log_store: {type: chunked-fs, config: {log_folder: ...}}`` into a URL."""
+    if not isinstance(section, dict):
+        raise ConfigError("run_log_store must be a mapping with a `type` (or a `url`)")
+    if "url" in section:
+        return str(section["url"])
+    kind = section.get("type")
+    if kind not in TYPES:
+        names = ", ".join(sorted(k for k in TYPES if k not in ("memory", "postgresql")))
+        raise ConfigError(f"unknown run_log_store type {kind!r}; use one of: {names}")
+    options = section.get("config") or {}
+    if not isinstance(options, dict):
+        raise ConfigError("run_log_store.config must be a mapping")
+    scheme = TYPES[kind]
+    if scheme == "memory":
+        return "memory://"
+    if scheme == "postgresql":
+        if "url" not in options:
+            raise ConfigError("a postgres run_log_store needs config.url: postgresql://...")
+        return str(options["url"])
+    if scheme == "sqlite":
+        default = str(home(base) / "runyard.db")
+        return "sqlite://" + str((base / str(options.get("path", default))).resolve())
+    folder = options.get("log_folder", ".run_log_store")
+    return f"{scheme}://" + str((base / str(folder)).resolve())
+
+
+def resolve_url(explicit: str | None = None, start: Path | None = None) -> str:
+    if explicit:
+        return explicit
+    env = os.environ.get("RUNYARD_STORE")
+    if env:
+        return env
+    path = config_path(start)
+    if path is not None:
+        section = load_config(path).get("run_log_store")
+        if section is not None:
+            return url_from_section(section, path.parent)
+    return "sqlite://" + str(home(start) / "runyard.db")
+
+
+def blob_root(url: str, start: Path | None = None) -> Path:
+    """The blob store that belongs with a run store: beside its files, else in the home."""
+    parsed = parse_url(url)
+    if parsed.scheme in ("file", "chunked"):
+        return Path(parsed.target) / "blobs"
+    if parsed.scheme == "sqlite":
+        return Path(parsed.target).parent / "blobs"
+    return home(start) / "blobs"

@@ -1,0 +1,43 @@
+"""Shared fixtures: every store backend by URL, real servers included."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+BACKENDS = ["memory", "file", "chunked", "sqlite", "postgresql"]
+
+
+def backend_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "memory":
+        return f"memory://{uuid.uuid4().hex}"
+    if kind == "sqlite":
+        return f"sqlite://{tmp_path}/store/runyard.db"
+    if kind == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"{kind}://{tmp_path}/store"
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request.param, tmp_path, request)
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory of its own with no runyard settings from the environment."""
+    for var in ("RUNYARD_STORE", "RUNYARD_CONFIG", "RUNYARD_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "pg_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
