@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+pytest_plugins = ["pg_server"]
+
 BACKENDS = ["memory", "file", "chunked", "sqlite", "postgresql"]
 
 

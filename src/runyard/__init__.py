@@ -1,3 +1,36 @@
-"""runyard: one system for computational runs."""
+"""runyard: one system for computational runs — define, execute, track, and keep the record.
+
+The public names are imported lazily so that ``import runyard`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "open_store": "runyard.stores",
+    "RunFilter": "runyard.stores",
+    "create_run": "runyard.core.runs",
+    "Status": "runyard.model",
+    "Kind": "runyard.model",
+    "RunyardError": "runyard.errors",
+}
+
+if TYPE_CHECKING:
+    from runyard.core.runs import create_run
+    from runyard.errors import RunyardError
+    from runyard.model import Kind, Status
+    from runyard.stores import RunFilter, open_store
+
+__all__ = ["Kind", "RunFilter", "RunyardError", "Status", "__version__", "create_run", "open_store"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runyard' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

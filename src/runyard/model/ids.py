@@ -26,9 +26,12 @@ def _encode(value: int, length: int) -> str:
 
 
 def new_id(now_ms: int | None = None) -> str:
+    """A new id; ``now_ms`` (for tests and imports) gives one for that moment, random within it."""
     global _last_ms, _last_rand
+    if now_ms is not None:
+        return _encode(now_ms, 10) + _encode(int.from_bytes(os.urandom(10), "big") >> 1, 16)
     with _lock:
-        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        ms = int(time.time() * 1000)
         if ms <= _last_ms:
             ms, rand = _last_ms, _last_rand + 1
         else:

@@ -70,7 +70,7 @@ def parse_url(url: str) -> StoreURL:
     else:
         target = rest
     if scheme != "memory":
-        if not target:
+        if target in ("", "/"):
             raise ConfigError(f"store URL {url!r} names no path; write it as {scheme}:///PATH")
         target = str(Path(target).expanduser())
     return StoreURL(scheme, target, url)

@@ -1,0 +1,156 @@
+"""``runyard run …``: list, show, rename and delete runs."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from runyard.cli import render
+from runyard.cli.state import open_ctx_store
+from runyard.core.runlog import DEFAULT_LIST_LIMIT
+
+if TYPE_CHECKING:
+    from runyard.model import Run
+
+
+@click.group("run")
+def run_group() -> None:
+    """List, show, rename and delete runs."""
+
+
+@run_group.command("list")
+@click.option(
+    "--status", "statuses", multiple=True, metavar="STATUS",
+    help="Only runs with this status, e.g. running or failed (repeat: any of them).",
+)
+@click.option(
+    "--tag", "tags", multiple=True, metavar="TAG",
+    help="Only runs with this tag (repeat: all of them).",
+)
+@click.option("--folder", metavar="FOLDER", help="Only runs in FOLDER or below it, like /a/b.")
+@click.option("--name", metavar="TEXT", help="Only runs whose name contains TEXT.")
+@click.option("--kind", metavar="KIND", help="Only runs of this kind, e.g. workflow.")
+@click.option(
+    "--since", metavar="TIME",
+    help="Only runs created at or after TIME: 2026-11-01, 2026-11-01T10:00, or an age "
+    "like 30m, 1h, 2d.",
+)
+@click.option(
+    "--limit", type=click.IntRange(min=0), default=DEFAULT_LIST_LIMIT, show_default=True,
+    help="Show at most N runs (0: all of them).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
+@click.pass_context
+def list_runs(
+    ctx: click.Context,
+    statuses: tuple[str, ...],
+    tags: tuple[str, ...],
+    folder: str | None,
+    name: str | None,
+    kind: str | None,
+    since: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List runs, newest first."""
+    from runyard.core.runlog import list_page, run_filter
+
+    wanted = run_filter(
+        statuses=statuses, tags=tags, folder=folder, name=name, kind=kind, since=since
+    )
+    runs, total = list_page(open_ctx_store(ctx), wanted, limit or None)
+    if total > len(runs):
+        render.warn(f"showing {len(runs)} of {total} runs; use --limit")
+    if as_json:
+        from runyard.model import run_to_dict
+
+        render.emit_json([run_to_dict(r) for r in runs])
+        return
+    render.table(
+        ["id", "name", "status", "kind", "folder", "created", "duration", "tags"],
+        [run_row(r) for r in runs],
+        status_column=2,
+    )
+
+
+def run_row(run: Run) -> list[str]:
+    took = None if run.started is None or run.ended is None else run.ended - run.started
+    return [
+        run.id,
+        run.name,
+        run.status.value,
+        run.kind.value,
+        run.folder,
+        render.when(run.created),
+        render.duration(took),
+        ",".join(sorted(run.tags)),
+    ]
+
+
+@run_group.command("show")
+@click.argument("ref", metavar="ID|NAME")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the whole run log as one JSON document."
+)
+@click.option(
+    "--events", "events_tail", type=click.IntRange(min=0), default=10, show_default=True,
+    help="How many of the latest events to include.",
+)
+@click.pass_context
+def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
+    """Show one run: fields, steps and attempts, metrics, catalog and events."""
+    from runyard.core.runlog import run_log
+
+    store = open_ctx_store(ctx)
+    doc = run_log(store, store.find_run(ref), events_tail=events_tail)
+    if as_json:
+        render.emit_json(doc)
+    else:
+        from runyard.cli.show import show_run
+
+        show_run(doc)
+
+
+@run_group.command("rename")
+@click.argument("ref", metavar="ID|NAME")
+@click.argument("new_name", metavar="NEW")
+@click.pass_context
+def rename(ctx: click.Context, ref: str, new_name: str) -> None:
+    """Give a run a new name (letters, digits, '.', '_' and '-')."""
+    from runyard.model import validate
+
+    validate.run_name(new_name)
+    store = open_ctx_store(ctx)
+    run = store.find_run(ref)
+    renamed = store.rename_run(run.id, new_name)
+    render.info(f"renamed run {run.id}: {run.name} -> {renamed.name}")
+
+
+@run_group.command("delete")
+@click.argument("ref", metavar="ID|NAME")
+@click.option("--yes", "-y", is_flag=True, help="Delete without asking for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, ref: str, yes: bool) -> None:
+    """Delete a run and its run log (its blobs stay: other runs may share them)."""
+    store = open_ctx_store(ctx)
+    run = store.find_run(ref)
+    if not yes:
+        confirm_delete(run)
+    store.delete_run(run.id)
+    render.info(f"deleted run {run.id} ({run.name})")
+
+
+def confirm_delete(run: Run) -> None:
+    """Ask on the terminal; with no terminal to ask on, refuse rather than delete silently."""
+    from runyard.errors import RunyardError
+
+    stdin = sys.stdin
+    if stdin is None or not stdin.isatty():
+        raise RunyardError(
+            f"refusing to delete run {run.id} ({run.name}) without confirmation: "
+            "stdin is not a terminal; pass --yes"
+        )
+    if not click.confirm(f"Delete run {run.id} ({run.name})?", default=False, err=True):
+        raise RunyardError(f"aborted; run {run.id} ({run.name}) was not deleted")

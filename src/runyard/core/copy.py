@@ -1,0 +1,268 @@
+"""Copy every run of one store into another, blobs included; safe to repeat and to resume.
+
+A run missing from the destination is created in one ``create_run`` with its final fields (id,
+name, timestamps and status exactly as in the source), then its steps, metrics, events, logs
+and catalog are written. A run already there is brought up to date instead: fields are updated,
+tags, metadata and parameters merged, steps and catalog entries upserted where they differ, and
+metrics, events and logs, which are append-only and ordered, get only the tail the destination
+lacks. So a copy run twice writes nothing the second time, and a copy killed halfway completes
+when run again. Nothing is deleted from the destination.
+
+Before writing anything the copy checks for conflicts: a different run in the destination with
+the same name as a source run, or a run whose destination status cannot reach the source status
+through the lifecycle. It raises one ``ConflictError`` naming them all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runyard.blobs import BlobStore
+from runyard.errors import BlobNotFound, ConflictError
+from runyard.model import TRANSITIONS, Artifact, Run, Status
+from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores.base import UPDATABLE
+
+Progress = Callable[[int, int], None]
+BATCH = 5000  # metrics, events or log lines appended per call
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What a copy did: runs created, runs brought up to date, runs already equal, blobs
+    written to the destination blob store, and catalog entries whose blob the source lacks."""
+
+    copied: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    blobs_copied: int = 0
+    blobs_missing: int = 0
+
+
+@dataclass
+class _Tally:
+    copied: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    blobs_copied: int = 0
+    blobs_missing: int = 0
+
+    def report(self) -> CopyReport:
+        return CopyReport(self.copied, self.updated, self.unchanged, self.blobs_copied,
+                          self.blobs_missing)
+
+
+def copy_store(
+    src: RunStore,
+    dst: RunStore,
+    src_blobs: BlobStore,
+    dst_blobs: BlobStore,
+    *,
+    progress: Progress | None = None,
+) -> CopyReport:
+    """Copy every run of ``src`` (with its blobs) into ``dst``; see the module docstring.
+
+    ``progress(done, total)`` is called once before the first run and after each run.
+    """
+    runs = src.list_runs(newest_first=False)
+    existing = {r.id: r for r in dst.list_runs()}
+    check_conflicts(src, dst, runs, existing)
+    copier = _Copier(src, dst, src_blobs, dst_blobs)
+    if progress is not None:
+        progress(0, len(runs))
+    for done, run in enumerate(runs, start=1):
+        copier.copy_run(run, existing.get(run.id))
+        if progress is not None:
+            progress(done, len(runs))
+    return copier.tally.report()
+
+
+def copy_store_urls(src_url: str, dst_url: str, progress: Progress | None = None) -> CopyReport:
+    """Open the stores at both URLs and their blob stores, copy, and close the stores."""
+    src = open_store(src_url)
+    try:
+        dst = open_store(dst_url)
+        try:
+            return copy_store(src, dst, BlobStore(blob_root(src_url)),
+                              BlobStore(blob_root(dst_url)), progress=progress)
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+# -- conflicts ------------------------------------------------------------------------------
+def check_conflicts(
+    src: RunStore, dst: RunStore, runs: Sequence[Run], existing: dict[str, Run]
+) -> None:
+    """Raise one ``ConflictError`` listing every run the copy could not make equal."""
+    names = {r.name: r.id for r in existing.values()}
+    problems = []
+    for run in runs:
+        owner = names.get(run.name, run.id)
+        if owner != run.id:
+            problems.append(
+                f"run {run.id} named {run.name!r} in {src.url} clashes with a different run "
+                f"{owner} of that name in {dst.url}"
+            )
+        there = existing.get(run.id)
+        if there is not None and status_path(there.status, run.status) is None:
+            problems.append(
+                f"run {run.id} ({run.name!r}) is {run.status.value} in {src.url} but "
+                f"{there.status.value} in {dst.url}, which cannot become {run.status.value}"
+            )
+    if problems:
+        raise ConflictError(
+            f"cannot copy {src.url} into {dst.url}: " + "; ".join(problems)
+            + "; rename or delete one side and copy again (nothing was written)"
+        )
+
+
+def status_path(old: Status, new: Status) -> list[Status] | None:
+    """The shortest list of legal transitions taking ``old`` to ``new`` (``[]`` if equal)."""
+    paths: dict[Status, list[Status]] = {old: []}
+    queue = deque([old])
+    while queue:
+        here = queue.popleft()
+        if here is new:
+            return paths[here]
+        for nxt in sorted(TRANSITIONS[here]):
+            if nxt not in paths:
+                paths[nxt] = [*paths[here], nxt]
+                queue.append(nxt)
+    return None
+
+
+# -- one run --------------------------------------------------------------------------------
+class _Copier:
+    def __init__(self, src: RunStore, dst: RunStore, src_blobs: BlobStore,
+                 dst_blobs: BlobStore) -> None:
+        self.src, self.dst = src, dst
+        self.src_blobs, self.dst_blobs = src_blobs, dst_blobs
+        self.same_blobs = _same_root(src_blobs, dst_blobs)
+        self.tally = _Tally()
+
+    def copy_run(self, run: Run, there: Run | None) -> None:
+        if there is None:
+            self.dst.create_run(run)
+            self._copy_content(run.id)
+            self.tally.copied += 1
+            return
+        changed = self._update_fields(run, there)
+        changed = self._copy_content(run.id) or changed
+        if changed:
+            self.tally.updated += 1
+        else:
+            self.tally.unchanged += 1
+
+    def _copy_content(self, run_id: str) -> bool:
+        changed = self._copy_steps(run_id)
+        changed = self._copy_tail(run_id, "metrics") or changed
+        changed = self._copy_tail(run_id, "events") or changed
+        changed = self._copy_tail(run_id, "logs") or changed
+        return self._copy_artifacts(run_id) or changed
+
+    # -- run fields ---------------------------------------------------------------------------
+    def _update_fields(self, run: Run, there: Run) -> bool:
+        before = there
+        if there.name != run.name:
+            there = self.dst.rename_run(run.id, run.name)
+        fields = {f: getattr(run, f) for f in sorted(UPDATABLE)
+                  if getattr(run, f) != getattr(there, f)}
+        if fields:
+            there = self.dst.update_run(run.id, **fields)
+        there = self._merge(run, there)
+        there = self._move_status(run, there)
+        return there != before
+
+    def _merge(self, run: Run, there: Run) -> Run:
+        if not run.tags <= there.tags:
+            there = self.dst.add_tags(run.id, sorted(run.tags - there.tags))
+        if _missing(run.metadata, there.metadata):
+            there = self.dst.merge_metadata(run.id, run.metadata)
+        if _missing(run.parameters, there.parameters):
+            there = self.dst.set_parameters(run.id, run.parameters)
+        return there
+
+    def _move_status(self, run: Run, there: Run) -> Run:
+        path = status_path(there.status, run.status) or []
+        for hop in path:
+            reason = run.status_reason if hop is run.status else None
+            there = self.dst.update_status(run.id, hop, reason, expect=there.status,
+                                           now=_hop_time(run, hop))
+        return there
+
+    # -- steps and append-only streams ------------------------------------------------------
+    def _copy_steps(self, run_id: str) -> bool:
+        there = {s.name: s for s in self.dst.get_steps(run_id)}
+        changed = False
+        for step in self.src.get_steps(run_id):
+            if there.get(step.name) != step:
+                self.dst.upsert_step(run_id, step)
+                changed = True
+        return changed
+
+    def _copy_tail(self, run_id: str, kind: str) -> bool:
+        have = _count(self.dst, kind, run_id)
+        if kind == "metrics" and _count(self.src, kind, run_id) <= have:
+            return False  # summaries count without reading every point
+        missing = _read(self.src, kind, run_id)[have:]
+        append = getattr(self.dst, f"append_{kind}")
+        for start in range(0, len(missing), BATCH):
+            append(run_id, missing[start : start + BATCH])
+        return bool(missing)
+
+    # -- catalog and blobs ------------------------------------------------------------------
+    def _copy_artifacts(self, run_id: str) -> bool:
+        there = {(a.name, a.stage): a for a in self.dst.list_artifacts(run_id)}
+        changed = False
+        for artifact in self.src.list_artifacts(run_id):
+            self._copy_blob(artifact)  # also restores a blob the destination lost
+            if there.get((artifact.name, artifact.stage)) != artifact:
+                self.dst.add_artifact(run_id, artifact)
+                changed = True
+        return changed
+
+    def _copy_blob(self, artifact: Artifact) -> None:
+        digest = artifact.hash
+        if self.same_blobs or self.dst_blobs.exists(digest):
+            return
+        try:
+            with self.src_blobs.open(digest) as stream:
+                self.dst_blobs.put_stream(stream, expect=digest)
+        except BlobNotFound:
+            self.tally.blobs_missing += 1
+            return
+        self.tally.blobs_copied += 1
+
+
+def _read(store: RunStore, kind: str, run_id: str) -> list[Any]:
+    reader: Callable[[str], list[Any]] = getattr(store, f"read_{kind}")
+    return reader(run_id)
+
+
+def _count(store: RunStore, kind: str, run_id: str) -> int:
+    if kind == "metrics":
+        return sum(s.count for s in store.metric_summaries(run_id))
+    return len(_read(store, kind, run_id))
+
+
+def _missing(wanted: dict[str, Any], have: dict[str, Any]) -> bool:
+    """Whether merging ``wanted`` into ``have`` would change it."""
+    return any(k not in have or have[k] != v for k, v in wanted.items())
+
+
+def _hop_time(run: Run, hop: Status) -> float | None:
+    """The time to record for a transition so the copy's timestamps equal the source's."""
+    if hop.is_final:
+        return run.ended
+    if hop is Status.RUNNING:
+        return run.started
+    return None
+
+
+def _same_root(a: BlobStore, b: BlobStore) -> bool:
+    return a.root.expanduser().resolve() == b.root.expanduser().resolve()

@@ -1,0 +1,213 @@
+"""What the ``file:`` and ``chunked:`` stores share: runs, names, listing and the index.
+
+A backend says where a run's files are and how its run record is read and written; this base
+does the rest with the same semantics as ``MemoryStore``. Every change to a run happens under
+that run's ``FileLock``: read the run, apply the ``RunDoc`` operation (which checks it), write
+the result atomically. Changes that alter the run's index entry also take the index lock and
+follow the protocol in ``runyard.stores.fileindex``. Reads take no lock: every file they read
+is either replaced atomically or append-only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from filelock import FileLock
+
+from runyard.errors import NameTaken, RunExists, RunNotFound
+from runyard.model import Run, Status
+from runyard.model import validate as check
+from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page
+from runyard.stores.doc import RunDoc
+from runyard.stores.fileindex import LOCK_POLL, IndexTable, RunIndex, summary
+from runyard.stores.files import check_id, usable_id
+
+T = TypeVar("T")
+Check = Callable[[IndexTable], None]
+
+
+class FileStoreBase(StoreHelpers):
+    """A store kept as files under one folder, with an index file beside the runs."""
+
+    scheme = ""
+
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
+        self.root = Path(path).expanduser()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.url = url or f"{self.scheme}://{self.root.resolve()}"
+        self._index = RunIndex(self.root, self._read_run_or_none, self._scan_runs)
+
+    # -- what a backend provides ------------------------------------------------------------
+    @abstractmethod
+    def _lock_path(self, run_id: str) -> Path: ...
+
+    @abstractmethod
+    def _has_run(self, run_id: str) -> bool: ...
+
+    @abstractmethod
+    def _read_run(self, run_id: str) -> Run:
+        """The stored run record; RunNotFound when it has no files."""
+
+    @abstractmethod
+    def _load_doc(self, run_id: str) -> RunDoc:
+        """What run-level operations change (the run, and whatever else is in its file)."""
+
+    @abstractmethod
+    def _save_doc(self, doc: RunDoc) -> None: ...
+
+    @abstractmethod
+    def _create_files(self, run: Run) -> None: ...
+
+    @abstractmethod
+    def _delete_files(self, run_id: str) -> None: ...
+
+    @abstractmethod
+    def _run_ids(self) -> Iterable[str]:
+        """Ids of every run with files (for rebuilding the index)."""
+
+    # -- shared machinery -------------------------------------------------------------------
+    def _read_run_or_none(self, run_id: str) -> Run | None:
+        if not usable_id(run_id):
+            return None
+        try:
+            return self._read_run(run_id)
+        except RunNotFound:
+            return None
+
+    def _scan_runs(self) -> Iterator[Run]:
+        for run_id in self._run_ids():
+            run = self._read_run_or_none(run_id)
+            if run is not None:
+                yield run
+
+    def _require(self, run_id: str) -> None:
+        if not usable_id(run_id) or not self._has_run(run_id):
+            raise RunNotFound(run_id)
+
+    @contextlib.contextmanager
+    def _locked(self, run_id: str) -> Iterator[None]:
+        """Hold the run's lock; RunNotFound if it has no files (checked before and after)."""
+        self._require(run_id)
+        with FileLock(self._lock_path(run_id), poll_interval=LOCK_POLL):
+            self._require(run_id)
+            yield
+
+    def _change(self, run_id: str, op: Callable[[RunDoc], T], check: Check | None = None) -> T:
+        """Apply ``op`` to the run's document under its lock, then write it back."""
+        with self._locked(run_id):
+            doc = self._load_doc(run_id)
+            before = summary(doc.run)
+            result = op(doc)
+            self._commit(doc, before, check)
+        return result
+
+    def _commit(self, doc: RunDoc, before: dict[str, Any], check: Check | None) -> None:
+        if check is None and summary(doc.run) == before:
+            self._save_doc(doc)
+            return
+        with self._index.locked() as table:
+            if check is not None:
+                check(table)
+            with self._index.intent(doc.run.id):
+                self._save_doc(doc)
+                table.put(doc.run)
+                self._index.save(table)
+
+    def _name_free(self, table: IndexTable, name: str, run_id: str) -> None:
+        if any(o != run_id and self._has_run(o) for o in table.owners(name)):
+            raise NameTaken(name)
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(self, run: Run) -> Run:
+        run = checked_new_run(run)
+        check_id(run.id)
+        lock = FileLock(self._lock_path(run.id), poll_interval=LOCK_POLL)
+        with lock, self._index.locked() as table:
+            if self._has_run(run.id):
+                raise RunExists(run.id)
+            self._name_free(table, run.name, run.id)
+            with self._index.intent(run.id):
+                self._create_files(run)
+                table.put(run)
+                self._index.save(table)
+        return run
+
+    def get_run(self, run_id: str) -> Run:
+        run = self._read_run_or_none(run_id)
+        if run is None:
+            raise RunNotFound(run_id)
+        return run
+
+    def get_run_by_name(self, name: str) -> Run:
+        for run_id, entry in self._index.snapshot().items():
+            if entry.name == name:
+                run = self._read_run_or_none(run_id)
+                if run is not None and run.name == name:
+                    return run
+        raise RunNotFound(name)
+
+    def list_runs(
+        self,
+        filter: RunFilter | None = None,
+        *,
+        newest_first: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]:
+        wanted = filter or RunFilter()
+        entries = [e for e in self._index.snapshot().values() if wanted.matches(e)]
+        found = (self._read_run_or_none(e.id) for e in page(entries, newest_first, limit, offset))
+        return [run for run in found if run is not None and wanted.matches(run)]
+
+    def count_runs(self, filter: RunFilter | None = None) -> int:
+        wanted = filter or RunFilter()
+        return sum(1 for e in self._index.snapshot().values() if wanted.matches(e))
+
+    def update_status(
+        self,
+        run_id: str,
+        status: Status,
+        reason: str | None = None,
+        *,
+        expect: Status | None = None,
+        now: float | None = None,
+    ) -> Run:
+        return self._change(run_id, lambda d: d.set_status(status, reason, expect, now))
+
+    def update_run(self, run_id: str, **fields: Any) -> Run:
+        return self._change(run_id, lambda d: d.update(fields))
+
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+        wanted = list(tags)
+        return self._change(run_id, lambda d: d.add_tags(wanted))
+
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+        unwanted = list(tags)
+        return self._change(run_id, lambda d: d.remove_tags(unwanted))
+
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run:
+        extra = dict(data)
+        return self._change(run_id, lambda d: d.merge_metadata(extra))
+
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run:
+        extra = dict(params)
+        return self._change(run_id, lambda d: d.set_parameters(extra))
+
+    def rename_run(self, run_id: str, new_name: str) -> Run:
+        check.run_name(new_name)
+
+        def rename(doc: RunDoc) -> Run:
+            doc.run = doc.run.replace(name=new_name)
+            return doc.run
+
+        return self._change(run_id, rename, lambda t: self._name_free(t, new_name, run_id))
+
+    def delete_run(self, run_id: str) -> None:
+        with self._locked(run_id), self._index.locked() as table, self._index.intent(run_id):
+            self._delete_files(run_id)
+            table.drop(run_id)
+            self._index.save(table)

@@ -1,0 +1,176 @@
+"""Files written safely, shared by the ``file:`` and ``chunked:`` stores.
+
+* Replacing a file: write a temp file in the same folder, flush, fsync, ``os.replace`` it over
+  the old one, then fsync the folder. A reader sees the old bytes or the new ones, never a mix,
+  and a killed writer leaves at most a ``.tmp-*`` file that no reader looks at.
+* Appending JSON lines: one record per line, appended with ``O_APPEND`` by a writer that holds
+  the run's lock. A writer killed mid-append leaves an unterminated last line; the next append
+  cuts it off first (it was never acknowledged), and readers skip it until then.
+* Run ids become file names, so only ids that are safe as one path segment are stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+from runyard.errors import StoreError, ValidationError
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_RESERVED_IDS = frozenset({"index"})  # index.json and index.lock live beside the runs
+_TAIL_BLOCK = 1 << 16
+
+
+def usable_id(run_id: object) -> bool:
+    """Whether ``run_id`` can name a run's files (letters, digits, '_' and '-')."""
+    return (
+        isinstance(run_id, str)
+        and _SAFE_ID.fullmatch(run_id) is not None
+        and run_id.lower() not in _RESERVED_IDS
+    )
+
+
+def check_id(run_id: str) -> str:
+    if not usable_id(run_id):
+        raise ValidationError(
+            f"invalid run id {run_id!r} for a file store: use up to 128 letters, digits, '_' "
+            "and '-', starting with a letter or digit (ids from runyard.model.new_id fit)"
+        )
+    return run_id
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON (NaN and ±inf included); a value JSON cannot hold is a ValidationError."""
+    try:
+        return json.dumps(value, separators=(",", ":")).encode("ascii")
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"cannot store a value that is not plain JSON data: {exc}") from None
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
+    try:
+        with open(tmp, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write_bytes(path, dumps(value))
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; ``FileNotFoundError`` passes through, other failures are StoreError."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def read_json(path: Path) -> Any:
+    data = read_bytes(path)
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise StoreError(f"{path} is not valid JSON ({exc}); restore it or delete the run") from exc
+
+
+def read_json_lines(path: Path) -> list[Any]:
+    """Every complete line of a JSON-lines file, in order; a missing file has none.
+
+    An unterminated last line is a record still being written (or torn by a killed writer)
+    and is skipped.
+    """
+    try:
+        data = read_bytes(path)
+    except FileNotFoundError:
+        return []
+    end = data.rfind(b"\n")
+    if end < 0:
+        return []
+    try:  # one parse of the whole file as an array: far faster than a parse per line
+        rows: list[Any] = json.loads(b"[" + data[:end].replace(b"\n", b",") + b"]")
+        return rows
+    except ValueError:
+        return _parse_lines(path, data[:end])
+
+
+def _parse_lines(path: Path, data: bytes) -> list[Any]:
+    rows = []
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError as exc:
+            raise StoreError(f"{path} line {number} is not valid JSON ({exc})") from exc
+    return rows
+
+
+def append_records(path: Path, payload: bytes) -> None:
+    """Append complete lines; the caller holds the lock that orders writers of ``path``."""
+    created = not path.exists()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            cut_torn_tail(fd)
+            write_all(fd, payload)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            fsync_dir(path.parent)
+    except OSError as exc:
+        raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
+
+
+def cut_torn_tail(fd: int) -> None:
+    """Truncate the file back to just after its last newline, if it does not end with one."""
+    end = os.fstat(fd).st_size
+    if end == 0 or os.pread(fd, 1, end - 1) == b"\n":
+        return
+    while end > 0:
+        start = max(0, end - _TAIL_BLOCK)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            os.ftruncate(fd, start + found + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)
+
+
+def write_all(fd: int, payload: bytes) -> None:
+    """One ``os.write`` normally; a short write (full disk, signal) is continued in place."""
+    view = memoryview(payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def remove_file(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot remove {path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,352 @@
+"""``SqlStore``: the ``RunStore`` operations written once over SQL, for SQLite and PostgreSQL.
+
+A backend supplies a ``Dialect`` and ``_transaction(write)``, a context manager that yields a
+``Tx`` and commits when the block ends (rolling back on any error). Every read-check-write
+happens inside one write transaction with the run's row locked (SQLite: ``BEGIN IMMEDIATE``;
+PostgreSQL: ``SELECT ... FOR NO KEY UPDATE``), so concurrent writers never lose an update and
+status transitions are checked against the current row.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, TypeVar
+
+from runyard.errors import NameTaken, RunExists, RunNotFound, StepNotFound, ValidationError
+from runyard.model import (
+    Artifact,
+    Attempt,
+    Event,
+    Kind,
+    LogLine,
+    Metric,
+    Owner,
+    Run,
+    Stage,
+    Status,
+    Step,
+    step_from_dict,
+    step_to_dict,
+)
+from runyard.model import validate as check
+from runyard.model.codec import owner_from_dict
+from runyard.stores.base import MetricSummary, RunFilter, StoreHelpers, checked_new_run
+from runyard.stores.doc import RunDoc, checked_metrics
+from runyard.stores.sqlschema import (
+    CHILD_TABLES,
+    DELETE_TAG,
+    INSERT_METRIC,
+    INSERT_RUN,
+    INSERT_TAG,
+    RUN_FIELDS,
+    SELECT_RUN,
+    SUMMARIES,
+    UPDATE_RUN,
+    Dialect,
+    Row,
+    Tx,
+    filter_query,
+    metric_rows,
+    row_run,
+    run_row,
+    stored_value,
+)
+
+T = TypeVar("T")
+
+UPSERT_STEP = """INSERT INTO steps (run_id, name, created, doc) VALUES (?, ?, ?, ?)
+    ON CONFLICT (run_id, name) DO UPDATE SET created = excluded.created, doc = excluded.doc"""
+UPSERT_ARTIFACT = """INSERT INTO artifacts (run_id, name, stage, hash, size, time, step, category)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name, stage) DO UPDATE SET
+    hash = excluded.hash, size = excluded.size, time = excluded.time, step = excluded.step,
+    category = excluded.category"""
+
+
+class SqlStore(StoreHelpers):
+    url: str
+    dialect: Dialect
+
+    @abstractmethod
+    def _transaction(self, write: bool) -> AbstractContextManager[Tx]:
+        """A transaction (``write``: one that may write, taking the write lock where needed)."""
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _load(self, tx: Tx, run_id: str, lock: str = "") -> Run:
+        row = tx.one(f"{SELECT_RUN} WHERE r.id = ?{lock}", (run_id,))
+        if row is None:
+            raise RunNotFound(run_id)
+        return row_run(row, self.dialect)
+
+    def _require(self, tx: Tx, run_id: str, lock: str = "") -> None:
+        if tx.one(f"SELECT 1 FROM runs WHERE id = ?{lock}", (run_id,)) is None:
+            raise RunNotFound(run_id)
+
+    def _write(self, tx: Tx, old: Run, new: Run) -> None:
+        row = run_row(new, self.dialect)
+        with self._unique(new):
+            tx.run(UPDATE_RUN, (*row[1:], new.id))
+        tx.many(INSERT_TAG, [(t, new.id) for t in sorted(new.tags - old.tags)])
+        tx.many(DELETE_TAG, [(t, new.id) for t in sorted(old.tags - new.tags)])
+
+    @contextmanager
+    def _unique(self, run: Run) -> Iterator[None]:
+        """Map a unique violation on ``runs`` (a concurrent writer won) to its conflict."""
+        try:
+            yield
+        except self.dialect.unique_error as exc:
+            if "name" in str(exc):
+                raise NameTaken(run.name) from None
+            raise RunExists(run.id) from None
+
+    def _edit(self, run_id: str, change: Callable[[RunDoc], T]) -> T:
+        """Apply a ``RunDoc`` operation to the locked current run and write what changed."""
+        with self._transaction(True) as tx:
+            old = self._load(tx, run_id, self.dialect.lock_edit)
+            doc = RunDoc(old)
+            result = change(doc)
+            if doc.run != old:
+                self._write(tx, old, doc.run)
+        return result
+
+    def _rows(self, sql: str, run_id: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of one run's data (raising ``RunNotFound`` for an unknown run)."""
+        with self._transaction(False) as tx:
+            self._require(tx, run_id)
+            return tx.all(sql, (run_id, *params))
+
+    def _append(self, sql: str, run_id: str, rows: Sequence[Row]) -> None:
+        with self._transaction(True) as tx:
+            self._require(tx, run_id, self.dialect.lock_share)
+            tx.many(sql, rows)
+
+    # -- runs -------------------------------------------------------------------------------
+    def create_run(self, run: Run) -> Run:
+        run = checked_new_run(run)
+        row = run_row(run, self.dialect)
+        with self._transaction(True) as tx:
+            if tx.one("SELECT 1 FROM runs WHERE id = ?", (run.id,)) is not None:
+                raise RunExists(run.id)
+            if tx.one("SELECT 1 FROM runs WHERE name = ?", (run.name,)) is not None:
+                raise NameTaken(run.name)
+            with self._unique(run):
+                tx.run(INSERT_RUN, row)
+            tx.many(INSERT_TAG, [(t, run.id) for t in sorted(run.tags)])
+        return run
+
+    def get_run(self, run_id: str) -> Run:
+        with self._transaction(False) as tx:
+            return self._load(tx, run_id)
+
+    def get_run_by_name(self, name: str) -> Run:
+        with self._transaction(False) as tx:
+            row = tx.one(f"{SELECT_RUN} WHERE r.name = ?", (name,))
+        if row is None:
+            raise RunNotFound(name)
+        return row_run(row, self.dialect)
+
+    def list_runs(
+        self,
+        filter: RunFilter | None = None,
+        *,
+        newest_first: bool = True,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Run]:
+        q = filter_query(filter or RunFilter(), self.dialect)
+        direction = "DESC" if newest_first else "ASC"
+        cut = self.dialect.no_limit if limit is None else "?"
+        params = (*q.params, *(() if limit is None else (limit,)), offset)
+        sql = f"SELECT {RUN_FIELDS} FROM {q.source} WHERE {q.where}"
+        with self._transaction(False) as tx:
+            rows = tx.all(f"{sql} ORDER BY {q.order} {direction} LIMIT {cut} OFFSET ?", params)
+        return [row_run(row, self.dialect) for row in rows]
+
+    def count_runs(self, filter: RunFilter | None = None) -> int:
+        q = filter_query(filter or RunFilter(), self.dialect)
+        with self._transaction(False) as tx:
+            row = tx.one(f"SELECT COUNT(*) FROM {q.source} WHERE {q.where}", q.params)
+        return 0 if row is None else int(row[0])
+
+    def update_status(
+        self,
+        run_id: str,
+        status: Status,
+        reason: str | None = None,
+        *,
+        expect: Status | None = None,
+        now: float | None = None,
+    ) -> Run:
+        return self._edit(run_id, lambda doc: doc.set_status(status, reason, expect, now))
+
+    def update_run(self, run_id: str, **fields: Any) -> Run:
+        return self._edit(run_id, lambda doc: doc.update(_storable_fields(fields)))
+
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+        tags = list(tags)
+        return self._edit(run_id, lambda doc: doc.add_tags(tags))
+
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+        tags = list(tags)
+        return self._edit(run_id, lambda doc: doc.remove_tags(tags))
+
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run:
+        return self._edit(run_id, lambda doc: doc.merge_metadata(dict(data)))
+
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run:
+        return self._edit(run_id, lambda doc: doc.set_parameters(dict(params)))
+
+    def rename_run(self, run_id: str, new_name: str) -> Run:
+        check.run_name(new_name)
+        with self._transaction(True) as tx:
+            old = self._load(tx, run_id, self.dialect.lock_edit)
+            holder = tx.one("SELECT id FROM runs WHERE name = ?", (new_name,))
+            if holder is not None and holder[0] != run_id:
+                raise NameTaken(new_name)
+            new = old.replace(name=new_name)
+            self._write(tx, old, new)
+        return new
+
+    def delete_run(self, run_id: str) -> None:
+        with self._transaction(True) as tx:
+            self._require(tx, run_id, self.dialect.lock_delete)
+            for table in CHILD_TABLES:
+                tx.run(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            tx.run("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # -- steps ------------------------------------------------------------------------------
+    def _store_step(self, tx: Tx, run_id: str, step: Step) -> None:
+        doc = self.dialect.dump_json(step_to_dict(step))
+        tx.run(UPSERT_STEP, (run_id, step.name, step.created, doc))
+
+    def _step(self, tx: Tx, run_id: str, name: str, lock: str = "") -> Step:
+        sql = f"SELECT doc FROM steps WHERE run_id = ? AND name = ?{lock}"
+        row = tx.one(sql, (run_id, name))
+        if row is None:
+            raise StepNotFound(run_id, name)
+        return step_from_dict(self.dialect.load_json(row[0]))
+
+    def upsert_step(self, run_id: str, step: Step) -> Step:
+        with self._transaction(True) as tx:
+            self._require(tx, run_id, self.dialect.lock_share)
+            check.step_name(step.name)
+            self._store_step(tx, run_id, step)
+        return step
+
+    def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
+        with self._transaction(True) as tx:
+            self._require(tx, run_id, self.dialect.lock_share)
+            step = self._step(tx, run_id, step_name, self.dialect.lock_edit).with_attempt(attempt)
+            self._store_step(tx, run_id, step)
+        return step
+
+    def get_step(self, run_id: str, name: str) -> Step:
+        with self._transaction(False) as tx:
+            self._require(tx, run_id)
+            return self._step(tx, run_id, name)
+
+    def get_steps(self, run_id: str) -> list[Step]:
+        rows = self._rows("SELECT doc FROM steps WHERE run_id = ?", run_id)
+        steps = [step_from_dict(self.dialect.load_json(row[0])) for row in rows]
+        return sorted(steps, key=lambda s: (s.created, s.name))
+
+    # -- metrics, events, logs --------------------------------------------------------------
+    def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        self._append(INSERT_METRIC, run_id, metric_rows(run_id, checked_metrics(metrics)))
+
+    def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
+        sql = "SELECT name, value, step, time FROM metrics WHERE run_id = ?"
+        if name is None:
+            rows = self._rows(sql + " ORDER BY id", run_id)
+        else:
+            rows = self._rows(sql + " AND name = ? ORDER BY id", run_id, (name,))
+        return [Metric(n, stored_value(v), s, t) for n, v, s, t in rows]
+
+    def metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        return sorted((_summary(row) for row in self._rows(SUMMARIES, run_id)),
+                      key=lambda s: s.name)  # fmt: skip
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        rows = [(run_id, *Event(*e)) for e in events]
+        self._append("INSERT INTO events (run_id, time, message, level) VALUES (?, ?, ?, ?)",
+                     run_id, rows)  # fmt: skip
+
+    def read_events(
+        self, run_id: str, *, since: float | None = None, tail: int | None = None
+    ) -> list[Event]:
+        rows = self._tail("SELECT time, message, level FROM events", run_id, {}, since, tail)
+        return [Event(*row) for row in rows]
+
+    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
+        rows = [(run_id, *LogLine(*line)) for line in lines]
+        self._append("INSERT INTO logs (run_id, time, text, stream, step) VALUES (?, ?, ?, ?, ?)",
+                     run_id, rows)  # fmt: skip
+
+    def read_logs(
+        self,
+        run_id: str,
+        *,
+        step: str | None = None,
+        since: float | None = None,
+        tail: int | None = None,
+    ) -> list[LogLine]:
+        where = {} if step is None else {"step = ?": step}
+        rows = self._tail("SELECT time, text, stream, step FROM logs", run_id, where, since, tail)
+        return [LogLine(*row) for row in rows]
+
+    def _tail(
+        self,
+        select: str,
+        run_id: str,
+        where: dict[str, Any],
+        since: float | None,
+        tail: int | None,
+    ) -> list[Row]:
+        """Rows in append order; with ``tail``, only the last ones, read newest first."""
+        if since is not None:
+            where = {**where, "time >= ?": since}
+        sql = " ".join([select, "WHERE run_id = ?", *(f"AND {c}" for c in where), "ORDER BY id"])
+        if tail is None:
+            return self._rows(sql, run_id, list(where.values()))
+        rows = self._rows(sql + " DESC LIMIT ?", run_id, [*where.values(), max(tail, 0)])
+        return rows[::-1]
+
+    # -- catalog ----------------------------------------------------------------------------
+    def add_artifact(self, run_id: str, artifact: Artifact) -> None:
+        with self._transaction(True) as tx:
+            self._require(tx, run_id, self.dialect.lock_share)
+            check.artifact_name(artifact.name)
+            a = artifact
+            row = (run_id, a.name, Stage(a.stage).value, a.hash, a.size, a.time, a.step,
+                   a.category)  # fmt: skip
+            tx.run(UPSERT_ARTIFACT, row)
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        sql = "SELECT name, hash, size, stage, time, step, category FROM artifacts"
+        rows = self._rows(sql + " WHERE run_id = ? ORDER BY id", run_id)
+        return [Artifact(n, h, size, Stage(st), t, s, c) for n, h, size, st, t, s, c in rows]
+
+
+def _summary(row: Row) -> MetricSummary:
+    name, count, last, last_step, low, high, starts_with_nan = row
+    if starts_with_nan:
+        low = high = None
+    return MetricSummary(name, int(count), stored_value(last), last_step,
+                         stored_value(low), stored_value(high))  # fmt: skip
+
+
+def _storable_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``update_run`` fields in the types the columns hold (kind, owner)."""
+    out = dict(fields)
+    if "kind" in out:
+        try:
+            out["kind"] = Kind(out["kind"])
+        except ValueError:
+            kinds = ", ".join(k.value for k in Kind)
+            raise ValidationError(f"unknown kind {out['kind']!r}; use one of: {kinds}") from None
+    if isinstance(out.get("owner"), Mapping):
+        out["owner"] = owner_from_dict(dict(out["owner"]))
+    elif out.get("owner") is not None and not isinstance(out["owner"], Owner):
+        raise ValidationError(f"owner must be an Owner, not {type(out['owner']).__name__}")
+    return out

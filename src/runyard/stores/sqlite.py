@@ -1,0 +1,101 @@
+"""``sqlite:///path/runyard.db`` — the embedded default store.
+
+One connection per store object, guarded by a lock (so a store is safe to share between
+threads); several processes may use the same file at once. The database runs in WAL mode with
+``synchronous=NORMAL``; every transaction that writes starts with ``BEGIN IMMEDIATE``, so two
+writers queue on the busy timeout instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from runyard.errors import StoreError
+from runyard.stores.sql import SqlStore
+from runyard.stores.sqlschema import Dialect, Tx, ensure_schema
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def _load_text(value: Any) -> Any:
+    return None if value is None else json.loads(value)
+
+
+SQLITE = Dialect(
+    types={"key": "TEXT", "real": "REAL", "int": "INTEGER", "serial": "INTEGER",
+           "json": "TEXT", "without_rowid": " WITHOUT ROWID"},  # fmt: skip
+    find="instr",
+    no_limit="-1",
+    lock_share="",  # BEGIN IMMEDIATE already holds the database's write lock
+    lock_edit="",
+    lock_delete="",
+    unique_error=sqlite3.IntegrityError,
+    load_json=_load_text,
+    allow_nan=True,
+)
+
+
+class SqliteStore(SqlStore):
+    """A run store in one SQLite file; its parent folder is created when missing."""
+
+    dialect = SQLITE
+
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
+        self.path = Path(path).expanduser()
+        self.url = url or f"sqlite://{self.path.resolve()}"
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._inherited: list[sqlite3.Connection] = []  # from a fork: never used nor closed
+        with self._transaction(True) as tx:
+            ensure_schema(tx)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+        return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """This process's connection (a connection inherited through ``fork`` is left alone)."""
+        if self._pid != os.getpid():
+            if self._conn is not None:
+                self._inherited.append(self._conn)
+            self._conn, self._pid = None, os.getpid()
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[Tx]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield Tx(conn, SQLITE)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None

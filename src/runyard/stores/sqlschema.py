@@ -1,0 +1,238 @@
+"""What the SQL backends share: the schema, dialects, row <-> record conversion, filter SQL.
+
+Statements are written once with ``?`` placeholders; a ``Dialect`` turns them into its driver's
+form and says how the two databases differ (column types, locking clauses, JSON handling).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from runyard.errors import StoreError, ValidationError
+from runyard.model import Kind, Metric, Owner, Run, Status, run_from_dict
+from runyard.model.codec import owner_to_dict
+from runyard.stores.base import RunFilter
+
+SCHEMA_VERSION = 1
+Row = tuple[Any, ...]
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS runyard_schema (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id {key} PRIMARY KEY, name {key} NOT NULL UNIQUE, folder TEXT NOT NULL,
+        kind TEXT NOT NULL, status TEXT NOT NULL, status_reason TEXT, description TEXT,
+        created {real} NOT NULL, started {real}, ended {real}, heartbeat {real}, origin TEXT,
+        tags {json} NOT NULL, metadata {json} NOT NULL, parameters {json} NOT NULL,
+        owner {json}, code {json}, environment {json} NOT NULL, config {json} NOT NULL,
+        resources {json} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id)",
+    "CREATE INDEX IF NOT EXISTS runs_folder ON runs (folder, id)",
+    "CREATE INDEX IF NOT EXISTS runs_created ON runs (created)",
+    """CREATE TABLE IF NOT EXISTS run_tags (tag {key} NOT NULL, run_id {key} NOT NULL,
+        PRIMARY KEY (tag, run_id)){without_rowid}""",
+    "CREATE INDEX IF NOT EXISTS run_tags_run ON run_tags (run_id)",
+    """CREATE TABLE IF NOT EXISTS steps (run_id {key} NOT NULL, name {key} NOT NULL,
+        created {real}, doc {json} NOT NULL, PRIMARY KEY (run_id, name)){without_rowid}""",
+    """CREATE TABLE IF NOT EXISTS metrics (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
+        name {key} NOT NULL, step {int}, value {real}, time {real})""",
+    "CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, name, id)",
+    """CREATE TABLE IF NOT EXISTS events (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
+        time {real}, message TEXT, level TEXT)""",
+    "CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id)",
+    """CREATE TABLE IF NOT EXISTS logs (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
+        step TEXT, stream TEXT, time {real}, text TEXT)""",
+    "CREATE INDEX IF NOT EXISTS logs_run ON logs (run_id, id)",
+    "CREATE INDEX IF NOT EXISTS logs_run_step ON logs (run_id, step, id)",
+    """CREATE TABLE IF NOT EXISTS artifacts (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
+        name TEXT NOT NULL, stage TEXT NOT NULL, hash TEXT NOT NULL, size {int} NOT NULL,
+        time {real}, step TEXT, category TEXT, UNIQUE (run_id, name, stage))""",
+)
+CHILD_TABLES = ("run_tags", "steps", "metrics", "events", "logs", "artifacts")
+
+RUN_COLUMNS = (
+    "id", "name", "folder", "kind", "status", "status_reason", "description", "created",
+    "started", "ended", "heartbeat", "origin",
+    # the JSON columns, from here on
+    "tags", "metadata", "parameters", "owner", "code", "environment", "config", "resources",
+)  # fmt: skip
+FIRST_JSON = RUN_COLUMNS.index("tags")
+RUN_FIELDS = ", ".join("r." + c for c in RUN_COLUMNS)
+SELECT_RUN = f"SELECT {RUN_FIELDS} FROM runs r"
+INSERT_RUN = (
+    f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
+)
+UPDATE_RUN = (
+    "UPDATE runs SET " + ", ".join(f"{c} = ?" for c in RUN_COLUMNS[1:]) + " WHERE id = ?"
+)
+INSERT_TAG = "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
+DELETE_TAG = "DELETE FROM run_tags WHERE tag = ? AND run_id = ?"
+INSERT_METRIC = "INSERT INTO metrics (run_id, name, step, value, time) VALUES (?, ?, ?, ?, ?)"
+# count, min, max, last value and step (by highest id), and whether the first value is NaN
+# (stored as NULL): ``summarise`` keeps NaN as min and max when a series starts with it.
+SUMMARIES = """
+    SELECT s.name, s.n, l.value, l.step, s.lo, s.hi, f.value IS NULL
+    FROM (SELECT name, COUNT(*) AS n, MIN(value) AS lo, MAX(value) AS hi,
+                 MIN(id) AS first_id, MAX(id) AS last_id
+          FROM metrics WHERE run_id = ? GROUP BY name) s
+    JOIN metrics l ON l.id = s.last_id
+    JOIN metrics f ON f.id = s.first_id"""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How one database spells what the SQL backends need."""
+
+    types: Mapping[str, str]  # the {tokens} of ``SCHEMA``
+    find: str  # function giving the 1-based position of a substring, 0 when absent
+    no_limit: str  # LIMIT that means "all rows"
+    lock_share: str  # row lock: the run cannot be deleted while rows are added to it
+    lock_edit: str  # row lock for a read-check-write of one row
+    lock_delete: str  # row lock taken before a run is deleted
+    unique_error: type[Exception]  # the driver's unique-violation error
+    load_json: Callable[[Any], Any]  # a JSON column's value as the driver returns it -> Python
+    allow_nan: bool  # whether JSON columns may hold NaN and infinities
+    schema_lock: str | None = None  # statement that serialises schema creation
+    placeholder: str = "?"
+
+    def sql(self, text: str) -> str:
+        if self.placeholder == "?":
+            return text
+        return text.replace("%", "%%").replace("?", self.placeholder)
+
+    def schema(self) -> list[str]:
+        return [statement.format(**self.types) for statement in SCHEMA]
+
+    def dump_json(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            return json.dumps(value, allow_nan=self.allow_nan, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"cannot store {value!r:.60}: not plain JSON ({exc})") from None
+
+
+class Tx:
+    """An open transaction (or read) on one connection; statements use ``?`` placeholders."""
+
+    __slots__ = ("cursor", "dialect")
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self.cursor = cursor
+        self.dialect = dialect
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self.cursor.execute(self.dialect.sql(sql), params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        rows: list[Row] = self.cursor.execute(self.dialect.sql(sql), params).fetchall()
+        return rows
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.cursor.execute(self.dialect.sql(sql), params)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.cursor.executemany(self.dialect.sql(sql), rows)
+
+
+def ensure_schema(tx: Tx) -> None:
+    """Create the tables (idempotent) and check the schema version; call inside a write."""
+    if tx.dialect.schema_lock:
+        tx.run(tx.dialect.schema_lock)
+    for statement in tx.dialect.schema():
+        tx.run(statement)
+    row = tx.one("SELECT MAX(version) FROM runyard_schema")
+    if row is None or row[0] is None:
+        tx.run("INSERT INTO runyard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] > SCHEMA_VERSION:
+        raise StoreError(
+            f"this store has schema version {row[0]}, newer than this runyard understands "
+            f"({SCHEMA_VERSION}); upgrade runyard"
+        )
+
+
+# -- runs <-> rows -----------------------------------------------------------------------------
+def run_row(run: Run, dialect: Dialect) -> Row:
+    """The ``runs`` row of a run, in ``RUN_COLUMNS`` order."""
+    owner = owner_to_dict(run.owner) if isinstance(run.owner, Owner) else run.owner
+    documents = (sorted(run.tags), run.metadata, run.parameters, owner, run.code,
+                 run.environment, run.config, run.resources)  # fmt: skip
+    return (
+        run.id, run.name, run.folder, Kind(run.kind).value, Status(run.status).value,
+        run.status_reason, run.description, run.created, run.started, run.ended,
+        run.heartbeat, run.origin, *(dialect.dump_json(d) for d in documents),
+    )  # fmt: skip
+
+
+def row_run(row: Row, dialect: Dialect) -> Run:
+    data = dict(zip(RUN_COLUMNS[:FIRST_JSON], row[:FIRST_JSON], strict=True))
+    for column, value in zip(RUN_COLUMNS[FIRST_JSON:], row[FIRST_JSON:], strict=True):
+        data[column] = dialect.load_json(value)
+    return run_from_dict(data)
+
+
+def metric_rows(run_id: str, metrics: Sequence[Metric]) -> list[Row]:
+    """Rows for ``INSERT_METRIC``; NaN is stored as NULL (SQLite cannot store it otherwise)."""
+    return [(run_id, m.name, m.step, m.value if m.value == m.value else None, m.time)
+            for m in metrics]  # fmt: skip
+
+
+def stored_value(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+# -- filters -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Query:
+    """FROM and WHERE of a run listing (the runs table is ``r``), and the column to order by."""
+
+    source: str
+    where: str
+    params: tuple[Any, ...]
+    order: str
+
+
+def filter_query(wanted: RunFilter, dialect: Dialect) -> Query:
+    tags = sorted(wanted.tags)
+    conditions: list[str] = []
+    params: list[Any] = []
+    if tags:  # drive the query from the (tag, run_id) index: newest first is a range scan
+        conditions.append("t.tag = ?")
+        params.append(tags[0])
+        for tag in tags[1:]:
+            conditions.append("EXISTS (SELECT 1 FROM run_tags x WHERE x.tag = ? AND x.run_id = r.id)")
+            params.append(tag)
+    _field_conditions(wanted, dialect, conditions, params)
+    source = "run_tags t JOIN runs r ON r.id = t.run_id" if tags else "runs r"
+    where = " AND ".join(conditions) or "1 = 1"
+    return Query(source, where, tuple(params), "t.run_id" if tags else "r.id")
+
+
+def _field_conditions(
+    wanted: RunFilter, dialect: Dialect, conditions: list[str], params: list[Any]
+) -> None:
+    if wanted.status:
+        statuses = sorted(Status(s).value for s in wanted.status)
+        conditions.append(f"r.status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    if wanted.folder is not None and wanted.folder != "/":
+        prefix = wanted.folder + "/"
+        conditions.append("(r.folder = ? OR substr(r.folder, 1, ?) = ?)")
+        params.extend((wanted.folder, len(prefix), prefix))
+    if wanted.name is not None:  # a plain substring test: no LIKE wildcards to escape
+        conditions.append(f"{dialect.find}(r.name, ?) > 0")
+        params.append(wanted.name)
+    if wanted.kind is not None:
+        conditions.append("r.kind = ?")
+        params.append(Kind(wanted.kind).value)
+    if wanted.created_since is not None:
+        conditions.append("r.created >= ?")
+        params.append(wanted.created_since)
+    if wanted.created_until is not None:
+        conditions.append("r.created < ?")
+        params.append(wanted.created_until)
