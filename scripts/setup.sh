@@ -11,7 +11,8 @@ if ! "$PY" -m uv --version >/dev/null 2>&1; then
   "$PY" -m pip install -q --disable-pip-version-check uv
 fi
 [ -x .venv/bin/python ] || "$PY" -m uv venv -q .venv
-"$PY" -m uv pip install -q --python .venv/bin/python -e ".[$extras]"
+"$PY" -m uv pip install -q --compile-bytecode --python .venv/bin/python -e ".[$extras]"
+.venv/bin/python -m compileall -q src >/dev/null
 if [ "$extras" = dev ]; then
   bash scripts/system-deps.sh
 fi

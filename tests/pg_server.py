@@ -21,6 +21,10 @@ from pathlib import Path
 import pytest
 
 START_ATTEMPTS = 3
+SETTINGS = (
+    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+    "-c full_page_writes=off -c max_connections=200"
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ def _make_cluster() -> Path:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
     _run(["initdb", "-D", str(folder / "data"), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-          "--no-sync", "--no-instructions"])  # fmt: skip
+          "--no-sync", "--no-instructions"])
     return folder
 
 
@@ -68,11 +72,10 @@ def _start(folder: Path) -> int:
     """Start the cluster on a free port (retrying: another worker may take the port first)."""
     for attempt in range(START_ATTEMPTS):
         port = _free_port()
-        options = (f"-k {folder} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+        options = f"-k {folder} -p {port} {SETTINGS}"
         try:
             _run(["pg_ctl", "-D", str(folder / "data"), "-l", str(folder / "log"), "-w",
-                  "-t", "30", "-o", options, "start"])  # fmt: skip
+                  "-t", "30", "-o", options, "start"])
             return port
         except RuntimeError:
             if attempt == START_ATTEMPTS - 1:

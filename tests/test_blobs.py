@@ -22,18 +22,33 @@ def sha(data: bytes) -> str:
 
 
 class GeneratedStream:
-    """A readable binary stream of ``total`` pseudo-random bytes made on demand, never held."""
+    """A readable binary stream of ``total`` pseudo-random bytes made on demand, never held.
+
+    The content depends only on ``total`` and ``seed``, not on how it is read.
+    """
+
+    BLOCK = 64 * 1024
 
     def __init__(self, total: int, seed: bytes = b"seed") -> None:
         self.left = total
-        self.block = hashlib.sha256(seed).digest()
+        self.seed = seed
+        self.counter = 0
+        self.pending = b""
         self.sha = hashlib.sha256()
+
+    def _next_block(self) -> bytes:
+        self.counter += 1
+        digest = hashlib.sha256(self.seed + self.counter.to_bytes(8, "big")).digest()
+        return digest * (self.BLOCK // len(digest))
 
     def read(self, size: int = -1) -> bytes:
         size = self.left if size < 0 else min(size, self.left)
-        reps = size // len(self.block) + 1
-        chunk = (self.block * reps)[:size]
-        self.block = hashlib.sha256(self.block).digest()
+        parts, have = [self.pending], len(self.pending)
+        while have < size:
+            parts.append(self._next_block())
+            have += self.BLOCK
+        joined = b"".join(parts)
+        chunk, self.pending = joined[:size], joined[size:]
         self.left -= len(chunk)
         self.sha.update(chunk)
         return chunk
@@ -142,14 +157,20 @@ def _put_many(root: str, seed: bytes, rounds: int) -> str:
 
 
 def test_concurrent_puts_of_the_same_content(blobs: BlobStore) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(6) as pool:
-        results = pool.starmap(_put_many, [(str(blobs.root), b"shared", 5)] * 6)
     expected = GeneratedStream(2 * MB, b"shared")
     expected.read()
-    assert set(results) == {expected.sha.hexdigest()}
-    assert list(blobs) == results[:1]
-    assert blobs.verify(results[0])
+    digest = expected.sha.hexdigest()
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        pending = pool.starmap_async(_put_many, [(str(blobs.root), b"shared", 3)] * 4)
+        while not pending.ready():  # a reader never sees a partial blob
+            if blobs.exists(digest):
+                assert blobs.size(digest) == 2 * MB
+            pending.wait(0.005)
+        results = pending.get()
+    assert set(results) == {digest}
+    assert list(blobs) == [digest]
+    assert blobs.verify(digest)
     assert not [p for p in blobs.root.iterdir() if p.name.startswith(".")]
 
 

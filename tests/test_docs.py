@@ -34,7 +34,8 @@ def environment(workdir: Path) -> dict[str, str]:
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
 def test_examples_run(doc: Path, tmp_path: Path) -> None:
     found = blocks(doc)
-    assert found, f"{doc.name} has no runnable examples"
+    if doc.name == "README.md":
+        assert len(found) >= 5, "the README's tour lost its runnable examples"
     env = environment(tmp_path)
     for number, (lang, code) in enumerate(found, 1):
         if lang == "python":

@@ -67,7 +67,7 @@ def fail(message: str, help_command: str | None = None) -> None:
     """Print ``error: <message>`` as exactly one line on stderr."""
     text = " ".join(message.split())
     if help_command:
-        text += f" (see `{help_command} --help`)"
+        text = f"{text.rstrip('.')}; see `{help_command} --help`"
     click.echo(f"error: {text}", err=True)
 
 

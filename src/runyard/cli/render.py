@@ -6,12 +6,10 @@ Tables are rich tables on a terminal and plain aligned columns otherwise (easy t
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
@@ -39,6 +37,8 @@ def warn(message: str) -> None:
 
 def emit_json(data: Any) -> None:
     """``data`` as strict, indented JSON on stdout."""
+    import json
+
     from runyard.core.runlog import json_safe
 
     click.echo(json.dumps(json_safe(data), indent=2, allow_nan=False, ensure_ascii=False))
@@ -54,14 +54,15 @@ def table(
     rows: Sequence[Sequence[str]],
     *,
     status_column: int | None = None,
-    title: str | None = None,
+    fold: Sequence[int] = (),
 ) -> None:
-    """Print ``rows`` under ``headers``: a rich table on a terminal, plain columns otherwise."""
+    """Print ``rows`` under ``headers``: a rich table on a terminal, plain columns otherwise.
+
+    On a terminal too narrow for the table only the ``fold`` columns (free text) wrap.
+    """
     if stdout_is_terminal():
-        rich_table(headers, rows, status_column=status_column, title=title)
+        rich_table(headers, rows, status_column=status_column, fold=fold)
     else:
-        if title:
-            click.echo(f"{title}:")
         for line in plain_columns(headers, rows):
             click.echo(line)
 
@@ -78,15 +79,16 @@ def rich_table(
     rows: Sequence[Sequence[str]],
     *,
     status_column: int | None,
-    title: str | None,
+    fold: Sequence[int],
 ) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    grid = Table(title=title, title_justify="left", header_style="bold")
-    for header in headers:
-        grid.add_column(header, overflow="fold")
+    grid = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for i, header in enumerate(headers):
+        grid.add_column(header, no_wrap=i not in fold, overflow="fold")
     for row in rows:
         cells = [Text(c or MISSING) for c in row]
         if status_column is not None:
@@ -140,6 +142,8 @@ def value(v: Any) -> str:
     """A metadata or parameter value on one line: strings as they are, the rest as JSON."""
     if isinstance(v, str):
         return v
+    import json
+
     from runyard.core.runlog import json_safe
 
     return json.dumps(json_safe(v), ensure_ascii=False, sort_keys=True)
@@ -153,6 +157,8 @@ def number(v: Any) -> str:
 
 def redact_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, for showing on screen."""
+    from urllib.parse import urlsplit, urlunsplit
+
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -9,7 +9,7 @@ import click
 
 from runyard.cli import render
 from runyard.cli.state import open_ctx_store
-from runyard.core.runlog import DEFAULT_LIST_LIMIT
+from runyard.core.runlog import DEFAULT_LIST_LIMIT, list_page, run_filter
 
 if TYPE_CHECKING:
     from runyard.model import Run
@@ -22,23 +22,34 @@ def run_group() -> None:
 
 @run_group.command("list")
 @click.option(
-    "--status", "statuses", multiple=True, metavar="STATUS",
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
     help="Only runs with this status, e.g. running or failed (repeat: any of them).",
 )
 @click.option(
-    "--tag", "tags", multiple=True, metavar="TAG",
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="TAG",
     help="Only runs with this tag (repeat: all of them).",
 )
 @click.option("--folder", metavar="FOLDER", help="Only runs in FOLDER or below it, like /a/b.")
 @click.option("--name", metavar="TEXT", help="Only runs whose name contains TEXT.")
 @click.option("--kind", metavar="KIND", help="Only runs of this kind, e.g. workflow.")
 @click.option(
-    "--since", metavar="TIME",
+    "--since",
+    metavar="TIME",
     help="Only runs created at or after TIME: 2026-11-01, 2026-11-01T10:00, or an age "
     "like 30m, 1h, 2d.",
 )
 @click.option(
-    "--limit", type=click.IntRange(min=0), default=DEFAULT_LIST_LIMIT, show_default=True,
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    default=DEFAULT_LIST_LIMIT,
+    show_default=True,
     help="Show at most N runs (0: all of them).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
@@ -55,8 +66,6 @@ def list_runs(
     as_json: bool,
 ) -> None:
     """List runs, newest first."""
-    from runyard.core.runlog import list_page, run_filter
-
     wanted = run_filter(
         statuses=statuses, tags=tags, folder=folder, name=name, kind=kind, since=since
     )
@@ -72,6 +81,7 @@ def list_runs(
         ["id", "name", "status", "kind", "folder", "created", "duration", "tags"],
         [run_row(r) for r in runs],
         status_column=2,
+        fold=(4, 7),
     )
 
 
@@ -95,12 +105,20 @@ def run_row(run: Run) -> list[str]:
     "--json", "as_json", is_flag=True, help="Print the whole run log as one JSON document."
 )
 @click.option(
-    "--events", "events_tail", type=click.IntRange(min=0), default=10, show_default=True,
+    "--events",
+    "events_tail",
+    type=click.IntRange(min=0),
+    metavar="N",
+    default=10,
+    show_default=True,
     help="How many of the latest events to include.",
 )
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
-    """Show one run: fields, steps and attempts, metrics, catalog and events."""
+    """Show one run: fields, steps, metrics, catalog, events.
+
+    With --json, print the whole run log as one document (schema 1) for scripts.
+    """
     from runyard.core.runlog import run_log
 
     store = open_ctx_store(ctx)
@@ -118,7 +136,11 @@ def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
 @click.argument("new_name", metavar="NEW")
 @click.pass_context
 def rename(ctx: click.Context, ref: str, new_name: str) -> None:
-    """Give a run a new name (letters, digits, '.', '_' and '-')."""
+    """Give a run a new name.
+
+    A name is letters, digits, '.', '_' and '-', starting with a letter or digit, and unique
+    in the store.
+    """
     from runyard.model import validate
 
     validate.run_name(new_name)
@@ -133,7 +155,11 @@ def rename(ctx: click.Context, ref: str, new_name: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking for confirmation.")
 @click.pass_context
 def delete(ctx: click.Context, ref: str, yes: bool) -> None:
-    """Delete a run and its run log (its blobs stay: other runs may share them)."""
+    """Delete a run and its run log.
+
+    Asks first unless --yes is given; with no terminal to ask on it refuses. The run's blobs
+    stay in the blob store, since other runs may share them.
+    """
     store = open_ctx_store(ctx)
     run = store.find_run(ref)
     if not yes:

@@ -84,20 +84,19 @@ def steps_section(steps: list[Mapping[str, Any]]) -> None:
     if not steps:
         return
     heading("steps")
-    rows = []
+    rows: list[list[str]] = []
     for step in steps:
         attempts = step["attempts"] or [None]
-        for i, attempt in enumerate(attempts):
-            name = step["name"] if i == 0 else ""
-            rows.append(attempt_row(name, step, attempt))
+        rows.extend(attempt_row(step["name"], step, attempt) for attempt in attempts)
     render.table(
-        ["step", "attempt", "status", "started", "duration", "message"], rows, status_column=2
+        ["step", "attempt", "status", "started", "duration", "message"],
+        rows,
+        status_column=2,
+        fold=(0, 5),
     )
 
 
-def attempt_row(
-    name: str, step: Mapping[str, Any], attempt: Mapping[str, Any] | None
-) -> list[str]:
+def attempt_row(name: str, step: Mapping[str, Any], attempt: Mapping[str, Any] | None) -> list[str]:
     if attempt is None:
         return [name, "", step["status"], "", render.duration(step.get("duration")), ""]
     return [
@@ -125,7 +124,7 @@ def metrics_section(metrics: Mapping[str, Mapping[str, Any]]) -> None:
         ]
         for name, m in metrics.items()
     ]
-    render.table(["metric", "count", "last", "last step", "min", "max"], rows)
+    render.table(["metric", "count", "last", "last step", "min", "max"], rows, fold=(0,))
 
 
 def catalog_section(catalog: list[Mapping[str, Any]]) -> None:
@@ -136,7 +135,7 @@ def catalog_section(catalog: list[Mapping[str, Any]]) -> None:
         [a["name"], a["stage"], render.size(a["size"]), a["hash"][:12], a.get("step") or ""]
         for a in catalog
     ]
-    render.table(["artifact", "stage", "size", "hash", "step"], rows)
+    render.table(["artifact", "stage", "size", "hash", "step"], rows, fold=(0, 4))
 
 
 def events_section(events: Mapping[str, Any]) -> None:

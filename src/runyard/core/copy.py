@@ -136,6 +136,17 @@ def status_path(old: Status, new: Status) -> list[Status] | None:
     return None
 
 
+def _timed_path(run: Run, there: Run) -> list[Status]:
+    """The transitions to apply to ``there``; through ``running`` when that is how the source
+    got its ``started`` time, so the copy gets it too."""
+    direct = status_path(there.status, run.status) or []
+    if run.started is None or there.started is not None or Status.RUNNING in direct:
+        return direct
+    first = status_path(there.status, Status.RUNNING)
+    rest = status_path(Status.RUNNING, run.status)
+    return direct if first is None or rest is None else first + rest
+
+
 # -- one run --------------------------------------------------------------------------------
 class _Copier:
     def __init__(self, src: RunStore, dst: RunStore, src_blobs: BlobStore,
@@ -188,8 +199,7 @@ class _Copier:
         return there
 
     def _move_status(self, run: Run, there: Run) -> Run:
-        path = status_path(there.status, run.status) or []
-        for hop in path:
+        for hop in _timed_path(run, there):
             reason = run.status_reason if hop is run.status else None
             there = self.dst.update_status(run.id, hop, reason, expect=there.status,
                                            now=_hop_time(run, hop))

@@ -55,7 +55,8 @@ def run_log(store: RunStore, run: Run, *, events_tail: int = EVENTS_TAIL) -> dic
         "count": len(events),
         "last": [{"time": e.time, "level": e.level, "message": e.message} for e in last],
     }
-    return json_safe(doc)
+    safe: dict[str, Any] = json_safe(doc)
+    return safe
 
 
 def step_entry(step: Step) -> dict[str, Any]:

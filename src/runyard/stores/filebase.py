@@ -159,13 +159,17 @@ class FileStoreBase(StoreHelpers):
         offset: int = 0,
     ) -> list[Run]:
         wanted = filter or RunFilter()
-        entries = [e for e in self._index.snapshot().values() if wanted.matches(e)]
-        found = (self._read_run_or_none(e.id) for e in page(entries, newest_first, limit, offset))
+        chosen = page(self._matching(wanted), newest_first, limit, offset)
+        found = (self._read_run_or_none(entry.id) for entry in chosen)
         return [run for run in found if run is not None and wanted.matches(run)]
 
     def count_runs(self, filter: RunFilter | None = None) -> int:
-        wanted = filter or RunFilter()
-        return sum(1 for e in self._index.snapshot().values() if wanted.matches(e))
+        return len(self._matching(filter or RunFilter()))
+
+    def _matching(self, wanted: RunFilter) -> list[Run]:
+        """Index entries that match, leaving out any whose run has no files."""
+        entries = self._index.snapshot().values()
+        return [e for e in entries if wanted.matches(e) and self._has_run(e.id)]
 
     def update_status(
         self,

@@ -14,7 +14,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-from runyard.errors import NameTaken, RunExists, RunNotFound, StepNotFound, ValidationError
+from runyard.errors import (
+    NameTaken,
+    RunExists,
+    RunNotFound,
+    StepNotFound,
+    StoreError,
+    ValidationError,
+)
 from runyard.model import (
     Artifact,
     Attempt,
@@ -35,12 +42,14 @@ from runyard.model.codec import owner_from_dict
 from runyard.stores.base import MetricSummary, RunFilter, StoreHelpers, checked_new_run
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.sqlschema import (
-    CHILD_TABLES,
     DELETE_TAG,
+    IN_RANGE,
     INSERT_METRIC,
     INSERT_RUN,
     INSERT_TAG,
+    RANGE_TABLES,
     RUN_FIELDS,
+    RUN_TABLES,
     SELECT_RUN,
     SUMMARIES,
     UPDATE_RUN,
@@ -48,6 +57,7 @@ from runyard.stores.sqlschema import (
     Row,
     Tx,
     filter_query,
+    id_range,
     metric_rows,
     row_run,
     run_row,
@@ -56,6 +66,11 @@ from runyard.stores.sqlschema import (
 
 T = TypeVar("T")
 
+APPEND = {
+    "metrics": INSERT_METRIC,
+    "events": "INSERT INTO events (id, time, message, level) VALUES (?, ?, ?, ?)",
+    "logs": "INSERT INTO logs (id, time, text, stream, step) VALUES (?, ?, ?, ?, ?)",
+}
 UPSERT_STEP = """INSERT INTO steps (run_id, name, created, doc) VALUES (?, ?, ?, ?)
     ON CONFLICT (run_id, name) DO UPDATE SET created = excluded.created, doc = excluded.doc"""
 UPSERT_ARTIFACT = """INSERT INTO artifacts (run_id, name, stage, hash, size, time, step, category)
@@ -79,9 +94,12 @@ class SqlStore(StoreHelpers):
             raise RunNotFound(run_id)
         return row_run(row, self.dialect)
 
-    def _require(self, tx: Tx, run_id: str, lock: str = "") -> None:
-        if tx.one(f"SELECT 1 FROM runs WHERE id = ?{lock}", (run_id,)) is None:
+    def _seq(self, tx: Tx, run_id: str, lock: str = "") -> int:
+        """The run's number, which places its rows in the append-only tables."""
+        row = tx.one(f"SELECT seq FROM runs WHERE id = ?{lock}", (run_id,))
+        if row is None:
             raise RunNotFound(run_id)
+        return int(row[0])
 
     def _write(self, tx: Tx, old: Run, new: Run) -> None:
         row = run_row(new, self.dialect)
@@ -111,15 +129,25 @@ class SqlStore(StoreHelpers):
         return result
 
     def _rows(self, sql: str, run_id: str, params: Sequence[Any] = ()) -> list[Row]:
-        """Rows of one run's data (raising ``RunNotFound`` for an unknown run)."""
+        """Rows of one run's data; ``sql`` takes the run id first."""
         with self._transaction(False) as tx:
-            self._require(tx, run_id)
+            self._seq(tx, run_id)
             return tx.all(sql, (run_id, *params))
 
-    def _append(self, sql: str, run_id: str, rows: Sequence[Row]) -> None:
+    def _range_rows(self, sql: str, run_id: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Rows of an append-only table; ``sql`` takes the run's id range first."""
+        with self._transaction(False) as tx:
+            return tx.all(sql, (*id_range(self._seq(tx, run_id)), *params))
+
+    def _append(self, table: str, run_id: str, rows: Callable[[int], list[Row]], n: int) -> None:
+        """Append ``n`` rows, made by ``rows(first_id)``, after the run's last in ``table``."""
         with self._transaction(True) as tx:
-            self._require(tx, run_id, self.dialect.lock_share)
-            tx.many(sql, rows)
+            low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
+            top = tx.one(f"SELECT MAX(id) FROM {table} WHERE {IN_RANGE}", (low, high))
+            first = low if top is None or top[0] is None else int(top[0]) + 1
+            if first + n - 1 > high:
+                raise StoreError(f"run {run_id} has no room for {n} more rows in {table}")
+            tx.many(APPEND[table], rows(first))
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, run: Run) -> Run:
@@ -210,9 +238,11 @@ class SqlStore(StoreHelpers):
 
     def delete_run(self, run_id: str) -> None:
         with self._transaction(True) as tx:
-            self._require(tx, run_id, self.dialect.lock_delete)
-            for table in CHILD_TABLES:
+            ids = id_range(self._seq(tx, run_id, self.dialect.lock_delete))
+            for table in RUN_TABLES:
                 tx.run(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            for table in RANGE_TABLES:
+                tx.run(f"DELETE FROM {table} WHERE {IN_RANGE}", ids)
             tx.run("DELETE FROM runs WHERE id = ?", (run_id,))
 
     # -- steps ------------------------------------------------------------------------------
@@ -229,21 +259,21 @@ class SqlStore(StoreHelpers):
 
     def upsert_step(self, run_id: str, step: Step) -> Step:
         with self._transaction(True) as tx:
-            self._require(tx, run_id, self.dialect.lock_share)
+            self._seq(tx, run_id, self.dialect.lock_share)
             check.step_name(step.name)
             self._store_step(tx, run_id, step)
         return step
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         with self._transaction(True) as tx:
-            self._require(tx, run_id, self.dialect.lock_share)
+            self._seq(tx, run_id, self.dialect.lock_share)
             step = self._step(tx, run_id, step_name, self.dialect.lock_edit).with_attempt(attempt)
             self._store_step(tx, run_id, step)
         return step
 
     def get_step(self, run_id: str, name: str) -> Step:
         with self._transaction(False) as tx:
-            self._require(tx, run_id)
+            self._seq(tx, run_id)
             return self._step(tx, run_id, name)
 
     def get_steps(self, run_id: str) -> list[Step]:
@@ -253,24 +283,24 @@ class SqlStore(StoreHelpers):
 
     # -- metrics, events, logs --------------------------------------------------------------
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        self._append(INSERT_METRIC, run_id, metric_rows(run_id, checked_metrics(metrics)))
+        batch = checked_metrics(metrics)
+        self._append("metrics", run_id, lambda first: metric_rows(first, batch), len(batch))
 
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
-        sql = "SELECT name, value, step, time FROM metrics WHERE run_id = ?"
+        sql = f"SELECT name, value, step, time FROM metrics WHERE {IN_RANGE}"
         if name is None:
-            rows = self._rows(sql + " ORDER BY id", run_id)
+            rows = self._range_rows(sql + " ORDER BY id", run_id)
         else:
-            rows = self._rows(sql + " AND name = ? ORDER BY id", run_id, (name,))
+            rows = self._range_rows(sql + " AND name = ? ORDER BY id", run_id, (name,))
         return [Metric(n, stored_value(v), s, t) for n, v, s, t in rows]
 
     def metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        return sorted((_summary(row) for row in self._rows(SUMMARIES, run_id)),
-                      key=lambda s: s.name)  # fmt: skip
+        summaries = [_summary(row) for row in self._range_rows(SUMMARIES, run_id)]
+        return sorted(summaries, key=lambda s: s.name)
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        rows = [(run_id, *Event(*e)) for e in events]
-        self._append("INSERT INTO events (run_id, time, message, level) VALUES (?, ?, ?, ?)",
-                     run_id, rows)  # fmt: skip
+        rows = [Event(*e) for e in events]
+        self._append("events", run_id, lambda first: _numbered(first, rows), len(rows))
 
     def read_events(
         self, run_id: str, *, since: float | None = None, tail: int | None = None
@@ -279,9 +309,8 @@ class SqlStore(StoreHelpers):
         return [Event(*row) for row in rows]
 
     def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
-        rows = [(run_id, *LogLine(*line)) for line in lines]
-        self._append("INSERT INTO logs (run_id, time, text, stream, step) VALUES (?, ?, ?, ?, ?)",
-                     run_id, rows)  # fmt: skip
+        rows = [LogLine(*line) for line in lines]
+        self._append("logs", run_id, lambda first: _numbered(first, rows), len(rows))
 
     def read_logs(
         self,
@@ -306,20 +335,20 @@ class SqlStore(StoreHelpers):
         """Rows in append order; with ``tail``, only the last ones, read newest first."""
         if since is not None:
             where = {**where, "time >= ?": since}
-        sql = " ".join([select, "WHERE run_id = ?", *(f"AND {c}" for c in where), "ORDER BY id"])
+        sql = " ".join([select, "WHERE", IN_RANGE, *(f"AND {c}" for c in where), "ORDER BY id"])
         if tail is None:
-            return self._rows(sql, run_id, list(where.values()))
-        rows = self._rows(sql + " DESC LIMIT ?", run_id, [*where.values(), max(tail, 0)])
+            return self._range_rows(sql, run_id, list(where.values()))
+        rows = self._range_rows(sql + " DESC LIMIT ?", run_id, [*where.values(), max(tail, 0)])
         return rows[::-1]
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:
         with self._transaction(True) as tx:
-            self._require(tx, run_id, self.dialect.lock_share)
+            self._seq(tx, run_id, self.dialect.lock_share)
             check.artifact_name(artifact.name)
             a = artifact
             row = (run_id, a.name, Stage(a.stage).value, a.hash, a.size, a.time, a.step,
-                   a.category)  # fmt: skip
+                   a.category)
             tx.run(UPSERT_ARTIFACT, row)
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
@@ -328,12 +357,16 @@ class SqlStore(StoreHelpers):
         return [Artifact(n, h, size, Stage(st), t, s, c) for n, h, size, st, t, s, c in rows]
 
 
+def _numbered(first: int, rows: Sequence[tuple[Any, ...]]) -> list[Row]:
+    return [(i, *row) for i, row in enumerate(rows, first)]
+
+
 def _summary(row: Row) -> MetricSummary:
     name, count, last, last_step, low, high, starts_with_nan = row
     if starts_with_nan:
         low = high = None
     return MetricSummary(name, int(count), stored_value(last), last_step,
-                         stored_value(low), stored_value(high))  # fmt: skip
+                         stored_value(low), stored_value(high))
 
 
 def _storable_fields(fields: dict[str, Any]) -> dict[str, Any]:

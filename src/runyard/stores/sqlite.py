@@ -30,7 +30,7 @@ def _load_text(value: Any) -> Any:
 
 SQLITE = Dialect(
     types={"key": "TEXT", "real": "REAL", "int": "INTEGER", "serial": "INTEGER",
-           "json": "TEXT", "without_rowid": " WITHOUT ROWID"},  # fmt: skip
+           "json": "TEXT", "without_rowid": " WITHOUT ROWID"},
     find="instr",
     no_limit="-1",
     lock_share="",  # BEGIN IMMEDIATE already holds the database's write lock

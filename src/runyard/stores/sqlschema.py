@@ -20,15 +20,22 @@ from runyard.stores.base import RunFilter
 SCHEMA_VERSION = 1
 Row = tuple[Any, ...]
 
+# The append-only tables (metrics, events, logs) hold no run id: a row's id is in its run's own
+# range, ``runs.seq * SPAN`` up to the next run's, counting up in append order. Reading a run's
+# rows, its tail, or deleting them is a range scan of the primary key, and appending needs no
+# second index to update (which halves SQLite's insert rate).
+SPAN = 1 << 36  # rows per run and table; 2**27 runs fit in a signed 64-bit id
+MAX_SEQ = (1 << 63) // SPAN - 1
+
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runyard_schema (version INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS runs (
-        id {key} PRIMARY KEY, name {key} NOT NULL UNIQUE, folder TEXT NOT NULL,
-        kind TEXT NOT NULL, status TEXT NOT NULL, status_reason TEXT, description TEXT,
-        created {real} NOT NULL, started {real}, ended {real}, heartbeat {real}, origin TEXT,
-        tags {json} NOT NULL, metadata {json} NOT NULL, parameters {json} NOT NULL,
-        owner {json}, code {json}, environment {json} NOT NULL, config {json} NOT NULL,
-        resources {json} NOT NULL)""",
+        seq {serial} PRIMARY KEY, id {key} NOT NULL UNIQUE, name {key} NOT NULL UNIQUE,
+        folder TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, status_reason TEXT,
+        description TEXT, created {real} NOT NULL, started {real}, ended {real},
+        heartbeat {real}, origin TEXT, tags {json} NOT NULL, metadata {json} NOT NULL,
+        parameters {json} NOT NULL, owner {json}, code {json}, environment {json} NOT NULL,
+        config {json} NOT NULL, resources {json} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id)",
     "CREATE INDEX IF NOT EXISTS runs_folder ON runs (folder, id)",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created)",
@@ -37,28 +44,26 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS run_tags_run ON run_tags (run_id)",
     """CREATE TABLE IF NOT EXISTS steps (run_id {key} NOT NULL, name {key} NOT NULL,
         created {real}, doc {json} NOT NULL, PRIMARY KEY (run_id, name)){without_rowid}""",
-    """CREATE TABLE IF NOT EXISTS metrics (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
-        name {key} NOT NULL, step {int}, value {real}, time {real})""",
-    "CREATE INDEX IF NOT EXISTS metrics_run ON metrics (run_id, name, id)",
-    """CREATE TABLE IF NOT EXISTS events (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
-        time {real}, message TEXT, level TEXT)""",
-    "CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id)",
-    """CREATE TABLE IF NOT EXISTS logs (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
-        step TEXT, stream TEXT, time {real}, text TEXT)""",
-    "CREATE INDEX IF NOT EXISTS logs_run ON logs (run_id, id)",
-    "CREATE INDEX IF NOT EXISTS logs_run_step ON logs (run_id, step, id)",
+    """CREATE TABLE IF NOT EXISTS metrics (id {int} PRIMARY KEY, name {key} NOT NULL,
+        step {int}, value {real}, time {real})""",
+    """CREATE TABLE IF NOT EXISTS events (id {int} PRIMARY KEY, time {real}, message TEXT,
+        level TEXT)""",
+    """CREATE TABLE IF NOT EXISTS logs (id {int} PRIMARY KEY, step TEXT, stream TEXT,
+        time {real}, text TEXT)""",
+    "CREATE INDEX IF NOT EXISTS logs_step ON logs (step, id)",
     """CREATE TABLE IF NOT EXISTS artifacts (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
         name TEXT NOT NULL, stage TEXT NOT NULL, hash TEXT NOT NULL, size {int} NOT NULL,
         time {real}, step TEXT, category TEXT, UNIQUE (run_id, name, stage))""",
 )
-CHILD_TABLES = ("run_tags", "steps", "metrics", "events", "logs", "artifacts")
+RUN_TABLES = ("run_tags", "steps", "artifacts")  # keyed by run_id
+RANGE_TABLES = ("metrics", "events", "logs")  # keyed by the run's id range
 
 RUN_COLUMNS = (
     "id", "name", "folder", "kind", "status", "status_reason", "description", "created",
     "started", "ended", "heartbeat", "origin",
     # the JSON columns, from here on
     "tags", "metadata", "parameters", "owner", "code", "environment", "config", "resources",
-)  # fmt: skip
+)
 FIRST_JSON = RUN_COLUMNS.index("tags")
 RUN_FIELDS = ", ".join("r." + c for c in RUN_COLUMNS)
 SELECT_RUN = f"SELECT {RUN_FIELDS} FROM runs r"
@@ -70,14 +75,15 @@ UPDATE_RUN = (
 )
 INSERT_TAG = "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 DELETE_TAG = "DELETE FROM run_tags WHERE tag = ? AND run_id = ?"
-INSERT_METRIC = "INSERT INTO metrics (run_id, name, step, value, time) VALUES (?, ?, ?, ?, ?)"
+IN_RANGE = "id BETWEEN ? AND ?"
+INSERT_METRIC = "INSERT INTO metrics (id, name, step, value, time) VALUES (?, ?, ?, ?, ?)"
 # count, min, max, last value and step (by highest id), and whether the first value is NaN
 # (stored as NULL): ``summarise`` keeps NaN as min and max when a series starts with it.
-SUMMARIES = """
+SUMMARIES = f"""
     SELECT s.name, s.n, l.value, l.step, s.lo, s.hi, f.value IS NULL
     FROM (SELECT name, COUNT(*) AS n, MIN(value) AS lo, MAX(value) AS hi,
                  MIN(id) AS first_id, MAX(id) AS last_id
-          FROM metrics WHERE run_id = ? GROUP BY name) s
+          FROM metrics WHERE {IN_RANGE} GROUP BY name) s
     JOIN metrics l ON l.id = s.last_id
     JOIN metrics f ON f.id = s.first_id"""
 
@@ -161,12 +167,12 @@ def run_row(run: Run, dialect: Dialect) -> Row:
     """The ``runs`` row of a run, in ``RUN_COLUMNS`` order."""
     owner = owner_to_dict(run.owner) if isinstance(run.owner, Owner) else run.owner
     documents = (sorted(run.tags), run.metadata, run.parameters, owner, run.code,
-                 run.environment, run.config, run.resources)  # fmt: skip
+                 run.environment, run.config, run.resources)
     return (
         run.id, run.name, run.folder, Kind(run.kind).value, Status(run.status).value,
         run.status_reason, run.description, run.created, run.started, run.ended,
         run.heartbeat, run.origin, *(dialect.dump_json(d) for d in documents),
-    )  # fmt: skip
+    )
 
 
 def row_run(row: Row, dialect: Dialect) -> Run:
@@ -176,10 +182,17 @@ def row_run(row: Row, dialect: Dialect) -> Run:
     return run_from_dict(data)
 
 
-def metric_rows(run_id: str, metrics: Sequence[Metric]) -> list[Row]:
+def metric_rows(first_id: int, metrics: Sequence[Metric]) -> list[Row]:
     """Rows for ``INSERT_METRIC``; NaN is stored as NULL (SQLite cannot store it otherwise)."""
-    return [(run_id, m.name, m.step, m.value if m.value == m.value else None, m.time)
-            for m in metrics]  # fmt: skip
+    return [(i, m.name, m.step, m.value if m.value == m.value else None, m.time)
+            for i, m in enumerate(metrics, first_id)]
+
+
+def id_range(seq: int) -> tuple[int, int]:
+    """The first and last row id of the run numbered ``seq`` in the append-only tables."""
+    if not 0 <= seq <= MAX_SEQ:
+        raise StoreError(f"run number {seq} is out of range; this store holds at most {MAX_SEQ}")
+    return seq * SPAN, seq * SPAN + SPAN - 1
 
 
 def stored_value(value: float | None) -> float:
@@ -187,6 +200,9 @@ def stored_value(value: float | None) -> float:
 
 
 # -- filters -----------------------------------------------------------------------------------
+HAS_TAG = "EXISTS (SELECT 1 FROM run_tags x WHERE x.tag = ? AND x.run_id = r.id)"
+
+
 @dataclass(frozen=True)
 class Query:
     """FROM and WHERE of a run listing (the runs table is ``r``), and the column to order by."""
@@ -205,7 +221,7 @@ def filter_query(wanted: RunFilter, dialect: Dialect) -> Query:
         conditions.append("t.tag = ?")
         params.append(tags[0])
         for tag in tags[1:]:
-            conditions.append("EXISTS (SELECT 1 FROM run_tags x WHERE x.tag = ? AND x.run_id = r.id)")
+            conditions.append(HAS_TAG)
             params.append(tag)
     _field_conditions(wanted, dialect, conditions, params)
     source = "run_tags t JOIN runs r ON r.id = t.run_id" if tags else "runs r"

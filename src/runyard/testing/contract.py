@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 import time
 from typing import Any
 
@@ -83,7 +84,7 @@ class RunStoreContract:
 
     def test_unknown_run(self, store: RunStore) -> None:
         missing = make_run().id
-        calls = [
+        calls: list[Callable[[], object]] = [
             lambda: store.get_run(missing),
             lambda: store.get_run_by_name("no-such-run"),
             lambda: store.find_run("no-such-run"),

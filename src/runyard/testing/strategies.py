@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from runyard.model import Kind, Owner, Run, Status, new_id
 
 _TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
     max_size=20,
 )
 _SCALARS = (
@@ -30,7 +30,7 @@ _FOLDER = st.lists(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,8}\Z"), max_siz
 )
 _TIME = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 _TAG = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00\n"),
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cc"]),
     min_size=1,
     max_size=12,
 ).filter(str.strip)
