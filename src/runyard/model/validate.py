@@ -51,7 +51,9 @@ def tag(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("a tag must be a non-empty string")
     if len(value) > MAX_TAG or "\n" in value:
-        raise ValidationError(f"invalid tag {value[:40]!r}: one line of at most {MAX_TAG} characters")
+        raise ValidationError(
+            f"invalid tag {value[:40]!r}: one line of at most {MAX_TAG} characters"
+        )
     return value
 
 

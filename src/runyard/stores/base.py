@@ -176,7 +176,7 @@ class StoreHelpers(ABC):
         except RunNotFound:
             raise RunNotFound(ref) from None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
         """Release connections and handles; the default has none."""
 
     def __enter__(self) -> StoreHelpers:

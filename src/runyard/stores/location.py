@@ -63,12 +63,7 @@ def parse_url(url: str) -> StoreURL:
         )
     if scheme in ("postgresql", "postgres"):
         return StoreURL("postgresql", "postgresql:" + rest, url)
-    if rest.startswith("///"):
-        target = rest[2:]
-    elif rest.startswith("//"):
-        target = rest[2:]
-    else:
-        target = rest
+    target = rest[2:] if rest.startswith("//") else rest
     if scheme != "memory":
         if target in ("", "/"):
             raise ConfigError(f"store URL {url!r} names no path; write it as {scheme}:///PATH")

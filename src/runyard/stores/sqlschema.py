@@ -184,8 +184,8 @@ def row_run(row: Row, dialect: Dialect) -> Run:
 
 def metric_rows(first_id: int, metrics: Sequence[Metric]) -> list[Row]:
     """Rows for ``INSERT_METRIC``; NaN is stored as NULL (SQLite cannot store it otherwise)."""
-    return [(i, m.name, m.step, m.value if m.value == m.value else None, m.time)
-            for i, m in enumerate(metrics, first_id)]
+    return [(i, name, step, value if value == value else None, time)
+            for i, (name, value, step, time) in enumerate(metrics, first_id)]
 
 
 def id_range(seq: int) -> tuple[int, int]:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from runyard.errors import (
     ConflictError,
@@ -231,7 +230,8 @@ class RunStoreContract:
         assert ids(kind=Kind.COMMAND) == {b.id}
         assert ids(created_since=200.0) == {b.id, c.id}
         assert ids(created_until=200.0) == {a.id}
-        assert ids(tags=frozenset({"t1"}), folder="/a/b", status=frozenset({Status.RUNNING})) == {b.id}
+        running = frozenset({Status.RUNNING})
+        assert ids(tags=frozenset({"t1"}), folder="/a/b", status=running) == {b.id}
 
     def test_list_reflects_changes(self, store: RunStore) -> None:
         run = store.create_run(make_run(name="first"))
