@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-pytest_plugins = ["pg_server"]
+pytest_plugins = ["pg_server", "ray_cluster"]
 
 BACKENDS = ["memory", "file", "chunked", "sqlite", "postgresql"]
 

@@ -254,3 +254,15 @@ def test_text_streams_are_refused(blobs: BlobStore) -> None:
     with pytest.raises(ValidationError, match="binary"):
         blobs.put_stream(io.StringIO("text"))  # type: ignore[arg-type]
     assert list(blobs) == []
+
+
+def test_stale_temp_files_are_removed(blobs: BlobStore) -> None:
+    assert blobs.remove_stale_temp() == 0
+    ref = blobs.put_bytes(b"kept")
+    old, young = blobs.root / ".tmp-old", blobs.root / ".tmp-young"
+    old.write_bytes(b"left by a killed writer")
+    young.write_bytes(b"a put in progress")
+    os.utime(old, (1.0, 1.0))
+    assert blobs.remove_stale_temp(older_than=60) == 1
+    assert not old.exists() and young.exists()
+    assert list(blobs) == [ref.digest]

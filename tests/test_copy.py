@@ -18,7 +18,13 @@ import pytest
 
 from runyard.blobs import BlobStore
 from runyard.core import catalog
-from runyard.core.copy import CopyReport, copy_store, copy_store_urls, status_path
+from runyard.core.copy import (
+    CopyReport,
+    copy_run,
+    copy_store,
+    copy_store_urls,
+    status_path,
+)
 from runyard.errors import ConflictError, IntegrityError
 from runyard.model import (
     Artifact,
@@ -228,6 +234,22 @@ def test_destination_only_runs_and_extra_tags_are_kept(tmp_path: Path) -> None:
     assert dst.get_run(run_id).metadata["dst-key"] == 1
 
 
+def test_copy_one_run(tmp_path: Path) -> None:
+    src, dst = open_store(url_for("memory", tmp_path)), open_store(url_for("memory", tmp_path))
+    src_blobs, dst_blobs = BlobStore(tmp_path / "b1"), BlobStore(tmp_path / "b2")
+    first, second = populate(src, src_blobs, 2)
+    assert copy_run(src, dst, src_blobs, dst_blobs, second) == CopyReport(
+        copied=1, blobs_copied=3)
+    assert [r.id for r in dst.list_runs()] == [second]
+    assert snapshot(dst)[second] == snapshot(src)[second]
+    src.append_metrics(second, [Metric("acc", 1.0, 1000, 1.0)])
+    assert copy_run(src, dst, src_blobs, dst_blobs, second) == CopyReport(updated=1)
+    assert snapshot(dst)[second] == snapshot(src)[second]
+    dst.create_run(make_run(name=src.get_run(first).name))
+    with pytest.raises(ConflictError, match=first):
+        copy_run(src, dst, src_blobs, dst_blobs, first)
+
+
 # -- conflicts ----------------------------------------------------------------------------------
 def test_a_different_run_with_the_same_name_is_a_conflict(tmp_path: Path) -> None:
     src, dst = open_store(url_for("memory", tmp_path)), open_store(url_for("memory", tmp_path))
@@ -342,13 +364,13 @@ def test_copy_killed_at_any_moment_completes_on_rerun(tmp_path: Path) -> None:
         populate(src, BlobStore(blob_root(src_url)), 10)
         expected = snapshot(src)
     delay = 0.4
-    while True:  # kill it later and later, until a copy finishes on its own
+    for _ in range(12):  # kill it later and later, until a copy finishes on its own
         proc = run_copy(src_url, dst_url)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         if proc.wait(60) == 0:
             break
-        delay += 0.15
+        delay *= 1.3
     copy_store_urls(src_url, dst_url)
     with opened(dst_url) as dst:
         assert snapshot(dst) == expected

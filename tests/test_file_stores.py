@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runyard.errors import RunNotFound, ValidationError
+from runyard.errors import RunNotFound, StoreError, ValidationError
 from runyard.model import Event, LogLine, Metric, Run, Status, Step, new_id
 from runyard.stores import RunFilter, RunStore, open_store
 
@@ -131,7 +131,7 @@ def test_concurrent_threads_lose_no_update(kind: str, tmp_path: Path) -> None:
 
     def work(worker: int) -> None:
         try:
-            hammer(open_store(store.url), run.id, worker, 40)
+            hammer(store, run.id, worker, 40)  # one store object shared by every thread
         except BaseException as exc:
             errors.append(exc)
 
@@ -156,7 +156,8 @@ def test_names_stay_unique_under_concurrent_creates(kind: str, tmp_path: Path) -
 def run_ids_on_disk(kind: str, root: Path) -> set[str]:
     if kind == "file":
         return {p.stem for p in root.glob("*.json") if p.name != "index.json"}
-    return {p.name for p in root.iterdir() if (p / "RunLog.json").is_file()}
+    folders = [p for p in root.iterdir() if not p.name.startswith(".")]  # .trash-*: deleted
+    return {p.name for p in folders if (p / "RunLog.json").exists()}
 
 
 def check_files_whole(root: Path) -> None:
@@ -285,6 +286,20 @@ def test_an_entry_without_run_files_is_absent(kind: str, tmp_path: Path) -> None
     with pytest.raises(RunNotFound):
         store.get_run_by_name("ghost")
     assert store.create_run(make_run(name="ghost")).name == "ghost"
+
+
+def test_a_damaged_run_log_is_reported_and_left_out_of_the_index(
+    kind: str, tmp_path: Path
+) -> None:
+    store = open_store(url_of(kind, tmp_path))
+    runs = made_runs(store)
+    damaged = tmp_path / (f"{runs[0].id}.json" if kind == "file" else f"{runs[0].id}/RunLog.json")
+    damaged.write_bytes(b'{"run": {"id"')
+    (tmp_path / "index.json").unlink()
+    with pytest.warns(UserWarning, match=runs[0].id):
+        assert store.list_runs(newest_first=False) == runs[1:]
+    with pytest.raises(StoreError, match="not valid JSON"):
+        store.get_run(runs[0].id)
 
 
 # -- file names -----------------------------------------------------------------------------------

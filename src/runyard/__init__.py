@@ -16,15 +16,25 @@ _EXPORTS = {
     "Status": "runyard.model",
     "Kind": "runyard.model",
     "RunyardError": "runyard.errors",
+    "Run": "runyard.tracking",
+    "task": "runyard.engine",
+    "workflow": "runyard.engine",
+    "WorkflowRun": "runyard.engine",
+    "RuntimeConfiguration": "runyard.engine",
 }
 
 if TYPE_CHECKING:
     from runyard.core.runs import create_run
+    from runyard.engine import RuntimeConfiguration, WorkflowRun, task, workflow
     from runyard.errors import RunyardError
     from runyard.model import Kind, Status
     from runyard.stores import RunFilter, open_store
+    from runyard.tracking import Run
 
-__all__ = ["Kind", "RunFilter", "RunyardError", "Status", "__version__", "create_run", "open_store"]
+__all__ = [
+    "Kind", "Run", "RunFilter", "RunyardError", "RuntimeConfiguration", "Status",
+    "WorkflowRun", "__version__", "create_run", "open_store", "task", "workflow",
+]
 
 
 def __getattr__(name: str) -> Any:

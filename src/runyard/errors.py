@@ -9,14 +9,24 @@ wrong and what to do. The CLI prints that line and exits non-zero, with no trace
     ├── MissingDependencyError   an optional package is not installed
     ├── NotFoundError
     │   ├── RunNotFound
+    │   ├── ConfigNotFound       no saved runtime configuration of that name
     │   ├── StepNotFound
-    │   └── BlobNotFound
+    │   ├── BlobNotFound
+    │   ├── CodespecNotFound
+    │   └── BufferNotFound
     ├── ConflictError
     │   ├── NameTaken
     │   ├── RunExists
     │   └── IllegalTransition
     ├── IntegrityError           stored data does not match its hash
-    └── StoreError               a backend failed (I/O, database); wraps the cause
+    ├── StoreError               a backend failed (I/O, database); wraps the cause
+    ├── TrackingError            the tracking client was used out of order
+    │   └── DataLost             logged data could not be written; counts it
+    └── WorkflowError            a workflow run could not be defined, run or read
+        ├── WorkflowDefinitionError  the workflow cannot be traced (empty, cyclic, bad call)
+        ├── WorkflowNotFinished  results asked for before the run ended
+        ├── WorkflowFailed       the run failed, was canceled or lost; says why
+        └── RuntimeUnavailable   a runtime could not start or was used after shutdown
 """
 
 from __future__ import annotations
@@ -59,6 +69,14 @@ class RunNotFound(NotFoundError):
     def __init__(self, ref: str) -> None:
         super().__init__(f"no run with id or name {ref!r}; see `runyard run list`")
         self.ref = ref
+
+
+class ConfigNotFound(NotFoundError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"no runtime configuration named {name!r}; known: {', '.join(known)} "
+            "(see `runyard config list`)"
+        )
 
 
 class StepNotFound(NotFoundError):
@@ -104,3 +122,53 @@ class IntegrityError(RunyardError):
 
 class StoreError(RunyardError):
     """A store backend failed; the cause is chained."""
+
+
+class TrackingError(RunyardError):
+    """The tracking client was used out of order: before ``init``, after ``close``."""
+
+    exit_code = 4
+
+
+class DataLost(TrackingError):
+    """Some logged data could not be written to the store; the message counts what."""
+
+    def __init__(self, message: str, lost: dict[str, int]) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
+class WorkflowError(RunyardError):
+    """A workflow run could not be defined, run or read."""
+
+
+class WorkflowDefinitionError(WorkflowError, ValidationError):
+    """The workflow cannot be traced into a DAG: empty, cyclic, or a non-task use of a result."""
+
+    exit_code = 2
+
+
+class WorkflowNotFinished(WorkflowError):
+    """Results were asked for (without waiting, or past a timeout) before the run ended."""
+
+    exit_code = 4
+
+
+class WorkflowFailed(WorkflowError):
+    """The workflow run failed, was canceled or was lost; the message says why."""
+
+
+class RuntimeUnavailable(WorkflowError):
+    """A runtime could not be started, was used after shutdown, or cannot take a callable."""
+
+
+class CodespecNotFound(NotFoundError):
+    def __init__(self, ref: str, hint: str = "see `runyard codespec list`") -> None:
+        super().__init__(f"no codespec {ref!r}; {hint}")
+        self.ref = ref
+
+
+class BufferNotFound(NotFoundError):
+    def __init__(self, buffer_id: str) -> None:
+        super().__init__(f"no buffer {buffer_id!r}; see `runyard buffer list`")
+        self.buffer_id = buffer_id

@@ -9,11 +9,13 @@ once. Blob files are made read-only: content-addressed data never changes in pla
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +108,19 @@ class BlobStore:
                 digest = fan.name + entry.name
                 if _DIGEST.match(digest) and entry.is_file():
                     yield digest
+
+    def remove_stale_temp(self, older_than: float = 3600.0) -> int:
+        """Delete temporary files left by writers that were killed, if untouched for
+        ``older_than`` seconds (younger ones may belong to a put in progress). Returns how many."""
+        if not self.root.is_dir():
+            return 0
+        cutoff, removed = time.time() - older_than, 0
+        for entry in self.root.glob(TEMP_PREFIX + "*"):
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+        return removed
 
     # -- writing ----------------------------------------------------------------------------
     def put_bytes(self, data: bytes) -> BlobRef:
@@ -214,6 +229,7 @@ class BlobStore:
                 self._copy_checked(source, fd, digest)
                 os.chmod(temp, FETCHED_MODE)
                 os.replace(temp, target)
+                fsync_dir(target.parent)
             except OSError as exc:
                 raise StoreError(f"cannot write {target}: {exc}") from exc
             finally:

@@ -14,9 +14,19 @@ from collections.abc import Sequence
 import click
 
 from runyard import __version__
+from runyard.cli.command_runs import (
+    cancel_command,
+    create_command,
+    exec_command,
+    logs_command,
+    watch_command,
+)
+from runyard.cli.commands import buffer_group, codespec_group
 from runyard.cli.runs import run_group
 from runyard.cli.state import State
 from runyard.cli.store import store_group
+from runyard.cli.tracking import metrics, sync
+from runyard.cli.workflows import config_group, rerun, workflow_group
 from runyard.errors import RunyardError
 
 ABORTED = 130  # the shell's code for a run stopped by ^C
@@ -39,6 +49,15 @@ def cli(ctx: click.Context, store_url: str | None) -> None:
 
 cli.add_command(run_group)
 cli.add_command(store_group)
+cli.add_command(sync)
+cli.add_command(codespec_group)
+cli.add_command(buffer_group)
+for _command in (exec_command, create_command, watch_command, cancel_command, logs_command):
+    run_group.add_command(_command)
+run_group.add_command(metrics)
+cli.add_command(workflow_group)
+cli.add_command(config_group)
+run_group.add_command(rerun)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,7 +69,11 @@ def list_runs(
     wanted = run_filter(
         statuses=statuses, tags=tags, folder=folder, name=name, kind=kind, since=since
     )
-    runs, total = list_page(open_ctx_store(ctx), wanted, limit or None)
+    from runyard.core.liveness import sweep
+
+    store = open_ctx_store(ctx)
+    sweep(store)  # runs whose owner died are listed (and stored) as lost
+    runs, total = list_page(store, wanted, limit or None)
     if total > len(runs):
         render.warn(f"showing {len(runs)} of {total} runs; use --limit")
     if as_json:
@@ -119,10 +123,11 @@ def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
 
     With --json, print the whole run log as one document (schema 1) for scripts.
     """
+    from runyard.core.liveness import refresh
     from runyard.core.runlog import run_log
 
     store = open_ctx_store(ctx)
-    doc = run_log(store, store.find_run(ref), events_tail=events_tail)
+    doc = run_log(store, refresh(store, store.find_run(ref)), events_tail=events_tail)
     if as_json:
         render.emit_json(doc)
     else:

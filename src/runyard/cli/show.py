@@ -14,6 +14,7 @@ def show_run(doc: Mapping[str, Any]) -> None:
     render.fields(summary_fields(doc))
     mapping_section("metadata", doc["metadata"])
     mapping_section("parameters", doc["parameters"])
+    mapping_section("resources", doc.get("resources") or {})
     steps_section(doc["steps"])
     metrics_section(doc["metrics"])
     catalog_section(doc["catalog"])
@@ -37,7 +38,7 @@ def summary_fields(doc: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("ended", render.when(doc.get("ended"))),
         ("duration", render.duration(doc.get("duration"))),
         ("origin", doc.get("origin") or ""),
-        ("code", code_line(doc.get("code"))),
+        ("code", code_line(doc.get("code")) or "none"),
         ("owner", owner_line(doc.get("owner"))),
     ]
 
@@ -98,7 +99,9 @@ def steps_section(steps: list[Mapping[str, Any]]) -> None:
 
 def attempt_row(name: str, step: Mapping[str, Any], attempt: Mapping[str, Any] | None) -> list[str]:
     if attempt is None:
-        return [name, "", step["status"], "", render.duration(step.get("duration")), ""]
+        reused = (step.get("metadata") or {}).get("reused_from")
+        note = f"reused from {reused['run']} {reused['step']}" if reused else ""
+        return [name, "", step["status"], "", render.duration(step.get("duration")), note]
     return [
         name,
         str(attempt["number"]),

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from runyard.blobs import BlobStore
-from runyard.errors import BlobNotFound, ConflictError
+from runyard.errors import BlobNotFound, ConflictError, RunNotFound
 from runyard.model import TRANSITIONS, Artifact, Run, Status
 from runyard.stores import RunStore, blob_root, open_store
 from runyard.stores.base import UPDATABLE
@@ -78,6 +79,28 @@ def copy_store(
         if progress is not None:
             progress(done, len(runs))
     return copier.tally.report()
+
+
+def copy_run(
+    src: RunStore, dst: RunStore, src_blobs: BlobStore, dst_blobs: BlobStore, run_id: str
+) -> CopyReport:
+    """Copy the one run ``run_id`` of ``src`` into ``dst`` as ``copy_store`` would, looking up
+    only that run (and any run holding its name) in the destination."""
+    run = src.get_run(run_id)
+    existing = {r.id: r for r in _holders(dst, run)}
+    check_conflicts(src, dst, [run], existing)
+    copier = _Copier(src, dst, src_blobs, dst_blobs)
+    copier.copy_run(run, existing.get(run.id))
+    return copier.tally.report()
+
+
+def _holders(dst: RunStore, run: Run) -> list[Run]:
+    """The destination's run with ``run``'s id and the one with its name, where they exist."""
+    found = []
+    for lookup, key in ((dst.get_run, run.id), (dst.get_run_by_name, run.name)):
+        with suppress(RunNotFound):
+            found.append(lookup(key))
+    return found
 
 
 def copy_store_urls(src_url: str, dst_url: str, progress: Progress | None = None) -> CopyReport:

@@ -128,6 +128,7 @@ class RunStore(Protocol):
     # steps and attempts
     def upsert_step(self, run_id: str, step: Step) -> Step: ...  # replaces by name
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step: ...
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None: ...  # one batch
     def get_step(self, run_id: str, name: str) -> Step: ...  # StepNotFound
     def get_steps(self, run_id: str) -> list[Step]: ...  # by creation time, then name
 
@@ -164,6 +165,14 @@ class StoreHelpers(ABC):
 
     @abstractmethod
     def get_run_by_name(self, name: str) -> Run: ...
+
+    @abstractmethod
+    def upsert_step(self, run_id: str, step: Step) -> Step: ...
+
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
+        """Upsert several steps; backends that can write them in one transaction do."""
+        for step in steps:
+            self.upsert_step(run_id, step)
 
     def find_run(self, ref: str) -> Run:
         if looks_like_id(ref):

@@ -55,6 +55,7 @@ from runyard.stores.files import (
     fsync_dir,
     read_json,
     read_json_lines,
+    remove_leftovers,
     usable_id,
 )
 
@@ -88,7 +89,7 @@ def decoded(path: Path, rows: list[Any], make: Callable[[Any], R]) -> list[R]:
         raise StoreError(f"{path} holds a malformed record ({exc!r})") from exc
 
 
-class ChunkedStore(FileStoreBase):
+class ChunkedStore(FileStoreBase[RunDoc]):
     scheme = "chunked"
 
     def _folder(self, run_id: str) -> Path:
@@ -139,7 +140,8 @@ class ChunkedStore(FileStoreBase):
             fsync_dir(self.root)
         except OSError as exc:
             raise StoreError(f"cannot remove {folder}: {exc.strerror or exc}") from exc
-        shutil.rmtree(trash, ignore_errors=True)
+        for leftover in [trash, *self.root.glob(".trash-*")]:  # others: from killed deleters
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def _run_ids(self) -> Iterator[str]:
         for entry in os.scandir(self.root):
@@ -147,21 +149,19 @@ class ChunkedStore(FileStoreBase):
                 yield entry.name
 
     # -- steps and attempts -----------------------------------------------------------------
-    def _step_files(self, run_id: str) -> Iterator[Path]:
+    def _step_files(self, run_id: str) -> list[str]:
+        """The names of the run's step files."""
         try:
             names = os.listdir(self._folder(run_id))
         except FileNotFoundError:
             raise RunNotFound(run_id) from None
-        for name in names:
-            if name.startswith("StepLog-") and name.endswith(".json"):
-                yield self._folder(run_id) / name
+        return [n for n in names if n.startswith("StepLog-") and n.endswith(".json")]
 
     def _step_file(self, run_id: str, name: str) -> Path | None:
         prefix = f"StepLog-{step_key(name)}-"
-        for path in self._step_files(run_id):
-            rest = path.name[len(prefix) : -len(".json")]
-            if path.name.startswith(prefix) and rest.isdigit():
-                return path
+        for file_name in self._step_files(run_id):
+            if file_name.startswith(prefix) and file_name[len(prefix) : -5].isdigit():
+                return self._folder(run_id) / file_name
         return None
 
     def _read_step(self, path: Path, run_id: str) -> Step:
@@ -182,6 +182,7 @@ class ChunkedStore(FileStoreBase):
     def upsert_step(self, run_id: str, step: Step) -> Step:
         with self._locked(run_id):
             check.step_name(step.name)
+            remove_leftovers(self._folder(run_id))
             path = self._step_file(run_id, step.name) or self._folder(run_id) / (
                 f"StepLog-{step_key(step.name)}-{created_ns(step)}.json"
             )
@@ -200,7 +201,8 @@ class ChunkedStore(FileStoreBase):
 
     def get_steps(self, run_id: str) -> list[Step]:
         self._require(run_id)
-        steps = [self._read_step(path, run_id) for path in self._step_files(run_id)]
+        folder = self._folder(run_id)
+        steps = [self._read_step(folder / name, run_id) for name in self._step_files(run_id)]
         return sorted(steps, key=lambda s: (s.created, s.name))
 
     # -- append-only files ------------------------------------------------------------------

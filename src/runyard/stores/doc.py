@@ -132,9 +132,25 @@ def apply_status(
 
 
 def checked_metrics(metrics: Sequence[Metric]) -> list[Metric]:
-    """Validate a batch (names and values) before any of it is written."""
-    out = []
+    """Validate a batch (names and values) before any of it is written; values become floats.
+
+    Lean, since every logged value passes here: each distinct name is checked once, and a
+    ``Metric`` whose value already is a float is kept as it is.
+    """
+    out: list[Metric] = []
+    add = out.append
+    names: set[str] = set()
     for m in metrics:
-        check.metric_name(m.name)
-        out.append(Metric(m.name, check.metric_value(m.name, m.value), m.step, m.time))
+        name, value, step, time = m
+        if name.__class__ is not str or name not in names:
+            names.add(check.metric_name(name))
+        if value.__class__ is not float:
+            add(_new_tuple(Metric, (name, check.metric_value(name, value), step, time)))
+        elif m.__class__ is Metric:
+            add(m)
+        else:
+            add(_new_tuple(Metric, (name, value, step, time)))
     return out
+
+
+_new_tuple = tuple.__new__

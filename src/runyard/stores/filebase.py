@@ -11,14 +11,15 @@ is either replaced atomically or append-only.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from filelock import FileLock
 
-from runyard.errors import NameTaken, RunExists, RunNotFound
+from runyard.errors import NameTaken, RunExists, RunNotFound, StoreError
 from runyard.model import Run, Status
 from runyard.model import validate as check
 from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page
@@ -27,19 +28,27 @@ from runyard.stores.fileindex import LOCK_POLL, IndexTable, RunIndex, summary
 from runyard.stores.files import check_id, usable_id
 
 T = TypeVar("T")
+D = TypeVar("D", bound=RunDoc)
 Check = Callable[[IndexTable], None]
 
 
-class FileStoreBase(StoreHelpers):
-    """A store kept as files under one folder, with an index file beside the runs."""
+class FileStoreBase(StoreHelpers, Generic[D]):
+    """A store kept as files under one folder, with an index file beside the runs.
+
+    ``D`` is the document a backend hands to run operations: a ``RunDoc`` holding at least
+    the run (and whatever else of the run log lives in the same file).
+    """
 
     scheme = ""
 
     def __init__(self, path: str | Path, url: str | None = None) -> None:
         self.root = Path(path).expanduser()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store folder {self.root}: {exc.strerror}") from exc
         self.url = url or f"{self.scheme}://{self.root.resolve()}"
-        self._index = RunIndex(self.root, self._read_run_or_none, self._scan_runs)
+        self._index = RunIndex(self.root, self._indexable_run, self._scan_runs)
 
     # -- what a backend provides ------------------------------------------------------------
     @abstractmethod
@@ -53,11 +62,11 @@ class FileStoreBase(StoreHelpers):
         """The stored run record; RunNotFound when it has no files."""
 
     @abstractmethod
-    def _load_doc(self, run_id: str) -> RunDoc:
+    def _load_doc(self, run_id: str) -> D:
         """What run-level operations change (the run, and whatever else is in its file)."""
 
     @abstractmethod
-    def _save_doc(self, doc: RunDoc) -> None: ...
+    def _save_doc(self, doc: D) -> None: ...
 
     @abstractmethod
     def _create_files(self, run: Run) -> None: ...
@@ -78,9 +87,17 @@ class FileStoreBase(StoreHelpers):
         except RunNotFound:
             return None
 
+    def _indexable_run(self, run_id: str) -> Run | None:
+        """The run for the index; a damaged run log is left out (``get_run`` reports it)."""
+        try:
+            return self._read_run_or_none(run_id)
+        except StoreError as exc:
+            warnings.warn(f"run {run_id} is left out of the index: {exc}", stacklevel=2)
+            return None
+
     def _scan_runs(self) -> Iterator[Run]:
         for run_id in self._run_ids():
-            run = self._read_run_or_none(run_id)
+            run = self._indexable_run(run_id)
             if run is not None:
                 yield run
 
@@ -96,7 +113,7 @@ class FileStoreBase(StoreHelpers):
             self._require(run_id)
             yield
 
-    def _change(self, run_id: str, op: Callable[[RunDoc], T], check: Check | None = None) -> T:
+    def _change(self, run_id: str, op: Callable[[D], T], check: Check | None = None) -> T:
         """Apply ``op`` to the run's document under its lock, then write it back."""
         with self._locked(run_id):
             doc = self._load_doc(run_id)
@@ -105,7 +122,7 @@ class FileStoreBase(StoreHelpers):
             self._commit(doc, before, check)
         return result
 
-    def _commit(self, doc: RunDoc, before: dict[str, Any], check: Check | None) -> None:
+    def _commit(self, doc: D, before: dict[str, Any], check: Check | None) -> None:
         if check is None and summary(doc.run) == before:
             self._save_doc(doc)
             return
@@ -204,7 +221,7 @@ class FileStoreBase(StoreHelpers):
     def rename_run(self, run_id: str, new_name: str) -> Run:
         check.run_name(new_name)
 
-        def rename(doc: RunDoc) -> Run:
+        def rename(doc: D) -> Run:
             doc.run = doc.run.replace(name=new_name)
             return doc.run
 

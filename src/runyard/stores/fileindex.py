@@ -33,7 +33,14 @@ from filelock import FileLock
 
 from runyard.errors import StoreError
 from runyard.model import Kind, Run, Status
-from runyard.stores.files import atomic_write_json, fsync_dir, read_json, remove_file, usable_id
+from runyard.stores.files import (
+    atomic_write_json,
+    fsync_dir,
+    read_json,
+    remove_file,
+    remove_leftovers,
+    usable_id,
+)
 
 INDEX_FORMAT = 1
 LOCK_POLL = 0.002  # seconds between attempts on a busy lock
@@ -183,3 +190,4 @@ class RunIndex:
         self.save(table)
         for run_id in stale:
             remove_file(self.pending / run_id)
+        remove_leftovers(self.path.parent, self.path.name)

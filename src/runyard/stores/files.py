@@ -174,3 +174,10 @@ def remove_file(path: Path) -> None:
         path.unlink(missing_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+
+
+def remove_leftovers(folder: Path, name: str = "*") -> None:
+    """Remove the temp files of killed writers of ``name``; only call it holding their lock."""
+    for leftover in folder.glob(f".tmp-{name}-*"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()

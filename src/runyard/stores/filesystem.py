@@ -11,12 +11,24 @@ may be waiting on would let two writers in at once.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runyard.errors import RunNotFound, StoreError
-from runyard.model import Artifact, Attempt, Event, LogLine, Metric, Run, Step
+from runyard.model import (
+    Artifact,
+    Attempt,
+    Event,
+    LogLine,
+    Metric,
+    Run,
+    Step,
+    artifact_to_dict,
+    run_to_dict,
+    step_to_dict,
+)
 from runyard.stores.base import MetricSummary, summarise, tail_since
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.filebase import FileStoreBase
@@ -25,15 +37,82 @@ from runyard.stores.files import (
     fsync_dir,
     read_json,
     remove_file,
+    remove_leftovers,
     usable_id,
 )
 
+SECTIONS = ("steps", "metrics", "events", "logs", "artifacts")
 
-class FileStore(FileStoreBase):
+
+@dataclass
+class LogDoc(RunDoc):
+    """A run log being changed: the run, plus only the parts the operation touches.
+
+    ``raw`` is the log as read (``RunDoc.to_dict()`` form); the operation runs on this
+    ``RunDoc`` (whose lists start empty and whose steps hold at most the step it names), and
+    ``merged`` writes the result back into ``raw``. So a change costs one parse and one dump of
+    the file, not the decoding of every step and metric in it.
+    """
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def with_step(self, name: str) -> LogDoc:
+        self.steps.update(RunDoc.from_dict(only_step(self.raw, name)).steps)
+        return self
+
+    def merged(self) -> dict[str, Any]:
+        raw: dict[str, Any] = {section: list(self.raw.get(section, ())) for section in SECTIONS}
+        raw["run"] = run_to_dict(self.run)
+        if self.steps:
+            for step in self.steps.values():
+                put_entry(raw["steps"], step_to_dict(step), ("name",))
+            raw["steps"].sort(key=lambda s: (s["created"], s["name"]))  # as RunDoc.to_dict does
+        raw["metrics"].extend(list(m) for m in self.metrics)
+        raw["events"].extend(list(e) for e in self.events)
+        raw["logs"].extend(list(line) for line in self.logs)
+        for artifact in self.artifacts.values():
+            put_entry(raw["artifacts"], artifact_to_dict(artifact), ("name", "stage"))
+        return raw
+
+
+def only_step(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"run": raw["run"], "steps": [s for s in raw.get("steps", ()) if s["name"] == name]}
+
+
+def put_entry(entries: list[dict[str, Any]], entry: dict[str, Any], key: tuple[str, ...]) -> None:
+    """Replace the entry with the same key in place (keeping its position), or append it."""
+    for i, old in enumerate(entries):
+        if all(old[k] == entry[k] for k in key):
+            entries[i] = entry
+            return
+    entries.append(entry)
+
+
+class FileStore(FileStoreBase[LogDoc]):
     scheme = "file"
 
     def _file(self, run_id: str) -> Path:
         return self.root / f"{run_id}.json"
+
+    def _raw(self, run_id: str) -> dict[str, Any]:
+        if not usable_id(run_id):
+            raise RunNotFound(run_id)
+        path = self._file(run_id)
+        try:
+            raw = read_json(path)
+        except FileNotFoundError:
+            raise RunNotFound(run_id) from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("run"), dict):
+            raise StoreError(f"run log {path} is malformed (no run record)")
+        return raw
+
+    def _read(self, run_id: str, *sections: str, raw: dict[str, Any] | None = None) -> RunDoc:
+        """The run with only the sections asked for decoded."""
+        raw = self._raw(run_id) if raw is None else raw
+        try:
+            return RunDoc.from_dict({"run": raw["run"], **{s: raw.get(s, []) for s in sections}})
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"run log {self._file(run_id)} is malformed ({exc!r})") from exc
 
     # -- the backend primitives -------------------------------------------------------------
     def _lock_path(self, run_id: str) -> Path:
@@ -43,31 +122,22 @@ class FileStore(FileStoreBase):
         return self._file(run_id).is_file()
 
     def _read_run(self, run_id: str) -> Run:
-        return self._load_doc(run_id).run
+        return self._read(run_id).run
 
-    def _load_doc(self, run_id: str) -> RunDoc:
-        if not usable_id(run_id):
-            raise RunNotFound(run_id)
-        path = self._file(run_id)
-        try:
-            return RunDoc.from_dict(read_json(path))
-        except FileNotFoundError:
-            raise RunNotFound(run_id) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StoreError(f"run log {path} is malformed ({exc!r})") from exc
+    def _load_doc(self, run_id: str) -> LogDoc:
+        raw = self._raw(run_id)
+        return LogDoc(self._read(run_id, raw=raw).run, raw=raw)
 
-    def _save_doc(self, doc: RunDoc) -> None:
-        atomic_write_json(self._file(doc.run.id), doc.to_dict())
+    def _save_doc(self, doc: LogDoc) -> None:
+        atomic_write_json(self._file(doc.run.id), doc.merged())
 
     def _create_files(self, run: Run) -> None:
-        self._save_doc(RunDoc(run))
+        atomic_write_json(self._file(run.id), RunDoc(run).to_dict())
 
     def _delete_files(self, run_id: str) -> None:
         remove_file(self._file(run_id))
         fsync_dir(self.root)
-        for leftover in self.root.glob(f".tmp-{run_id}.json-*"):  # from killed writers
-            with contextlib.suppress(OSError):
-                leftover.unlink()
+        remove_leftovers(self.root, self._file(run_id).name)
 
     def _run_ids(self) -> Iterator[str]:
         for path in self.root.glob("*.json"):
@@ -79,13 +149,15 @@ class FileStore(FileStoreBase):
         return self._change(run_id, lambda d: d.upsert_step(step))
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
-        return self._change(run_id, lambda d: d.upsert_attempt(step_name, attempt))
+        return self._change(
+            run_id, lambda d: d.with_step(step_name).upsert_attempt(step_name, attempt)
+        )
 
     def get_step(self, run_id: str, name: str) -> Step:
-        return self._load_doc(run_id).step(name)
+        return self._read(run_id, "steps", raw=only_step(self._raw(run_id), name)).step(name)
 
     def get_steps(self, run_id: str) -> list[Step]:
-        return self._load_doc(run_id).ordered_steps()
+        return self._read(run_id, "steps").ordered_steps()
 
     # -- metrics, events, logs --------------------------------------------------------------
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
@@ -93,11 +165,11 @@ class FileStore(FileStoreBase):
         self._change(run_id, lambda d: d.metrics.extend(batch))
 
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
-        metrics = self._load_doc(run_id).metrics
+        metrics = self._read(run_id, "metrics").metrics
         return [m for m in metrics if name is None or m.name == name]
 
     def metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        return summarise(self._load_doc(run_id).metrics)
+        return summarise(self._read(run_id, "metrics").metrics)
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         batch = [Event(*e) for e in events]
@@ -106,7 +178,7 @@ class FileStore(FileStoreBase):
     def read_events(
         self, run_id: str, *, since: float | None = None, tail: int | None = None
     ) -> list[Event]:
-        return tail_since(self._load_doc(run_id).events, since, tail)
+        return tail_since(self._read(run_id, "events").events, since, tail)
 
     def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
         batch = [LogLine(*line) for line in lines]
@@ -120,12 +192,12 @@ class FileStore(FileStoreBase):
         since: float | None = None,
         tail: int | None = None,
     ) -> list[LogLine]:
-        lines = [x for x in self._load_doc(run_id).logs if step is None or x.step == step]
-        return tail_since(lines, since, tail)
+        logs = self._read(run_id, "logs").logs
+        return tail_since([x for x in logs if step is None or x.step == step], since, tail)
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:
         self._change(run_id, lambda d: d.add_artifact(artifact))
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
-        return list(self._load_doc(run_id).artifacts.values())
+        return list(self._read(run_id, "artifacts").artifacts.values())

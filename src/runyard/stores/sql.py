@@ -40,11 +40,11 @@ from runyard.model import (
 from runyard.model import validate as check
 from runyard.model.codec import owner_from_dict
 from runyard.stores.base import MetricSummary, RunFilter, StoreHelpers, checked_new_run
-from runyard.stores.doc import RunDoc, checked_metrics
+from runyard.stores.doc import RunDoc
 from runyard.stores.sqlschema import (
+    APPEND,
     DELETE_TAG,
     IN_RANGE,
-    INSERT_METRIC,
     INSERT_RUN,
     INSERT_TAG,
     RANGE_TABLES,
@@ -58,19 +58,15 @@ from runyard.stores.sqlschema import (
     Tx,
     filter_query,
     id_range,
-    metric_rows,
+    metric_values,
     row_run,
+    row_values,
     run_row,
     stored_value,
 )
 
 T = TypeVar("T")
 
-APPEND = {
-    "metrics": INSERT_METRIC,
-    "events": "INSERT INTO events (id, time, message, level) VALUES (?, ?, ?, ?)",
-    "logs": "INSERT INTO logs (id, time, text, stream, step) VALUES (?, ?, ?, ?, ?)",
-}
 UPSERT_STEP = """INSERT INTO steps (run_id, name, created, doc) VALUES (?, ?, ?, ?)
     ON CONFLICT (run_id, name) DO UPDATE SET created = excluded.created, doc = excluded.doc"""
 UPSERT_ARTIFACT = """INSERT INTO artifacts (run_id, name, stage, hash, size, time, step, category)
@@ -95,7 +91,10 @@ class SqlStore(StoreHelpers):
         return row_run(row, self.dialect)
 
     def _seq(self, tx: Tx, run_id: str, lock: str = "") -> int:
-        """The run's number, which places its rows in the append-only tables."""
+        """The run's number, which places its rows in the append-only tables.
+
+        Also how an operation checks that the run exists and, given a ``lock``, locks its row.
+        """
         row = tx.one(f"SELECT seq FROM runs WHERE id = ?{lock}", (run_id,))
         if row is None:
             raise RunNotFound(run_id)
@@ -139,25 +138,31 @@ class SqlStore(StoreHelpers):
         with self._transaction(False) as tx:
             return tx.all(sql, (*id_range(self._seq(tx, run_id)), *params))
 
-    def _append(self, table: str, run_id: str, rows: Callable[[int], list[Row]], n: int) -> None:
-        """Append ``n`` rows, made by ``rows(first_id)``, after the run's last in ``table``."""
+    def _append(self, table: str, run_id: str, flat: list[Any]) -> None:
+        """Append rows (``row_values``) to ``table``, numbered on from the run's last row there.
+
+        With the run's row locked (PostgreSQL) or the database's write lock held (SQLite), so
+        two writers never take the same ids.
+        """
+        width = len(APPEND[table])
+        count = len(flat) // width
         with self._transaction(True) as tx:
             low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
             top = tx.one(f"SELECT MAX(id) FROM {table} WHERE {IN_RANGE}", (low, high))
             first = low if top is None or top[0] is None else int(top[0]) + 1
-            if first + n - 1 > high:
-                raise StoreError(f"run {run_id} has no room for {n} more rows in {table}")
-            tx.many(APPEND[table], rows(first))
+            if first + count - 1 > high:
+                raise StoreError(f"run {run_id} has no room for {count} more rows in {table}")
+            flat[::width] = range(first, first + count)
+            tx.append(table, flat)
 
     # -- runs -------------------------------------------------------------------------------
     def create_run(self, run: Run) -> Run:
         run = checked_new_run(run)
         row = run_row(run, self.dialect)
         with self._transaction(True) as tx:
-            if tx.one("SELECT 1 FROM runs WHERE id = ?", (run.id,)) is not None:
-                raise RunExists(run.id)
-            if tx.one("SELECT 1 FROM runs WHERE name = ?", (run.name,)) is not None:
-                raise NameTaken(run.name)
+            taken = tx.all("SELECT id FROM runs WHERE id = ? OR name = ?", (run.id, run.name))
+            if taken:
+                raise RunExists(run.id) if (run.id,) in taken else NameTaken(run.name)
             with self._unique(run):
                 tx.run(INSERT_RUN, row)
             tx.many(INSERT_TAG, [(t, run.id) for t in sorted(run.tags)])
@@ -238,7 +243,9 @@ class SqlStore(StoreHelpers):
 
     def delete_run(self, run_id: str) -> None:
         with self._transaction(True) as tx:
-            ids = id_range(self._seq(tx, run_id, self.dialect.lock_delete))
+            run = self._load(tx, run_id, self.dialect.lock_delete)
+            ids = id_range(self._seq(tx, run_id))
+            tx.many(DELETE_TAG, [(t, run_id) for t in sorted(run.tags)])
             for table in RUN_TABLES:
                 tx.run(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             for table in RANGE_TABLES:
@@ -264,6 +271,16 @@ class SqlStore(StoreHelpers):
             self._store_step(tx, run_id, step)
         return step
 
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
+        """All of ``steps`` in one write transaction (a workflow records task runs in batches)."""
+        for step in steps:
+            check.step_name(step.name)
+        with self._transaction(True) as tx:
+            self._seq(tx, run_id, self.dialect.lock_share)
+            docs = [self.dialect.dump_json(step_to_dict(step)) for step in steps]
+            tx.many(UPSERT_STEP, [(run_id, s.name, s.created, d) for s, d in zip(steps, docs,
+                                                                                 strict=True)])
+
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         with self._transaction(True) as tx:
             self._seq(tx, run_id, self.dialect.lock_share)
@@ -283,8 +300,7 @@ class SqlStore(StoreHelpers):
 
     # -- metrics, events, logs --------------------------------------------------------------
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        batch = checked_metrics(metrics)
-        self._append("metrics", run_id, lambda first: metric_rows(first, batch), len(batch))
+        self._append("metrics", run_id, metric_values(metrics))
 
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
         sql = f"SELECT name, value, step, time FROM metrics WHERE {IN_RANGE}"
@@ -299,8 +315,7 @@ class SqlStore(StoreHelpers):
         return sorted(summaries, key=lambda s: s.name)
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        rows = [Event(*e) for e in events]
-        self._append("events", run_id, lambda first: _numbered(first, rows), len(rows))
+        self._append("events", run_id, row_values([Event(*e) for e in events]))
 
     def read_events(
         self, run_id: str, *, since: float | None = None, tail: int | None = None
@@ -309,8 +324,7 @@ class SqlStore(StoreHelpers):
         return [Event(*row) for row in rows]
 
     def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
-        rows = [LogLine(*line) for line in lines]
-        self._append("logs", run_id, lambda first: _numbered(first, rows), len(rows))
+        self._append("logs", run_id, row_values([LogLine(*line) for line in lines]))
 
     def read_logs(
         self,
@@ -355,10 +369,6 @@ class SqlStore(StoreHelpers):
         sql = "SELECT name, hash, size, stage, time, step, category FROM artifacts"
         rows = self._rows(sql + " WHERE run_id = ? ORDER BY id", run_id)
         return [Artifact(n, h, size, Stage(st), t, s, c) for n, h, size, st, t, s, c in rows]
-
-
-def _numbered(first: int, rows: Sequence[tuple[Any, ...]]) -> list[Row]:
-    return [(i, *row) for i, row in enumerate(rows, first)]
 
 
 def _summary(row: Row) -> MetricSummary:

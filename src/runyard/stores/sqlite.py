@@ -99,3 +99,4 @@ class SqliteStore(SqlStore):
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
+

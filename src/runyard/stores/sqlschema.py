@@ -10,10 +10,13 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from itertools import chain
 from typing import Any
 
 from runyard.errors import StoreError, ValidationError
 from runyard.model import Kind, Metric, Owner, Run, Status, run_from_dict
+from runyard.model import validate as check
 from runyard.model.codec import owner_to_dict
 from runyard.stores.base import RunFilter
 
@@ -27,11 +30,12 @@ Row = tuple[Any, ...]
 SPAN = 1 << 36  # rows per run and table; 2**27 runs fit in a signed 64-bit id
 MAX_SEQ = (1 << 63) // SPAN - 1
 
+# {key}: text compared by code point (ids, names, folders, tags sort as in Python)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runyard_schema (version INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS runs (
         seq {serial} PRIMARY KEY, id {key} NOT NULL UNIQUE, name {key} NOT NULL UNIQUE,
-        folder TEXT NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, status_reason TEXT,
+        folder {key} NOT NULL, kind TEXT NOT NULL, status TEXT NOT NULL, status_reason TEXT,
         description TEXT, created {real} NOT NULL, started {real}, ended {real},
         heartbeat {real}, origin TEXT, tags {json} NOT NULL, metadata {json} NOT NULL,
         parameters {json} NOT NULL, owner {json}, code {json}, environment {json} NOT NULL,
@@ -41,7 +45,6 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created)",
     """CREATE TABLE IF NOT EXISTS run_tags (tag {key} NOT NULL, run_id {key} NOT NULL,
         PRIMARY KEY (tag, run_id)){without_rowid}""",
-    "CREATE INDEX IF NOT EXISTS run_tags_run ON run_tags (run_id)",
     """CREATE TABLE IF NOT EXISTS steps (run_id {key} NOT NULL, name {key} NOT NULL,
         created {real}, doc {json} NOT NULL, PRIMARY KEY (run_id, name)){without_rowid}""",
     """CREATE TABLE IF NOT EXISTS metrics (id {int} PRIMARY KEY, name {key} NOT NULL,
@@ -55,7 +58,7 @@ SCHEMA = (
         name TEXT NOT NULL, stage TEXT NOT NULL, hash TEXT NOT NULL, size {int} NOT NULL,
         time {real}, step TEXT, category TEXT, UNIQUE (run_id, name, stage))""",
 )
-RUN_TABLES = ("run_tags", "steps", "artifacts")  # keyed by run_id
+RUN_TABLES = ("steps", "artifacts")  # keyed by run_id (run_tags are deleted tag by tag)
 RANGE_TABLES = ("metrics", "events", "logs")  # keyed by the run's id range
 
 RUN_COLUMNS = (
@@ -76,7 +79,12 @@ UPDATE_RUN = (
 INSERT_TAG = "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 DELETE_TAG = "DELETE FROM run_tags WHERE tag = ? AND run_id = ?"
 IN_RANGE = "id BETWEEN ? AND ?"
-INSERT_METRIC = "INSERT INTO metrics (id, name, step, value, time) VALUES (?, ?, ?, ?, ?)"
+APPEND = {  # the columns of the append-only tables, id first
+    "metrics": ("id", "name", "step", "value", "time"),
+    "events": ("id", "time", "message", "level"),
+    "logs": ("id", "time", "text", "stream", "step"),
+}
+ROWS_PER_INSERT = 200  # multi-row INSERTs: half the cost per row of executemany in SQLite
 # count, min, max, last value and step (by highest id), and whether the first value is NaN
 # (stored as NULL): ``summarise`` keeps NaN as min and max when a series starts with it.
 SUMMARIES = f"""
@@ -105,18 +113,22 @@ class Dialect:
     placeholder: str = "?"
 
     def sql(self, text: str) -> str:
-        if self.placeholder == "?":
-            return text
-        return text.replace("%", "%%").replace("?", self.placeholder)
+        return text if self.placeholder == "?" else _translate(text, self.placeholder)
 
     def schema(self) -> list[str]:
         return [statement.format(**self.types) for statement in SCHEMA]
 
+    @cached_property
+    def _encoder(self) -> json.JSONEncoder:
+        return json.JSONEncoder(allow_nan=self.allow_nan, separators=(",", ":"))
+
     def dump_json(self, value: Any) -> str | None:
         if value is None:
             return None
+        if not value and isinstance(value, dict):
+            return "{}"
         try:
-            return json.dumps(value, allow_nan=self.allow_nan, separators=(",", ":"))
+            return self._encoder.encode(value)
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"cannot store {value!r:.60}: not plain JSON ({exc})") from None
 
@@ -144,6 +156,29 @@ class Tx:
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
             self.cursor.executemany(self.dialect.sql(sql), rows)
+
+    def append(self, table: str, flat: list[Any]) -> None:
+        """Insert rows of ``APPEND[table]`` given one after another in one flat list."""
+        width = len(APPEND[table])
+        chunk = ROWS_PER_INSERT * width
+        whole = len(flat) // chunk * chunk
+        full = _values_sql(table, ROWS_PER_INSERT)
+        self.many(full, [flat[at : at + chunk] for at in range(0, whole, chunk)])
+        if whole < len(flat):
+            self.run(_values_sql(table, (len(flat) - whole) // width), flat[whole:])
+
+
+@lru_cache(maxsize=256)
+def _translate(text: str, placeholder: str) -> str:
+    return text.replace("%", "%%").replace("?", placeholder)
+
+
+@lru_cache(maxsize=64)
+def _values_sql(table: str, rows: int) -> str:
+    """``INSERT INTO table (...) VALUES (?, ...), ...`` for ``rows`` rows."""
+    columns = APPEND[table]
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * rows)
 
 
 def ensure_schema(tx: Tx) -> None:
@@ -182,10 +217,26 @@ def row_run(row: Row, dialect: Dialect) -> Run:
     return run_from_dict(data)
 
 
-def metric_rows(first_id: int, metrics: Sequence[Metric]) -> list[Row]:
-    """Rows for ``INSERT_METRIC``; NaN is stored as NULL (SQLite cannot store it otherwise)."""
-    return [(i, name, step, value if value == value else None, time)
-            for i, (name, value, step, time) in enumerate(metrics, first_id)]
+def metric_values(metrics: Sequence[Metric]) -> list[Any]:
+    """A batch checked as ``doc.checked_metrics`` checks it, as flat rows for ``Tx.append``
+    (ids still 0), in one pass since every logged value comes through here: each distinct name
+    once, and values that are not floats. NaN is stored as NULL (as SQLite stores it anyway).
+    """
+    flat: list[Any] = []
+    add = flat.extend
+    names: set[str] = set()
+    for name, value, step, time in metrics:
+        if name.__class__ is not str or name not in names:
+            names.add(check.metric_name(name))
+        if value.__class__ is not float:
+            value = check.metric_value(name, value)
+        add((0, name, step, value if value == value else None, time))
+    return flat
+
+
+def row_values(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Rows as flat rows for ``Tx.append``, ids still 0."""
+    return list(chain.from_iterable([(0, *row) for row in rows]))
 
 
 def id_range(seq: int) -> tuple[int, int]:
@@ -237,9 +288,9 @@ def _field_conditions(
         conditions.append(f"r.status IN ({', '.join('?' * len(statuses))})")
         params.extend(statuses)
     if wanted.folder is not None and wanted.folder != "/":
-        prefix = wanted.folder + "/"
-        conditions.append("(r.folder = ? OR substr(r.folder, 1, ?) = ?)")
-        params.extend((wanted.folder, len(prefix), prefix))
+        # below the folder: from "<folder>/" up to "<folder>0" ('0' follows '/'), by code point
+        conditions.append("(r.folder = ? OR (r.folder >= ? AND r.folder < ?))")
+        params.extend((wanted.folder, wanted.folder + "/", wanted.folder + "0"))
     if wanted.name is not None:  # a plain substring test: no LIKE wildcards to escape
         conditions.append(f"{dialect.find}(r.name, ?) > 0")
         params.append(wanted.name)

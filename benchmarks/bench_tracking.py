@@ -1,0 +1,169 @@
+"""The tracking client: cost per ``log_metrics`` call, a million values end to end, many runs.
+
+Budgets:
+  * ``log_metrics`` with one value: median <= 2 us per call in the caller;
+  * 1,000,000 values logged and flushed to ``sqlite:`` in <= 3 s end to end (>= 330,000
+    values/s), with peak memory growth <= 200 MB;
+  * creating, using and closing 1,000 runs in a loop: >= 200 runs/s on ``sqlite:``.
+Each figure is printed beside two baselines doing the same work in plain Python, measured in
+the same run: appending the values to a list, and writing them as JSON lines to a file.
+The end-to-end scenarios run in a fresh child process each, so peak memory is theirs alone.
+Run: ``.venv/bin/python benchmarks/bench_tracking.py``
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from runyard import Run
+
+CALLS = 200_000
+CHUNK = 100  # calls timed together; the median is over chunks
+VALUES = 1_000_000
+RUNS = 1_000
+QUIET = {"heartbeat_interval": None, "resources_interval": None}
+
+
+def per_call_median(call: Any, n: int) -> float:
+    """Median seconds per call, timing ``CHUNK`` calls at a time."""
+    clock = time.perf_counter
+    samples = []
+    for start in range(0, n, CHUNK):
+        begin = clock()
+        for i in range(start, start + CHUNK):
+            call(i)
+        samples.append((clock() - begin) / CHUNK)
+    return statistics.median(samples)
+
+
+def bench_call(folder: Path) -> dict[str, float]:
+    values = [1.0 / (i + 1) for i in range(CALLS)]
+    listed: list[Any] = []
+    with open(folder / "calls.jsonl", "w", encoding="utf-8") as out:
+        baseline_list = per_call_median(lambda i: listed.append((values[i], i)), CALLS)
+        baseline_json = per_call_median(
+            lambda i: out.write(json.dumps({"loss": values[i], "step": i}) + "\n"), CALLS)
+    with Run(f"sqlite://{folder}/calls.db", **QUIET) as run:
+        run.init(name="per-call")
+        log = run.log_metrics
+        measured = per_call_median(lambda i: log({"loss": values[i]}, step=i), CALLS)
+    return {"log_metrics": measured, "list": baseline_list, "jsonl": baseline_json}
+
+
+# -- one million values, in a child process ----------------------------------------------------
+def scenario(kind: str, width: int, folder: str) -> dict[str, float]:
+    """Log ``VALUES`` values as ``VALUES // width`` calls of ``width`` values each."""
+    names = [f"m{i}" for i in range(width)]
+    calls = VALUES // width
+    rss_before = _rss_bytes()
+    start = time.perf_counter()
+    if kind == "runyard":
+        with Run(f"sqlite://{folder}/million-{width}.db", **QUIET) as run:
+            run.init()
+            for step in range(calls):
+                run.log_metrics({name: step * 0.5 for name in names}, step=step)
+    elif kind == "list":
+        kept: list[Any] = []
+        for step in range(calls):
+            kept.append(({name: step * 0.5 for name in names}, step, time.time()))
+    else:
+        with open(Path(folder) / f"million-{width}.jsonl", "w", encoding="utf-8") as out:
+            for step in range(calls):
+                row = {name: step * 0.5 for name in names}
+                out.write(json.dumps({"values": row, "step": step, "time": time.time()}) + "\n")
+    elapsed = time.perf_counter() - start
+    return {"seconds": elapsed, "growth_mb": max(0, _rss_bytes("VmHWM") - rss_before) / 1e6}
+
+
+def _rss_bytes(field: str = "VmRSS") -> int:
+    """Resident memory now (``VmRSS``) or at its peak so far (``VmHWM``), from /proc."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def in_child(*args: str) -> dict[str, float]:
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          check=True)
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+# -- a thousand runs ---------------------------------------------------------------------------
+def bench_runs(folder: Path) -> dict[str, float]:
+    url = f"sqlite://{folder}/runs.db"
+    Run(url, **QUIET).init(name="warm-up").close()  # open the store and read git once
+    start = time.perf_counter()
+    for i in range(RUNS):
+        with Run(url, **QUIET) as run:
+            run.init(metadata={"index": i}, tags=["loop"])
+            for step in range(10):
+                run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+            run.log_event("done")
+    measured = time.perf_counter() - start
+    start = time.perf_counter()
+    kept = [{"index": i, "tags": ["loop"], "metrics": [1.0 / (s + 1) for s in range(10)],
+             "events": ["done"]} for i in range(RUNS)]
+    listed = time.perf_counter() - start
+    start = time.perf_counter()
+    with open(folder / "runs.jsonl", "w", encoding="utf-8") as out:
+        for row in kept:
+            out.write(json.dumps(row) + "\n")
+    jsonl = time.perf_counter() - start
+    return {"runyard": measured, "list": listed, "jsonl": jsonl}
+
+
+def report_call(figures: dict[str, float]) -> None:
+    print(f"log_metrics with one value, median per call over {CALLS:,} calls")
+    print(f"  runyard Run.log_metrics      {figures['log_metrics'] * 1e6:8.3f} us")
+    print(f"  baseline: list append        {figures['list'] * 1e6:8.3f} us")
+    print(f"  baseline: JSON lines write   {figures['jsonl'] * 1e6:8.3f} us")
+    verdict = "meets" if figures["log_metrics"] <= 2e-6 else "MISSES"
+    print(f"  budget <= 2 us: {verdict}")
+
+
+def report_million(width: int, folder: str) -> None:
+    print(f"{VALUES:,} values as {VALUES // width:,} calls of {width}, end to end")
+    ours = in_child("scenario", "runyard", str(width), folder)
+    for label, kind in (("runyard Run -> sqlite:", "runyard"), ("baseline: list append", "list"),
+                        ("baseline: JSON lines file", "jsonl")):
+        got = ours if kind == "runyard" else in_child("scenario", kind, str(width), folder)
+        rate = VALUES / got["seconds"]
+        print(f"  {label:<27}{got['seconds']:7.2f} s {rate:>12,.0f} values/s "
+              f"  peak growth {got['growth_mb']:6.1f} MB")
+    verdict = "meets" if ours["seconds"] <= 3 and ours["growth_mb"] <= 200 else "MISSES"
+    print(f"  budget <= 3 s and <= 200 MB: {verdict}")
+
+
+def report_runs(figures: dict[str, float]) -> None:
+    print(f"create, use (10 metrics, 1 event) and close {RUNS:,} runs")
+    for label, key in (("runyard Run on sqlite:", "runyard"), ("baseline: dicts in a list", "list"),
+                       ("baseline: JSON lines file", "jsonl")):
+        print(f"  {label:<27}{RUNS / figures[key]:>12,.0f} runs/s ({figures[key]:.3f} s)")
+    verdict = "meets" if RUNS / figures["runyard"] >= 200 else "MISSES"
+    print(f"  budget >= 200 runs/s: {verdict}")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        report_call(bench_call(folder))
+        for width in (1, 10):
+            report_million(width, tmp)
+        report_runs(bench_runs(folder))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["scenario"]:
+        print(json.dumps(scenario(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
+    else:
+        main()

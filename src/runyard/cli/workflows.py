@@ -1,0 +1,186 @@
+"""``runyard workflow run``, ``runyard run rerun`` and ``runyard config …``: parse and render.
+
+The logic lives in ``runyard.engine``; these commands only turn text into calls and results
+into text (data on stdout, status on stderr).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from runyard.cli import render
+from runyard.cli.state import open_ctx_store
+from runyard.errors import ValidationError
+
+
+@click.group("workflow")
+def workflow_group() -> None:
+    """Run workflows defined with @workflow."""
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``k=v`` with ``v`` read as YAML (numbers, booleans, lists), else kept as text."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise ValidationError(f"invalid --param {text!r}: write it as NAME=VALUE")
+    try:
+        return key, yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return key, raw
+
+
+def import_workflow(target: str) -> Any:
+    from runyard.engine import WorkflowDef
+
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValidationError(f"invalid workflow {target!r}: write it as module:function")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            found = getattr(found, part)
+    except ImportError as exc:
+        raise ValidationError(f"cannot import {module_name!r}: {exc}") from None
+    except AttributeError:
+        raise ValidationError(f"module {module_name!r} has no {attr!r}") from None
+    if not isinstance(found, WorkflowDef):
+        raise ValidationError(f"{target} is not a @workflow")
+    return found
+
+
+@workflow_group.command("run")
+@click.argument("target", metavar="MODULE:FUNCTION")
+@click.option("--config", "config", metavar="NAME", default="in_process", show_default=True,
+              help="The runtime configuration (see `runyard config list`).")
+@click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="An argument of the workflow (repeat); VALUE is read as YAML.")
+@click.option("--name", metavar="NAME", help="Name the run (default: adjective-noun).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for the end and print the results as JSON.")
+@click.pass_context
+def run_workflow(ctx: click.Context, target: str, config: str, params: tuple[str, ...],
+                 name: str | None, wait: bool) -> None:
+    """Trace MODULE:FUNCTION with the given parameters and run it; print the run id."""
+    from runyard.engine.config import resolve
+
+    definition = import_workflow(target)
+    chosen = resolve(config)
+    plan = definition(**dict(parse_param(p) for p in params))
+    run = plan.run(chosen, store=open_ctx_store(ctx), name=name)
+    render.info(f"started workflow run {run.run_id} on {chosen.name}")
+    click.echo(run.run_id)
+    if wait:
+        finish(run)
+
+
+def finish(run: Any) -> None:
+    results = run.get_results(wait=True)
+    render.info(f"run {run.run_id} succeeded")
+    render.emit_json(results if _jsonable(results) else repr(results))
+
+
+def _jsonable(value: Any) -> bool:
+    import json
+
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+@click.command("rerun")
+@click.argument("ref", metavar="ID|NAME")
+@click.option("--config", "config", metavar="NAME",
+              help="The runtime configuration (default: the one the run used).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait for the end and print the results as JSON.")
+@click.pass_context
+def rerun(ctx: click.Context, ref: str, config: str | None, wait: bool) -> None:
+    """Run a workflow run again, reusing its unchanged task runs; print the new run id."""
+    from runyard.engine import WorkflowRun
+
+    old = WorkflowRun.by_id(ref, open_ctx_store(ctx))
+    new = old.rerun(config)
+    render.info(f"re-running {old.run_id} as {new.run_id}: "
+                f"{new.run.metadata['rerun']['summary']}")
+    click.echo(new.run_id)
+    if wait:
+        finish(new)
+
+
+@click.group("config")
+def config_group() -> None:
+    """List, show, save and delete runtime configurations."""
+
+
+@config_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_configs(as_json: bool) -> None:
+    """The built-in configurations, then the saved ones."""
+    from runyard.engine import RuntimeConfiguration
+
+    configs = RuntimeConfiguration.list_configs()
+    if as_json:
+        render.emit_json([{"name": c.name, **c.to_dict(redact=True)} for c in configs])
+        return
+    rows = [[c.name, c.runtime, _options(c.to_dict(redact=True))] for c in configs]
+    render.table(["name", "runtime", "options"], rows, fold=(2,))
+
+
+def _options(data: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(data.items()) if k != "runtime")
+
+
+@config_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def show_config(name: str, as_json: bool) -> None:
+    """One configuration (tokens are not shown)."""
+    from runyard.engine import RuntimeConfiguration
+
+    config = RuntimeConfiguration.load(name)
+    data = {"name": config.name, **config.to_dict(redact=True)}
+    if as_json:
+        render.emit_json(data)
+    else:
+        render.fields([(k, str(v)) for k, v in data.items()])
+
+
+@config_group.command("save")
+@click.argument("name")
+@click.option("--runtime", type=click.Choice(["in_process", "process", "ray"]), required=True)
+@click.option("--max-workers", type=click.IntRange(min=1), help="Workers (in_process, process).")
+@click.option("--address", help="Ray: the cluster address (default: a local cluster).")
+@click.option("--port", type=click.IntRange(1024, 65000), help="Ray: the local cluster's port.")
+@click.option("--num-cpus", type=click.IntRange(min=1), help="Ray: CPUs of the local cluster.")
+@click.option("--token", help="Ray: the auth token of a remote cluster.")
+def save_config(name: str, runtime: str, max_workers: int | None, address: str | None,
+                port: int | None, num_cpus: int | None, token: str | None) -> None:
+    """Save a configuration under NAME in the user's runtimes.yaml."""
+    from runyard.engine import RuntimeConfiguration
+
+    options = {"max_workers": max_workers, "address": address, "port": port,
+               "num_cpus": num_cpus, "token": token}
+    config = RuntimeConfiguration(name, runtime, {k: v for k, v in options.items() if v})
+    saved = config.save()
+    render.info(f"saved configuration {saved.name} ({saved.runtime})")
+
+
+@config_group.command("delete")
+@click.argument("name")
+def delete_config(name: str) -> None:
+    """Delete the saved configuration NAME."""
+    from runyard.engine import RuntimeConfiguration
+
+    RuntimeConfiguration.delete(name)
+    render.info(f"deleted configuration {name}")

@@ -1,0 +1,41 @@
+"""Everything a command run needs, opened from one store URL: runs, registry, blobs, work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from runyard.blobs import BlobStore
+from runyard.commands.registry import Registry
+from runyard.errors import ConfigError
+from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores.location import parse_url
+
+
+@dataclass
+class Context:
+    url: str
+    store: RunStore
+    registry: Registry
+    blobs: BlobStore
+
+    @property
+    def root(self) -> Path:
+        return self.registry.root
+
+    def work_dir(self, run_id: str) -> Path:
+        """The run's work folder: its replicas' named pipes and working directories."""
+        return self.root / "work" / run_id
+
+    def close(self) -> None:
+        self.registry.close()
+        self.store.close()
+
+
+def open_context(url: str, store: RunStore | None = None) -> Context:
+    """The registry and blob store that belong with the run store at ``url``."""
+    if parse_url(url).scheme == "memory":
+        raise ConfigError("command runs need a store other processes can open; "
+                          "a memory:// store lives in one process only")
+    blobs_at = blob_root(url)
+    return Context(url, store or open_store(url), Registry(blobs_at.parent), BlobStore(blobs_at))

@@ -1,0 +1,107 @@
+"""``run exec``: create a run, feed stdin to its input buffer, its output buffer to stdout, and
+follow it to the end.
+
+Standard input goes to the one input buffer not given with ``--buffer``; the one output buffer
+not given goes to standard output as it is written. Status changes (and, on request, the job's
+logs) are reported through callbacks, so the command line decides how they look.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runyard.commands import follow, launch
+from runyard.commands.buffers import copy_chunk, write_buffer
+from runyard.commands.context import Context
+from runyard.commands.runspec import RunSpec
+from runyard.errors import ValidationError
+from runyard.model import LogLine, Run
+
+LOG_POLL_S = 0.1
+
+
+@dataclass
+class Streams:
+    stdin_fd: int
+    stdout_fd: int
+    on_created: Callable[[Run], None]
+    on_status: Callable[[Run], None]
+    on_logs: Callable[[list[LogLine]], None] | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def exec_run(ctx: Context, spec: RunSpec, io: Streams) -> Run:
+    """Run ``spec`` with stdin and stdout as its buffers; the run as it ended."""
+    inputs = _unbound(spec, spec.codespec.inputs, "input")
+    outputs = _unbound(spec, spec.codespec.outputs, "output")
+    created = launch.create(ctx, spec, claim_inputs=frozenset(inputs))
+    io.on_created(created.run)
+    launch.start(ctx, created.run)
+    for name in inputs:  # not joined: stdin may outlast a run that never reads it
+        _thread(_feed, ctx, created.buffers[name], io)
+    workers = [_thread(_drain, ctx, created.buffers[n], io) for n in outputs]
+    stop = threading.Event()
+    if io.on_logs is not None:
+        workers.append(_thread(_logs, ctx, created.run.id, io, stop))
+    run = follow.wait(ctx.store, created.run.id, io.on_status)
+    stop.set()
+    for name in inputs:
+        ctx.registry.finish(created.buffers[name], False, "the run ended before stdin did")
+    for worker in workers:
+        worker.join()
+    return run
+
+
+def _unbound(spec: RunSpec, names: tuple[str, ...], what: str) -> list[str]:
+    free = [n for n in names if n not in spec.buffers]
+    if len(free) > 1:
+        stream = "stdin" if what == "input" else "stdout"
+        raise ValidationError(f"run exec connects one {what} buffer to {stream}; give the "
+                              f"others with --buffer NAME=ID (not given: {', '.join(free)})")
+    return free
+
+
+def _thread(target: Callable[..., None], *args: object) -> threading.Thread:
+    worker = threading.Thread(target=target, args=args, daemon=True)
+    worker.start()
+    return worker
+
+
+def _feed(ctx: Context, buffer_id: str, io: Streams) -> None:
+    try:
+        write_buffer(ctx.registry, ctx.blobs, buffer_id, io.stdin_fd, claim=False)
+    except Exception as exc:
+        io.errors.append(f"reading stdin failed: {exc}")
+    finally:
+        ctx.registry.close()
+
+
+def _drain(ctx: Context, buffer_id: str, io: Streams) -> None:
+    from runyard.commands.buffers import follow as follow_buffer
+    from runyard.stores import open_store
+
+    store = open_store(ctx.url)  # a connection of this thread's own
+    try:
+        for chunk in follow_buffer(ctx.registry, buffer_id, follow.writer_gone(store)):
+            copy_chunk(ctx.blobs, chunk, io.stdout_fd)
+    except BrokenPipeError:
+        io.errors.append("stdout was closed; the rest of the output was not written")
+    finally:
+        ctx.registry.close()
+        store.close()
+
+
+def _logs(ctx: Context, run_id: str, io: Streams, stop: threading.Event) -> None:
+    from runyard.stores import open_store
+
+    assert io.on_logs is not None
+    store = open_store(ctx.url)  # a connection of this thread's own
+    try:
+        reader = follow.LogFollower(store, run_id)
+        while not stop.wait(LOG_POLL_S):
+            io.on_logs(reader.new_lines())
+        io.on_logs(reader.new_lines())
+    finally:
+        store.close()

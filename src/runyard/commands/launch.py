@@ -1,0 +1,118 @@
+"""Creating, starting and canceling command runs.
+
+``create`` records a ``command`` run as ``pending`` with everything its supervisor needs in its
+parameters (the resolved codespec, the buffers, replicas, timeout, executor): buffers that
+were not given are created, and the output buffers are claimed for the run at once, so their
+readers can wait for them. ``start`` spawns the detached supervisor. ``cancel`` asks for an
+end: a pending run is canceled at once, a running one becomes ``canceling`` and its supervisor
+stops the job's processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runyard.commands import executors
+from runyard.commands.context import Context
+from runyard.commands.registry import CREATED, INCOMPLETE, Registry
+from runyard.commands.runspec import RunSpec
+from runyard.core.runs import create_run
+from runyard.errors import ConflictError
+from runyard.model import Event, Kind, Run, Status
+
+HEARTBEAT_S = 2.0
+
+
+@dataclass(frozen=True)
+class Created:
+    run: Run
+    buffers: dict[str, str]  # every parameter -> buffer id
+    new: frozenset[str]  # the parameters whose buffers were created for this run
+
+
+def create(ctx: Context, spec: RunSpec, claim_inputs: frozenset[str] = frozenset()) -> Created:
+    """Record a pending command run; ``claim_inputs``: new input buffers this process writes."""
+    _check_given(ctx.registry, spec)
+    buffers, new = dict(spec.buffers), set()
+    for name in spec.codespec.parameters:
+        if name not in buffers:
+            buffers[name] = ctx.registry.create_buffer().id
+            new.add(name)
+    note = executors.image_note(spec.codespec.image, spec.executor)
+    run = create_run(
+        ctx.store, kind=Kind.COMMAND, status=Status.PENDING,
+        tags=[f"{k}={v}" if v else k for k, v in spec.tags.items()],
+        metadata={"image": note} if note else {},
+        parameters=parameters(spec, buffers),
+        config={"heartbeat_interval": HEARTBEAT_S, "executor": spec.executor},
+    )
+    if note:
+        ctx.store.append_events(run.id, [Event(run.created, f"image {note}", "warning")])
+    _claim(ctx, run, spec, buffers, claim_inputs & new)
+    return Created(run, buffers, frozenset(new))
+
+
+def parameters(spec: RunSpec, buffers: dict[str, str]) -> dict[str, object]:
+    return {
+        "codespec": spec.codespec_ref or "inline",
+        "spec": spec.codespec.to_dict(),
+        "buffers": buffers,
+        "replicas": spec.replicas,
+        "timeout_s": spec.timeout_s,
+        "executor": spec.executor,
+    }
+
+
+def _check_given(registry: Registry, spec: RunSpec) -> None:
+    for name, buffer_id in spec.buffers.items():
+        buffer = registry.buffer(buffer_id)
+        if name in spec.codespec.outputs and buffer.state != CREATED:
+            raise ConflictError(f"output buffer {buffer_id} already has data ({buffer.state}); "
+                                "give a new buffer, or leave it out to get one")
+        if name in spec.codespec.inputs and buffer.state == INCOMPLETE:
+            raise ConflictError(f"input buffer {buffer_id} is incomplete: {buffer.reason}")
+
+
+def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
+           inputs: set[str] | frozenset[str]) -> None:
+    from runyard.core.liveness import this_owner
+
+    try:
+        for name in spec.codespec.outputs:
+            ctx.registry.claim(buffers[name], None, run_id=run.id, parts=spec.replicas)
+        for name in inputs:
+            ctx.registry.claim(buffers[name], this_owner())
+    except ConflictError as exc:
+        ctx.store.update_status(run.id, Status.FAILED, f"buffers: {exc}")
+        raise
+
+
+def start(ctx: Context, run: Run) -> int:
+    """Spawn the run's supervisor; a failure to spawn fails the run. Returns its pid."""
+    from runyard.commands.supervisor import spawn
+
+    try:
+        return spawn(ctx.url, run.id, ctx.work_dir(run.id) / "supervisor.log")
+    except OSError as exc:
+        ctx.store.update_status(run.id, Status.FAILED, f"failed to start: {exc}")
+        for name in run.parameters["spec"]["buffers"]["outputs"]:
+            ctx.registry.finish(run.parameters["buffers"][name], False, "its run never started")
+        raise
+
+
+def cancel(ctx: Context, ref: str) -> Run:
+    """Ask for a run's end; returns it as ``canceled`` (was pending) or ``canceling``."""
+    from runyard.commands.follow import refresh
+
+    run = refresh(ctx.store, ctx.store.find_run(ref))
+    if run.kind is not Kind.COMMAND:
+        raise ConflictError(f"run {run.id} is a {run.kind.value} run; only command runs can be "
+                            "canceled here")
+    target = {Status.PENDING: Status.CANCELED, Status.RUNNING: Status.CANCELING}.get(run.status)
+    if target is None:
+        raise ConflictError(f"run {run.id} is {run.status.value}; only pending or running runs "
+                            "can be canceled")
+    try:
+        return ctx.store.update_status(run.id, target, "canceled by request", expect=run.status)
+    except ConflictError:
+        return cancel(ctx, run.id)  # it moved on meanwhile (pending -> running): ask again

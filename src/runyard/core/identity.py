@@ -1,0 +1,125 @@
+"""What a run ran: the identity of its code (git) and of its environment (Python, packages).
+
+``code_identity`` asks ``git`` about the working directory: the commit, the branch, whether
+tracked files differ from the commit, and the URL of the remote (without any credentials in
+it). Outside a git repository, or with no ``git`` installed, it returns ``None``. Answers are
+cached per directory for ``CACHE_S`` seconds, so a parameter scan of many runs asks once.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+CACHE_S = 60.0
+GIT_TIMEOUT_S = 10.0
+
+_lock = threading.Lock()
+_code_cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+_environment: dict[str, Any] | None = None
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+            timeout=GIT_TIMEOUT_S, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def code_identity(cwd: Path | str | None = None) -> dict[str, Any] | None:
+    """``{commit, branch, dirty, remote}`` of the git checkout at ``cwd``, or ``None``."""
+    folder = Path(cwd or Path.cwd()).resolve()
+    key = str(folder)
+    with _lock:
+        cached = _code_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < CACHE_S:
+        return cached[1]
+    found = _ask_git(folder)
+    with _lock:
+        _code_cache[key] = (time.monotonic(), found)
+    return found
+
+
+def _ask_git(folder: Path) -> dict[str, Any] | None:
+    status = _git(folder, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
+        return None
+    info: dict[str, Any] = {"commit": None, "branch": None, "dirty": False, "remote": None}
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split()[2]
+            info["commit"] = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.split(maxsplit=2)[2]
+            info["branch"] = None if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            info["dirty"] = True
+    info["remote"] = _remote(folder, info["branch"])
+    return info
+
+
+def _remote(folder: Path, branch: str | None) -> str | None:
+    """The URL of the branch's upstream remote, else of ``origin``, else of any remote."""
+    names: list[str] = []
+    if branch:
+        upstream = _git(folder, "config", "--get", f"branch.{branch}.remote")
+        if upstream:
+            names.append(upstream.strip())
+    listed = _git(folder, "remote") or ""
+    names += ["origin", *listed.split()]
+    for name in names:
+        if name in listed.split():
+            url = _git(folder, "remote", "get-url", name)
+            if url:
+                return without_credentials(url.strip())
+    return None
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with any user password or token removed (``https://tok@host/x`` → host/x)."""
+    if "://" not in url:
+        return url  # scp-like ``git@host:path`` carries no secret
+    parts = urlsplit(url)
+    if parts.password is None and (parts.username is None or parts.scheme == "ssh"):
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}@{host}" if parts.scheme == "ssh" else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def environment() -> dict[str, Any]:
+    """Python version and implementation, platform, and installed packages (cached)."""
+    global _environment
+    with _lock:
+        if _environment is None:
+            _environment = {
+                "python": platform.python_version(),
+                "implementation": platform.python_implementation(),
+                "executable": sys.executable,
+                "platform": platform.platform(),
+                "packages": _packages(),
+            }
+        return dict(_environment)
+
+
+def _packages() -> dict[str, str]:
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(str(name).lower(), str(dist.version))
+    return dict(sorted(found.items()))

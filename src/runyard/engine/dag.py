@@ -1,0 +1,220 @@
+"""A traced workflow as a DAG of task runs, with stable hashes and the checks it must pass.
+
+Each ``Node`` is one invocation of a task: its parameters are constants (``Value``), references
+to the result of another node (``Ref``), or containers holding references (``Nested``). A node's
+``key`` is a Merkle hash of its task definition and its parameters, where a reference counts as
+the key of the node it names: two nodes with the same key compute the same thing from the same
+inputs. The DAG's hash is the hash of its keys and of the shape of its result, so any change to
+a task's code, a constant or the wiring changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from runyard.engine.values import Value
+from runyard.errors import WorkflowDefinitionError
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The result of node ``node``."""
+
+    node: str
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A list, tuple, set or dict with ``Ref``s inside (``refs``: the nodes, in order)."""
+
+    template: Any
+    refs: tuple[str, ...]
+
+
+Param = Value | Ref | Nested
+
+
+def substitute(template: Any, replace: Callable[[Ref], Any]) -> Any:
+    """``template`` with every ``Ref`` replaced by ``replace(ref)``, containers rebuilt."""
+    if isinstance(template, Ref):
+        return replace(template)
+    if isinstance(template, list | tuple | set | frozenset):
+        items = [substitute(item, replace) for item in template]
+        return items if isinstance(template, list) else type(template)(items)
+    if isinstance(template, dict):
+        return {k: substitute(v, replace) for k, v in template.items()}
+    return template
+
+
+def refs_in(template: Any) -> Iterator[Ref]:
+    if isinstance(template, Ref):
+        yield template
+    elif isinstance(template, list | tuple | set | frozenset):
+        for item in template:
+            yield from refs_in(item)
+    elif isinstance(template, dict):
+        for item in template.values():
+            yield from refs_in(item)
+
+
+def digest_of(template: Any, names: Callable[[Ref], str | None]) -> str | None:
+    """A digest of ``template`` with each reference standing for ``names(ref)``."""
+    marks = substitute(template, lambda ref: ("ref", names(ref)))
+    if any(mark is None for mark in _marks(marks)):
+        return None
+    try:
+        return hashlib.sha256(pickle.dumps(marks, protocol=5)).hexdigest()
+    except Exception:  # a constant inside that does not pickle
+        return None
+
+
+def _marks(template: Any) -> Iterator[Any]:
+    if isinstance(template, tuple) and len(template) == 2 and template[0] == "ref":
+        yield template[1]
+    elif isinstance(template, list | tuple | set | frozenset):
+        for item in template:
+            yield from _marks(item)
+    elif isinstance(template, dict):
+        for item in template.values():
+            yield from _marks(item)
+
+
+@dataclass
+class Node:
+    id: str
+    task: Any  # a TaskDef
+    params: dict[str, Param]
+    deps: tuple[str, ...] = ()
+    key: str = ""
+    kind: str = "task"  # or "on_failure": a handler run after another task run failed
+
+    def param_refs(self) -> Iterator[str]:
+        for param in self.params.values():
+            if isinstance(param, Ref):
+                yield param.node
+            elif isinstance(param, Nested):
+                yield from param.refs
+
+
+@dataclass
+class Dag:
+    """Nodes in the order they were invoked, and the workflow's result as a template."""
+
+    name: str
+    nodes: dict[str, Node]
+    result: Any = None
+    hash: str = ""
+    dependents: dict[str, list[str]] = field(default_factory=dict)
+    on_failure: Any = None  # the workflow's failure handler task, if any
+
+    @classmethod
+    def build(cls, name: str, nodes: Iterable[Node], result: Any = None) -> Dag:
+        """A checked DAG: not empty, every reference known, no cycle; keys and hash set."""
+        by_id = {node.id: node for node in nodes}
+        if not by_id:
+            raise WorkflowDefinitionError(
+                f"workflow {name!r} invokes no task; call at least one @task inside it"
+            )
+        dag = cls(name, by_id, result)
+        dag._link()
+        order = dag.topological_order()
+        for node_id in order:
+            dag._key(by_id[node_id])
+        dag.hash = _sha(*(by_id[n].key for n in order), repr(_shape(result, by_id)))
+        return dag
+
+    def _link(self) -> None:
+        self.dependents = {node_id: [] for node_id in self.nodes}
+        for node in self.nodes.values():
+            node.deps = tuple(dict.fromkeys(node.param_refs()))
+            for dep in node.deps:
+                if dep not in self.nodes:
+                    raise WorkflowDefinitionError(
+                        f"task run {node.id!r} of workflow {self.name!r} uses the result of "
+                        f"{dep!r}, which is not part of this workflow"
+                    )
+                self.dependents[dep].append(node.id)
+
+    def topological_order(self) -> list[str]:
+        """Node ids, each after everything it needs; a cycle is a ``WorkflowDefinitionError``."""
+        waiting = {node_id: len(node.deps) for node_id, node in self.nodes.items()}
+        ready = [node_id for node_id, n in waiting.items() if n == 0]
+        order: list[str] = []
+        while ready:
+            node_id = ready.pop()
+            order.append(node_id)
+            for child in self.dependents[node_id]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    ready.append(child)
+        if len(order) < len(self.nodes):
+            stuck = sorted(n for n, left in waiting.items() if left > 0)
+            raise WorkflowDefinitionError(
+                f"workflow {self.name!r} has a cycle through task runs {', '.join(stuck[:5])}; "
+                "a task run cannot depend on its own result"
+            )
+        return order
+
+    def _key(self, node: Node) -> None:
+        keys = {n: self.nodes[n].key for n in node.deps}
+        parts = [node.task.definition_hash]
+        for name, param in node.params.items():
+            parts.append(f"{name}={_param_mark(param, keys)}")
+        node.key = _sha(*parts)
+
+    def to_doc(self) -> dict[str, Any]:
+        """The DAG as the run log keeps it (metadata ``dag``)."""
+        return {
+            "hash": self.hash,
+            "nodes": [
+                {"id": n.id, "task": n.task.name, "task_hash": n.task.definition_hash,
+                 "key": n.key, "deps": list(n.deps)}
+                for n in self.nodes.values()
+            ],
+        }
+
+
+def _param_mark(param: Param, keys: dict[str, str]) -> str:
+    if isinstance(param, Value):
+        return f"value:{param.digest or 'unpicklable:' + param.text}"
+    if isinstance(param, Ref):
+        return f"ref:{keys[param.node]}"
+    return f"nested:{digest_of(param.template, lambda ref: keys[ref.node])}"
+
+
+def _shape(result: Any, nodes: dict[str, Node]) -> Any:
+    return substitute(result, lambda ref: ("ref", nodes[ref.node].key))
+
+
+def _sha(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DagChange:
+    """How a DAG differs from the one of the run it re-runs."""
+
+    same: bool
+    kept: tuple[str, ...]  # node ids whose key the old DAG has too
+    changed: tuple[str, ...]  # new or changed nodes, and everything that depends on them
+    removed: int  # old nodes whose key this DAG lacks
+
+    def summary(self) -> str:
+        if self.same:
+            return "the DAG is unchanged"
+        shown = ", ".join(self.changed[:8]) + (" …" if len(self.changed) > 8 else "")
+        return (f"the DAG changed: {len(self.changed)} task runs new or changed"
+                f"{' (' + shown + ')' if shown else ''}, {self.removed} no longer present, "
+                f"{len(self.kept)} unchanged")
+
+
+def compare(old_doc: dict[str, Any], dag: Dag) -> DagChange:
+    old_keys = {n["key"] for n in old_doc.get("nodes", [])}
+    new_keys = {n.key for n in dag.nodes.values()}
+    kept = tuple(n.id for n in dag.nodes.values() if n.key in old_keys)
+    changed = tuple(n.id for n in dag.nodes.values() if n.key not in old_keys)
+    return DagChange(old_doc.get("hash") == dag.hash, kept, changed, len(old_keys - new_keys))

@@ -1,0 +1,236 @@
+"""The ``@task`` / ``@workflow`` DSL, and tracing a workflow call into a ``Dag``.
+
+A task is a plain function wrapped in a ``TaskDef``. Called outside a workflow it simply runs.
+Called while a workflow is being traced it runs nothing: it records a node and returns a
+``TaskFuture`` standing for its result, which may be passed (alone or inside lists, tuples and
+dicts) to other task calls and returned from the workflow. Anything else done with a future
+(arithmetic, ``if``, iteration, ``int()``, ``str()``) cannot be traced and is refused with a
+``WorkflowDefinitionError`` saying so.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any, overload
+
+from runyard.engine.dag import Dag, Nested, Node, Param, Ref, refs_in
+from runyard.engine.values import encode
+from runyard.errors import RunyardError, ValidationError, WorkflowDefinitionError
+
+_tracing = threading.local()
+
+
+def definition_hash(fn: Callable[..., Any]) -> str:
+    """A hash of the function's module, name and source (its bytecode when no source)."""
+    try:
+        body = inspect.getsource(fn)
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        body = repr((code.co_code, code.co_consts)) if code is not None else repr(fn)
+    ident = f"{getattr(fn, '__module__', '')}:{getattr(fn, '__qualname__', repr(fn))}"
+    return hashlib.sha256(f"{ident}\n{body}".encode()).hexdigest()
+
+
+class TaskDef:
+    """A task definition: the function, its retry budget and its failure handler."""
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
+                 max_attempts: int = 1, on_failure: TaskDef | None = None) -> None:
+        if not callable(fn):
+            raise ValidationError(f"@task needs a function, not {type(fn).__name__}")
+        if not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValidationError(f"max_attempts must be a whole number ≥ 1, not {max_attempts!r}")
+        if on_failure is not None and not isinstance(on_failure, TaskDef):
+            raise ValidationError("on_failure must name a @task (it is called as a task run)")
+        self.fn, self.max_attempts, self.on_failure = fn, max_attempts, on_failure
+        self.name: str = name or str(getattr(fn, "__name__", "task"))
+        functools.update_wrapper(self, fn)
+        self._hash: str | None = None
+        self._signature: inspect.Signature | None = None
+
+    def __repr__(self) -> str:
+        return f"<task {self.name}>"
+
+    def __reduce__(self) -> Any:
+        """Pickle by reference when the module attribute is this object; else by value."""
+        module = getattr(self.fn, "__module__", None)
+        qualname = getattr(self.fn, "__qualname__", "")
+        found = _lookup(module, qualname)
+        if found is self and module != "__main__":
+            return (_import_task, (module, qualname))
+        return (_rebuild_task, (self.fn, self.name, self.max_attempts, self.on_failure))
+
+    @property
+    def definition_hash(self) -> str:
+        if self._hash is None:
+            self._hash = definition_hash(self.fn)
+        return self._hash
+
+    @property
+    def signature(self) -> inspect.Signature:
+        if self._signature is None:
+            self._signature = inspect.signature(self.fn)
+        return self._signature
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        tracer: Tracer | None = getattr(_tracing, "tracer", None)
+        if tracer is None:
+            return self.fn(*args, **kwargs)
+        return tracer.invoke(self, args, kwargs)
+
+    def call(self, arguments: dict[str, Any]) -> Any:
+        """Run the function with arguments bound by parameter name (as traced)."""
+        bound = inspect.BoundArguments(self.signature, arguments)
+        return self.fn(*bound.args, **bound.kwargs)
+
+
+def _lookup(module: str | None, qualname: str) -> Any:
+    import importlib
+
+    if not module:
+        return None
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return None
+    return obj
+
+
+def _import_task(module: str, qualname: str) -> TaskDef:
+    found = _lookup(module, qualname)
+    if not isinstance(found, TaskDef):
+        raise WorkflowDefinitionError(
+            f"cannot import task {module}:{qualname} here; is its module on sys.path?"
+        )
+    return found
+
+
+def _rebuild_task(fn: Callable[..., Any], name: str, max_attempts: int,
+                  on_failure: TaskDef | None) -> TaskDef:
+    return TaskDef(fn, name=name, max_attempts=max_attempts, on_failure=on_failure)
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> TaskDef: ...
+@overload
+def task(*, name: str | None = None, max_attempts: int = 1,
+         on_failure: TaskDef | None = None) -> Callable[[Callable[..., Any]], TaskDef]: ...
+
+
+def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
+         max_attempts: int = 1, on_failure: TaskDef | None = None) -> Any:
+    """Make ``fn`` a task: ``@task`` or ``@task(max_attempts=3, on_failure=notify)``."""
+    def wrap(f: Callable[..., Any]) -> TaskDef:
+        return TaskDef(f, name=name, max_attempts=max_attempts, on_failure=on_failure)
+
+    return wrap if fn is None else wrap(fn)
+
+
+class TaskFuture:
+    """The result of a task invocation while a workflow is traced: pass it on, nothing else."""
+
+    __slots__ = ("_node", "_tracer")
+
+    def __init__(self, node: str, tracer: Tracer) -> None:
+        self._node, self._tracer = node, tracer
+
+    def __repr__(self) -> str:
+        return f"<result of task run {self._node}>"
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        raise WorkflowDefinitionError(
+            f"the result of task run {self._node!r} is not known while the workflow is traced; "
+            "pass it to another @task instead of using it in the workflow body"
+        )
+
+    __bool__ = __iter__ = __len__ = __int__ = __float__ = __index__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __truediv__ = __rtruediv__ = __floordiv__ = __mod__ = __pow__ = __neg__ = _refuse
+    __lt__ = __le__ = __gt__ = __ge__ = __getitem__ = __contains__ = __call__ = _refuse
+    __getattr__ = _refuse
+    __str__ = __format__ = _refuse
+
+
+class Tracer:
+    """Collects the nodes of one workflow call."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.nodes: list[Node] = []
+        self._counts: dict[str, itertools.count[int]] = {}
+
+    def invoke(self, task_def: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        try:
+            bound = task_def.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise WorkflowDefinitionError(f"task {task_def.name!r} called wrongly: {exc}") from None
+        counter = self._counts.setdefault(task_def.name, itertools.count(1))
+        node_id = f"{task_def.name}-{next(counter)}"
+        params = {name: self.param(value) for name, value in bound.arguments.items()}
+        self.nodes.append(Node(node_id, task_def, params))
+        return TaskFuture(node_id, self)
+
+    def param(self, value: Any) -> Param:
+        template = self.template(value)
+        if isinstance(template, Ref):
+            return template
+        refs = tuple(dict.fromkeys(ref.node for ref in refs_in(template)))
+        return Nested(template, refs) if refs else encode(value)
+
+    def template(self, value: Any) -> Any:
+        """``value`` with every ``TaskFuture`` in it (in containers, too) made a ``Ref``."""
+        if isinstance(value, TaskFuture):
+            if value._tracer is not self:
+                raise WorkflowDefinitionError(
+                    f"{value!r} belongs to another workflow call; results cannot be shared"
+                )
+            return Ref(value._node)
+        if isinstance(value, list | tuple | set | frozenset):
+            items = [self.template(v) for v in value]
+            return items if isinstance(value, list) else type(value)(items)
+        if isinstance(value, dict):
+            return {k: self.template(v) for k, v in value.items()}
+        return value
+
+
+def trace(name: str, fn: Callable[..., Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> Dag:
+    """Call the workflow function with tracing on and build its checked ``Dag``."""
+    if getattr(_tracing, "tracer", None) is not None:
+        raise WorkflowDefinitionError(f"workflow {name!r} was called inside another workflow")
+    tracer = Tracer(name)
+    _tracing.tracer = tracer
+    try:
+        result = fn(*args, **kwargs)
+    except RunyardError:
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())
+        raise WorkflowDefinitionError(
+            f"cannot trace workflow {name!r}: {type(exc).__name__}: {detail}; a workflow body "
+            "may only call tasks and pass their results to other tasks"
+        ) from exc
+    finally:
+        _tracing.tracer = None
+    return Dag.build(name, tracer.nodes, tracer.template(result))
+
+
+def handler_node(handler: TaskDef, failed: str, error: str) -> Node:
+    """The task run of a failure handler: ``handler(task_run, error)``."""
+    try:
+        bound = handler.signature.bind(failed, error)
+    except TypeError as exc:
+        raise WorkflowDefinitionError(
+            f"on_failure task {handler.name!r} must take (task_run, error): {exc}"
+        ) from None
+    params: dict[str, Param] = {k: encode(v) for k, v in bound.arguments.items()}
+    node = Node(f"{handler.name}-on-{failed}", handler, params, kind="on_failure")
+    node.key = node.id
+    return node

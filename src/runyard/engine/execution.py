@@ -1,0 +1,151 @@
+"""Recording a workflow run, and executing it: here (``Execution``) or in a detached supervisor.
+
+``record_run`` writes the run (kind ``workflow``, status ``created``) with everything needed to
+rebuild and follow it: the DAG and its hash, the parameters, the code identity and environment,
+the runtime configuration and the plan record. ``Execution`` runs it in this process: it moves
+the run to ``running`` owned by this process, starts the runtime, the recorder and the driver,
+and a finisher thread that writes the final status once the driver is done. ``launch_detached``
+instead starts ``python -m runyard.engine.supervisor`` in its own session and hands it the run:
+the run becomes ``running`` owned by the supervisor's pid at once, so if the supervisor dies
+the run is found ``lost`` by the next reader, never left ``running``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from runyard.engine.config import RuntimeConfiguration
+from runyard.engine.driver import Driver
+from runyard.engine.recorder import HEARTBEAT_S, Recorder
+from runyard.engine.reuse import ReuseIndex
+from runyard.engine.values import Value
+from runyard.engine.workflow import WorkflowPlan, plan_record
+from runyard.errors import ConflictError, RunyardError, WorkflowDefinitionError
+from runyard.model import Artifact, Kind, Owner, Run, Stage, Status
+from runyard.stores import RunStore, blob_root
+
+
+def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration, *,
+               name: str | None = None, folder: str = "/", tags: tuple[str, ...] = (),
+               origin: str | None = None, extra: dict[str, Any] | None = None) -> Run:
+    from runyard.core.identity import code_identity, environment
+    from runyard.core.runs import create_run
+
+    dag = plan.dag
+    metadata = {"workflow": plan.definition.name, "dag_hash": dag.hash, "dag": dag.to_doc(),
+                **(extra or {})}
+    record = plan_record(plan, str(blob_root(store.url)))
+    if config.detached and record.get("error"):
+        raise WorkflowDefinitionError(str(record["error"]))
+    run_config = {"runtime": config.to_dict(redact=True), "runtime_name": config.name,
+                  "heartbeat_interval": HEARTBEAT_S, "plan": record}
+    return create_run(store, name=name, folder=folder, kind=Kind.WORKFLOW, tags=tags,
+                      metadata=metadata, parameters=plan.parameters, origin=origin,
+                      code=code_identity(), environment=environment(), config=run_config)
+
+
+class Execution:
+    """One workflow run executing in this process."""
+
+    def __init__(self, store: RunStore, run: Run, plan: WorkflowPlan,
+                 config: RuntimeConfiguration) -> None:
+        self.store, self.run, self.plan, self.config = store, run, plan, config
+        self.blob_root = str(blob_root(store.url))
+        self.result: Value | None = None
+        self.finished = threading.Event()
+        self.driver: Driver | None = None
+
+    def start(self) -> None:
+        """Take the run to ``running`` (unless a launcher did), then execute it."""
+        from runyard.core.liveness import this_owner
+
+        if self.store.get_run(self.run.id).status is Status.CREATED:
+            self.store.update_status(self.run.id, Status.RUNNING, expect=Status.CREATED)
+        self.store.update_run(self.run.id, owner=this_owner(), heartbeat=time.time())
+        runtime = self.config.make_runtime()
+        try:
+            runtime.start()
+        except RunyardError as exc:
+            self._end(Status.FAILED, f"runtime {self.config.name} did not start: {exc}")
+            raise
+        recorder = Recorder(self.store, self.run.id, on_cancel=self.cancel).start()
+        reuse = ReuseIndex.of_run(self.store, self.run.origin) if self.run.origin else None
+        self.driver = Driver(self.plan.dag, runtime, recorder, self.blob_root, reuse)
+        threading.Thread(target=self._finish, args=(runtime, recorder),
+                         name=f"runyard-workflow-{self.run.id}").start()
+        self.driver.start()
+
+    def cancel(self) -> None:
+        if self.driver is not None:
+            self.driver.cancel()
+
+    def _finish(self, runtime: Any, recorder: Recorder) -> None:
+        driver = self.driver
+        assert driver is not None
+        driver.done.wait()
+        status, reason = driver.outcome()
+        try:
+            runtime.shutdown(wait=status is Status.SUCCEEDED)
+            recorder.close()
+            summary: dict[str, Any] = {"task_runs": dict(driver.counts)}
+            if status is Status.SUCCEEDED:
+                self.result = driver.result_value()
+                summary["results"] = self._result_doc(self.result)
+            self.store.merge_metadata(self.run.id, summary)
+        except RunyardError as exc:
+            status, reason = Status.FAILED, f"could not record the run: {exc}"
+        except Exception as exc:  # the run must end, whatever broke
+            status, reason = Status.FAILED, f"{type(exc).__name__}: {exc}"
+        self._end(status, reason)
+
+    def _result_doc(self, value: Value) -> dict[str, Any]:
+        if value.in_blob and value.digest is not None:
+            self.store.add_artifact(self.run.id, Artifact("result", value.digest, value.size,
+                                                          Stage.PUT, time.time(), None,
+                                                          "workflow-result"))
+        return value.to_doc()
+
+    def _end(self, status: Status, reason: str | None) -> None:
+        try:
+            current = self.store.get_run(self.run.id)
+            if current.status is Status.CANCELING or (
+                current.status is Status.RUNNING and status is Status.CANCELED
+            ):
+                status, reason = Status.CANCELED, reason or "canceled"
+            if current.status is Status.LOST:
+                self.store.update_status(self.run.id, Status.RUNNING, "owner came back")
+            self.store.update_status(self.run.id, status, reason)
+        except ConflictError:
+            pass  # already final: someone else ended it
+        finally:
+            self.finished.set()
+
+
+def launch_detached(store: RunStore, run: Run) -> int:
+    """Start the supervisor of ``run`` and make it the run's owner; return its pid."""
+    from runyard.core.liveness import host_name
+    from runyard.runtimes.process import python_argv, spawn_detached
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    log = Path(blob_root(store.url)).parent / "supervisors" / f"{run.id}.log"
+    argv = python_argv("runyard.engine.supervisor", store.url, run.id)
+    pid = spawn_detached(argv, log, env=env, cwd=Path.cwd())
+    started = _start_time(pid)
+    store.update_status(run.id, Status.RUNNING, expect=Status.CREATED)
+    store.update_run(run.id, owner=Owner(host_name(), pid, started), heartbeat=time.time())
+    return pid
+
+
+def _start_time(pid: int) -> float:
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return 0.0

@@ -1,0 +1,168 @@
+"""``WorkflowRun``: one run of a workflow, followed from any process through the store.
+
+Only the store and the run id are needed (``by_id``). In the process that executes the run
+(``in_process`` and ``ray``), waiting uses the execution's own event; anywhere else it reads the
+store every ``POLL_S`` seconds (a fraction of a second). Reading the status checks the owner's
+liveness first, so a run whose supervisor died reads as ``lost``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from runyard.engine.config import RuntimeConfiguration, resolve
+from runyard.engine.execution import Execution, launch_detached, record_run
+from runyard.engine.taskruns import TaskRun, task_runs
+from runyard.engine.values import Value
+from runyard.errors import (
+    ConflictError,
+    ValidationError,
+    WorkflowFailed,
+    WorkflowNotFinished,
+)
+from runyard.model import Artifact, Kind, LogLine, Run, Status
+from runyard.stores import RunStore, blob_root, open_store
+
+if TYPE_CHECKING:
+    from runyard.engine.workflow import WorkflowPlan
+
+POLL_S = 0.05
+
+
+def _open(store: RunStore | str | None) -> RunStore:
+    return store if store is not None and not isinstance(store, str) else open_store(store)
+
+
+class WorkflowRun:
+    def __init__(self, run_id: str, store: RunStore, *, plan: WorkflowPlan | None = None,
+                 config: RuntimeConfiguration | None = None) -> None:
+        self.run_id, self.store = run_id, store
+        self._plan, self._config = plan, config
+        self._execution: Execution | None = None
+
+    def __repr__(self) -> str:
+        return f"WorkflowRun({self.run_id!r})"
+
+    # -- making and finding runs ------------------------------------------------------------
+    @classmethod
+    def prepare(cls, plan: WorkflowPlan, config: str | RuntimeConfiguration | None = None, *,
+                store: RunStore | str | None = None, origin: str | None = None,
+                extra: dict[str, Any] | None = None, **fields: Any) -> WorkflowRun:
+        chosen = resolve(config)
+        opened = _open(store)
+        if chosen.runtime != "in_process":
+            _check_portable(plan, chosen)
+        run = record_run(opened, plan, chosen, origin=origin, extra=extra, **fields)
+        return cls(run.id, opened, plan=plan, config=chosen)
+
+    @classmethod
+    def by_id(cls, run_id: str, store: RunStore | str | None = None) -> WorkflowRun:
+        """The workflow run ``run_id`` (or name) of ``store`` (default: the configured one)."""
+        opened = _open(store)
+        run = opened.find_run(run_id)
+        if run.kind is not Kind.WORKFLOW:
+            raise ValidationError(f"run {run.id} is a {run.kind.value} run, not a workflow run")
+        return cls(run.id, opened)
+
+    @property
+    def run(self) -> Run:
+        """The run record as it is now (lost if its owner died)."""
+        from runyard.core.liveness import refresh
+
+        return refresh(self.store, self.store.get_run(self.run_id))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> WorkflowRun:
+        """Start a prepared run (in this process, or under a detached supervisor)."""
+        run = self.store.get_run(self.run_id)
+        if run.status is not Status.CREATED:
+            raise ConflictError(f"run {self.run_id} is {run.status.value}; only a created run "
+                                "can start (re-run it instead)")
+        config = self._config or resolve(run.config.get("runtime_name"))
+        if config.detached:
+            launch_detached(self.store, run)
+            return self
+        from runyard.engine.workflow import load_plan
+
+        plan = self._plan or load_plan(run.config["plan"], str(blob_root(self.store.url)))
+        self._execution = Execution(self.store, run, plan, config)
+        self._execution.start()
+        return self
+
+    def cancel(self) -> Status:
+        """Ask the run to stop: no new task runs start; it ends ``canceled``."""
+        run = self.run
+        if run.status is Status.CREATED:
+            return self.store.update_status(self.run_id, Status.CANCELED, "canceled").status
+        if run.status is Status.RUNNING:
+            with contextlib.suppress(ConflictError):
+                self.store.update_status(self.run_id, Status.CANCELING, "cancel requested",
+                                         expect=Status.RUNNING)
+            if self._execution is not None:
+                self._execution.cancel()
+        return self.run.status
+
+    def rerun(self, config: str | RuntimeConfiguration | None = None) -> WorkflowRun:
+        """A new run of this run's workflow, reusing unchanged task runs (see ``rerun``)."""
+        from runyard.engine.rerun import rerun
+
+        return rerun(self, config)
+
+    # -- reading ----------------------------------------------------------------------------
+    def get_status(self) -> Status:
+        return self.run.status
+
+    def wait(self, timeout: float | None = None) -> Status:
+        """Wait until the run is no longer active (or ``timeout`` passes); its status."""
+        if self._execution is not None:
+            self._execution.finished.wait(timeout)
+            return self.get_status()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (status := self.get_status()).is_active:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+        return status
+
+    def get_results(self, wait: bool = True, timeout: float | None = None) -> Any:
+        """The workflow's result; waits for the end unless ``wait=False``."""
+        status = self.wait(timeout) if wait else self.get_status()
+        if status.is_active:
+            how = f"after {timeout}s" if wait else "(wait=False)"
+            raise WorkflowNotFinished(f"run {self.run_id} is still {status.value} {how}; "
+                                      "call get_results(wait=True) to wait for it")
+        run = self.run
+        if status is not Status.SUCCEEDED:
+            raise WorkflowFailed(f"run {self.run_id} {status.value}: "
+                                 f"{run.status_reason or 'no reason recorded'}")
+        if self._execution is not None and self._execution.result is not None:
+            return self._execution.result.load(None)
+        return Value.from_doc(run.metadata["results"]).load(str(blob_root(self.store.url)))
+
+    def get_task_runs(self) -> list[TaskRun]:
+        return task_runs(self.store, self.run_id)
+
+    def get_logs(self, task_run: str | None = None) -> dict[str, list[LogLine]]:
+        """Captured stdout/stderr lines by task run (just ``task_run``'s when given)."""
+        found: dict[str, list[LogLine]] = {}
+        for line in self.store.read_logs(self.run_id, step=task_run):
+            found.setdefault(line.step or "", []).append(line)
+        return found
+
+    def get_artifacts(self) -> list[Artifact]:
+        return self.store.list_artifacts(self.run_id)
+
+
+def _check_portable(plan: WorkflowPlan, config: RuntimeConfiguration) -> None:
+    """Every constant argument must pickle for a runtime in other processes."""
+    for node in plan.dag.nodes.values():
+        for name, param in node.params.items():
+            if isinstance(param, Value) and param.digest is None:
+                raise ValidationError(
+                    f"argument {name!r} of task run {node.id} ({param.text}) does not pickle, "
+                    f"so it cannot be sent to the {config.runtime} runtime; pass plain data "
+                    "or use in_process"
+                )
+

@@ -1,0 +1,122 @@
+"""Task arguments and results as values: pickled, hashed, and carried inline or as blobs.
+
+Every value a task takes or returns is pickled once (``pickle``, else ``cloudpickle``) and named
+by the SHA-256 of those bytes: the digest is what the run log and the re-run cache compare. A
+value whose pickle is at most ``INLINE_LIMIT`` bytes travels (and is recorded) inline; a larger
+one is written to the blob store and travels as its digest, so big data crosses a process
+boundary once, through the file system. A value that does not pickle has no digest: it can only
+be used in the process that made it (the ``in_process`` runtime), and is never reused.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import pickle
+import reprlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from runyard.errors import ValidationError
+
+INLINE_LIMIT = 64 * 1024
+_MISSING: Any = object()
+_repr = reprlib.Repr()
+_repr.maxstring, _repr.maxother, _repr.maxlist = 80, 80, 8
+
+
+def short_repr(obj: Any) -> str:
+    try:
+        return _repr.repr(obj)
+    except Exception:  # a broken __repr__ must not break a run
+        return f"<{type(obj).__name__}>"
+
+
+@dataclass(eq=False)
+class Value:
+    """One value: its digest and size, its pickle (inline) or blob, and maybe the object."""
+
+    digest: str | None
+    size: int
+    payload: bytes | None = None
+    in_blob: bool = False
+    text: str = ""
+    obj: Any = field(default=_MISSING, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["obj"] = _MISSING  # the pickle (or blob) travels, never the object twice
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.obj = _MISSING
+
+    def load(self, blob_root: str | None) -> Any:
+        """The object (unpickled from the payload or the blob store on first use)."""
+        if self.obj is not _MISSING:
+            return self.obj
+        if self.payload is not None:
+            data = self.payload
+        elif self.in_blob and blob_root is not None and self.digest is not None:
+            from runyard.blobs import BlobStore
+
+            data = BlobStore(blob_root).read_bytes(self.digest)
+        else:
+            raise ValidationError("this value did not pickle; it exists only where it was made")
+        self.obj = loads(data)
+        return self.obj
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON-ready record: digest, size, repr, and the inline pickle (base64)."""
+        inline = None if self.payload is None else base64.b64encode(self.payload).decode()
+        return {"digest": self.digest, "size": self.size, "blob": self.in_blob,
+                "repr": self.text, "inline": inline}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Value:
+        inline = doc.get("inline")
+        payload = None if inline is None else base64.b64decode(inline)
+        return cls(doc.get("digest"), int(doc.get("size", 0)), payload,
+                   bool(doc.get("blob")), str(doc.get("repr", "")))
+
+
+def dumps(obj: Any) -> bytes | None:
+    """The pickle of ``obj`` (plain pickle first: it is faster), or ``None``."""
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception:  # fall back to cloudpickle for lambdas, locals, __main__
+        pass
+    try:
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(obj))
+    except Exception:  # the value just does not pickle
+        return None
+
+
+def loads(data: bytes) -> Any:
+    return pickle.loads(data)
+
+
+def encode(obj: Any, blob_root: str | None = None, keep: bool = True) -> Value:
+    """``obj`` as a ``Value``; large pickles go to the blob store at ``blob_root`` if given."""
+    data = dumps(obj)
+    text = short_repr(obj)
+    if data is None:
+        return Value(None, 0, None, False, text, obj)
+    digest = hashlib.sha256(data).hexdigest()
+    value = Value(digest, len(data), data, False, text, obj if keep else _MISSING)
+    if len(data) > INLINE_LIMIT and blob_root is not None:
+        from runyard.blobs import BlobStore
+
+        BlobStore(blob_root).put_bytes(data)
+        value.payload, value.in_blob = None, True
+    return value
+
+
+def combined_digest(parts: list[str | None]) -> str | None:
+    """One digest for several (``None`` if any part has none)."""
+    if any(p is None for p in parts):
+        return None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()  # type: ignore[arg-type]

@@ -1,0 +1,144 @@
+"""What runs in the worker for one attempt of one task run: ``run_task``.
+
+It loads the arguments (inline pickles, or blobs by digest), calls the task with its stdout and
+stderr captured, and returns an ``Outcome``: the result as a ``Value`` (large results written to
+the blob store here, in the worker, so they cross no pipe), or the error, and the captured
+lines. It never raises for a task's failure; the caller decides about retries.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from runyard.engine.dag import Ref, substitute
+from runyard.engine.values import Value, encode
+
+_local = threading.local()
+_install_lock = threading.Lock()
+
+
+@dataclass
+class TaskCall:
+    node: str
+    task: Any  # TaskDef
+    params: dict[str, Value | Bound]
+    blob_root: str | None
+    local: bool  # runs in the driver's process: results keep their objects
+
+
+@dataclass
+class Bound:
+    """A parameter that holds several results: the template and the ``Value`` of each ref."""
+
+    template: Any
+    values: dict[str, Value]
+
+    def digest_of_ref(self, ref: Ref) -> str | None:
+        return self.values[ref.node].digest
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    started: float
+    ended: float
+    output: Value | None = None
+    error: str | None = None
+    trace: str | None = None
+    logs: list[tuple[float, str, str]] = field(default_factory=list)  # (time, stream, line)
+
+
+class _Router(io.TextIOBase):
+    """Writes go to the current thread's capture buffer if it has one, else to ``target``."""
+
+    def __init__(self, target: TextIO, stream: str) -> None:
+        self.target, self.stream = target, stream
+
+    def write(self, text: str) -> int:
+        chunks = getattr(_local, "chunks", None)
+        if chunks is None:
+            return self.target.write(text)
+        chunks.append((time.time(), self.stream, text))
+        return len(text)
+
+    def flush(self) -> None:
+        if getattr(_local, "chunks", None) is None:
+            self.target.flush()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", "utf-8")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _install() -> None:
+    if isinstance(sys.stdout, _Router) and isinstance(sys.stderr, _Router):
+        return
+    with _install_lock:
+        if not isinstance(sys.stdout, _Router):
+            sys.stdout = _Router(sys.stdout, "stdout")
+        if not isinstance(sys.stderr, _Router):
+            sys.stderr = _Router(sys.stderr, "stderr")
+
+
+def lines_of(chunks: list[tuple[float, str, str]]) -> list[tuple[float, str, str]]:
+    """Chunks written per stream, joined and split into lines (each with its first time)."""
+    open_line: dict[str, tuple[float, str]] = {}
+    lines: list[tuple[float, str, str]] = []
+    for when, stream, text in chunks:
+        start, held = open_line.pop(stream, (when, ""))
+        parts = (held + text).split("\n")
+        for part in parts[:-1]:
+            lines.append((start, stream, part))
+            start = when
+        if parts[-1]:
+            open_line[stream] = (start, parts[-1])
+    lines.extend((start, stream, held) for stream, (start, held) in open_line.items())
+    return lines
+
+
+def load_param(param: Value | Bound, blob_root: str | None) -> Any:
+    if isinstance(param, Value):
+        return param.load(blob_root)
+    return substitute(param.template, lambda ref: param.values[ref.node].load(blob_root))
+
+
+def run_task(call: TaskCall) -> Outcome:
+    """Run one attempt; see the module docstring."""
+    _install()
+    chunks: list[tuple[float, str, str]] = []
+    _local.chunks = chunks
+    started = time.time()
+    try:
+        arguments = {name: load_param(p, call.blob_root) for name, p in call.params.items()}
+        result = call.task.call(arguments)
+    except BaseException as exc:  # a task's failure is an outcome
+        if not isinstance(exc, Exception):
+            raise
+        _local.chunks = None
+        return Outcome(False, started, time.time(), None, _one_line(exc),
+                       traceback.format_exc(), lines_of(chunks))
+    _local.chunks = None
+    return _finish(call, result, started, chunks)
+
+
+def _finish(call: TaskCall, result: Any, started: float,
+            chunks: list[tuple[float, str, str]]) -> Outcome:
+    output = encode(result, call.blob_root, keep=call.local)
+    if output.digest is None and not call.local:
+        error = f"the result of task run {call.node} ({output.text}) does not pickle"
+        return Outcome(False, started, time.time(), None, error, None, lines_of(chunks))
+    return Outcome(True, started, time.time(), output, None, None, lines_of(chunks))
+
+
+def _one_line(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -1,0 +1,111 @@
+"""The ``Runtime`` contract: a small lifecycle object that runs callables and returns futures.
+
+A runtime is started (explicitly or by entering it as a context manager), takes callables with
+``submit(fn, *args)`` and answers each with a ``concurrent.futures.Future``, and is shut down
+(by ``shutdown`` or on leaving the ``with`` block). A runtime whose callables run in another
+process (``remote``) needs them and their arguments to pickle; ``submit`` refuses ones that do
+not with a one-line ``RuntimeUnavailable`` before anything runs. Submitting before ``start`` or
+after ``shutdown`` is refused the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+
+from runyard.errors import RuntimeUnavailable
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    """Where submitted callables execute."""
+
+    name: str
+    remote: bool  # callables and values cross a process boundary (and must pickle)
+
+    def start(self) -> None: ...
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
+    def shutdown(self, wait: bool = True) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class RuntimeBase(ABC):
+    """The lifecycle every runtime shares: created → started → shut down, checked once here."""
+
+    name = "runtime"
+    remote = False
+
+    def __init__(self) -> None:
+        self._state = "created"
+        self._state_lock = threading.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self._state == "started"
+
+    def start(self) -> None:
+        with self._state_lock:
+            if self._state == "started":
+                return
+            if self._state == "shut down":
+                raise RuntimeUnavailable(f"the {self.name} runtime was shut down; make a new one")
+            self._start()
+            self._state = "started"
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        if self._state != "started":
+            raise RuntimeUnavailable(
+                f"the {self.name} runtime is {self._state}; start it (or use it in a with block)"
+            )
+        return self._submit(fn, args)
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._state_lock:
+            if self._state == "started":
+                self._shutdown(wait)
+            self._state = "shut down"
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    @abstractmethod
+    def _start(self) -> None: ...
+
+    @abstractmethod
+    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]: ...
+
+    @abstractmethod
+    def _shutdown(self, wait: bool) -> None: ...
+
+
+def pickled_call(fn: Callable[..., Any], args: tuple[Any, ...], runtime: str) -> bytes:
+    """``(fn, args)`` pickled with cloudpickle, or one clear line saying what would not pickle."""
+    import cloudpickle
+
+    try:
+        return bytes(cloudpickle.dumps((fn, args)))
+    except Exception as exc:  # any pickling failure means the same to the user
+        what = getattr(fn, "__qualname__", repr(fn))
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise RuntimeUnavailable(
+            f"cannot send {what} and its arguments to the {runtime} runtime: they do not pickle "
+            f"({type(exc).__name__}: {detail}); pass plain data, or use the in_process runtime"
+        ) from exc
+
+
+def call_pickled(payload: bytes) -> Any:
+    """Run a call made by ``pickled_call`` (in the worker)."""
+    import cloudpickle
+
+    fn, args = cloudpickle.loads(payload)
+    return fn(*args)

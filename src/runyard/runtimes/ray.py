@@ -1,0 +1,260 @@
+"""The ``ray`` runtime: callables run as Ray tasks, on a configured cluster or a local one.
+
+Ray is imported only here, and only when a Ray runtime starts; without it the start raises
+``MissingDependencyError`` naming ``pip install 'runyard[ray]'``.
+
+With no address, a ``LocalCluster`` is used: a ``ray start --head --block`` child started on
+demand, detached, with every port given explicitly (from one uncommon base port), token auth off
+(``RAY_AUTH_MODE=disabled``), and a short temp dir. Its address and pid are recorded in a state
+file, so later runs of the same configuration (from any process) find it and reuse it instead
+of starting another; ``LocalCluster.stop`` ends it with SIGTERM and then stops, by pid, any of
+its processes that linger. Nothing here ever runs ``ray stop`` or connects to ``auto``.
+
+One process keeps one connection to Ray (``ray.init`` takes a while): shutting a runtime down
+leaves the connection for the next runtime on the same address; ``disconnect`` closes it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runyard.errors import MissingDependencyError, RuntimeUnavailable
+from runyard.runtimes.base import RuntimeBase, call_pickled, pickled_call
+from runyard.runtimes.process import spawn_detached
+
+T = TypeVar("T")
+DEFAULT_PORT = 29650  # GCS port of the default local cluster; other ports follow it
+START_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 30.0
+_connected: dict[str, Any] = {}  # address -> the remote function, while this process is connected
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise MissingDependencyError("ray", "ray") from None
+    return ray
+
+
+def ray_env(token: str | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    if token:
+        env["RAY_AUTH_TOKEN"] = token
+    else:
+        env.setdefault("RAY_AUTH_MODE", "disabled")
+    return env
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """A local head node on ``port`` (its other ports: ``port+2``… and ``port+100``…)."""
+
+    state_file: Path
+    port: int = DEFAULT_PORT
+    num_cpus: int | None = None
+    object_store_memory: int = 200 * 2**20
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def argv(self, temp_dir: str) -> list[str]:
+        p = self.port
+        ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+        argv = [ray_cli, "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                "--port", str(p),
+                "--node-manager-port", str(p + 2), "--object-manager-port", str(p + 3),
+                "--dashboard-agent-listen-port", str(p + 4),
+                "--dashboard-agent-grpc-port", str(p + 5), "--runtime-env-agent-port", str(p + 6),
+                "--metrics-export-port", str(p + 7), "--min-worker-port", str(p + 100),
+                "--max-worker-port", str(p + 199), "--include-dashboard=false",
+                "--disable-usage-stats", "--temp-dir", temp_dir,
+                "--object-store-memory", str(self.object_store_memory)]
+        if self.num_cpus is not None:
+            argv += ["--num-cpus", str(self.num_cpus)]
+        return argv
+
+    def read_state(self) -> dict[str, Any] | None:
+        try:
+            state = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return state if isinstance(state, dict) else None
+
+    def running(self) -> bool:
+        """Whether the recorded cluster process is alive and its GCS port answers."""
+        state = self.read_state()
+        if not state or state.get("address") != self.address:
+            return False
+        return _pid_alive(int(state.get("pid", 0))) and _port_open(self.port)
+
+    def ensure(self) -> str:
+        """The address of the running cluster, started now if it is not running."""
+        from filelock import FileLock
+
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.state_file) + ".lock"):
+            if not self.running():
+                self._start()
+        return self.address
+
+    def _start(self) -> None:
+        if _port_open(self.port):
+            raise RuntimeUnavailable(
+                f"port {self.port} is taken by something that is not this configuration's Ray "
+                "cluster; configure another port or an address"
+            )
+        temp_dir = tempfile.mkdtemp(prefix=f"ry{self.port}-", dir="/tmp")
+        log = self.state_file.with_suffix(".log")
+        pid = spawn_detached(self.argv(temp_dir), log, env=ray_env())
+        state = {"address": self.address, "pid": pid, "temp_dir": temp_dir,
+                 "started": time.time()}
+        _write_json(self.state_file, state)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _port_open(self.port):
+            if not _pid_alive(pid) or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeUnavailable(f"the local Ray cluster did not start; see {log}")
+            time.sleep(0.1)
+
+    def stop(self) -> bool:
+        """Stop the recorded cluster: SIGTERM, then SIGKILL for what lingers. True if it ran."""
+        state = self.read_state()
+        if not state:
+            return False
+        disconnect(self.address)
+        pid, temp_dir = int(state.get("pid", 0)), str(state.get("temp_dir", ""))
+        ran = _pid_alive(pid)
+        if ran:
+            os.kill(pid, signal.SIGTERM)
+            _wait_gone(pid, STOP_TIMEOUT_S)
+        kill_lingering(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        self.state_file.unlink(missing_ok=True)
+        return ran
+
+
+def kill_lingering(temp_dir: str) -> int:
+    """SIGKILL, by pid, the processes still using ``temp_dir`` (agents outlive the head)."""
+    import psutil
+
+    if not temp_dir:
+        return 0
+    killed = 0
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info.get("cmdline") or ())
+        if temp_dir in cmdline and proc.pid != os.getpid():
+            try:
+                proc.kill()
+                killed += 1
+            except psutil.Error:
+                pass
+    return killed
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        json.dump(data, out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def _pid_alive(pid: int) -> bool:
+    import psutil
+
+    if pid <= 0:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def disconnect(address: str | None = None) -> None:
+    """Close this process's Ray connection (only if it is to ``address``, when given)."""
+    if "ray" not in sys.modules or not _connected:
+        return
+    if address is not None and address not in _connected:
+        return
+    import ray
+
+    _connected.clear()
+    ray.shutdown()
+
+
+def init_options(address: str) -> dict[str, Any]:
+    """``ray.init`` settings: workers import what this process imports (its ``sys.path``)."""
+    path = os.pathsep.join(p for p in sys.path if p)
+    options: dict[str, Any] = {"address": address, "log_to_driver": False,
+                               "configure_logging": False,
+                               "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+    if address.startswith("127.0.0.1:"):
+        options["_node_ip_address"] = "127.0.0.1"
+    return options
+
+
+class RayRuntime(RuntimeBase):
+    """Ray tasks on the cluster at ``address``, or on ``cluster`` (started on demand)."""
+
+    name = "ray"
+    remote = True
+
+    def __init__(self, address: str | None = None, cluster: LocalCluster | None = None,
+                 token: str | None = None) -> None:
+        super().__init__()
+        if address is None and cluster is None:
+            raise RuntimeUnavailable("a ray runtime needs an address or a local cluster")
+        self.address, self.cluster, self.token = address, cluster, token
+        self._remote: Any = None
+
+    def _start(self) -> None:
+        ray = import_ray()
+        address = self.address or self.cluster.ensure()  # type: ignore[union-attr]
+        if address not in _connected:
+            disconnect()
+            os.environ.update({k: v for k, v in ray_env(self.token).items()
+                               if k.startswith("RAY_AUTH")})
+            try:
+                ray.init(**init_options(address))
+            except Exception as exc:  # Ray raises many kinds; one line for all
+                detail = " ".join(str(exc).split())[:300]
+                raise RuntimeUnavailable(f"cannot connect to Ray at {address}: {detail}") from exc
+            _connected[address] = ray.remote(num_cpus=1, max_retries=0)(call_pickled)
+        self._remote = _connected[address]
+
+    def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
+        payload = pickled_call(fn, args, self.name)
+        future: Future[T] = self._remote.remote(payload).future()
+        return future
+
+    def _shutdown(self, wait: bool) -> None:
+        self._remote = None

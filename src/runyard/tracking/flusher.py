@@ -1,0 +1,87 @@
+"""Writing what a run queued: batches of metrics, events and catalog entries, with retries.
+
+The caller's queues are plain ``deque`` objects holding finished records (``Metric``,
+``Event``, ``Artifact``); the flusher pops up to ``BATCH`` of them at a time and appends them
+in one store call. A failed write is retried with back-off while the error looks passing
+(``StoreError``, ``OSError``); what still cannot be written is counted per kind in ``lost``,
+with the first error kept, so ``Run.close`` can say exactly what was lost.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+
+from runyard.errors import RunyardError, StoreError
+from runyard.model import Artifact, Event, Metric
+from runyard.stores import RunStore
+
+BATCH = 50_000  # metric values per store call
+RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0)  # seconds between attempts at one batch
+PASSING = (StoreError, OSError)
+
+class Flusher:
+    """Writes batches of one run to its store; counts what could not be written."""
+
+    def __init__(self, store: RunStore, run_id: str,
+                 retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.retry_delays = tuple(retry_delays)
+        self.lost: Counter[str] = Counter()
+        self.written: Counter[str] = Counter()
+        self.first_error: str | None = None
+
+    def metrics(self, queue: deque[Metric]) -> int:
+        """Pop up to ``BATCH`` values off ``queue`` and write them; returns how many."""
+        pop = queue.popleft
+        batch = [pop() for _ in range(min(len(queue), BATCH))]
+        self._write("metric values", len(batch),
+                    lambda: self.store.append_metrics(self.run_id, batch))
+        return len(batch)
+
+    def events(self, queue: deque[Event]) -> int:
+        batch = [queue.popleft() for _ in range(min(len(queue), BATCH))]
+        self._write("events", len(batch), lambda: self.store.append_events(self.run_id, batch))
+        return len(batch)
+
+    def files(self, queue: deque[Artifact]) -> int:
+        count = 0
+        while queue:
+            self._write_file(queue.popleft())
+            count += 1
+        return count
+
+    def _write_file(self, artifact: Artifact) -> None:
+        self._write("files", 1, lambda: self.store.add_artifact(self.run_id, artifact))
+
+    def _write(self, kind: str, count: int, write: Callable[[], None]) -> None:
+        if not count:
+            return
+        for delay in (*self.retry_delays, None):
+            try:
+                write()
+            except PASSING as exc:
+                if delay is None:
+                    self._lose(kind, count, exc)
+                    return
+                time.sleep(delay)
+            except RunyardError as exc:  # the run was deleted, or the data was refused
+                self._lose(kind, count, exc)
+                return
+            else:
+                self.written[kind] += count
+                return
+
+    def _lose(self, kind: str, count: int, exc: BaseException) -> None:
+        self.lost[kind] += count
+        if self.first_error is None:
+            self.first_error = f"{type(exc).__name__}: {exc}"
+
+    def lost_message(self) -> str | None:
+        """One line counting what was lost, or ``None`` when everything was written."""
+        if not self.lost:
+            return None
+        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.lost.items()))
+        return f"run {self.run_id}: {counts} could not be written ({self.first_error})"

@@ -1,0 +1,63 @@
+"""How a tracked run opens and ends: who may reconnect, how it reaches its final status."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from runyard.core import liveness
+from runyard.core.copy import status_path
+from runyard.errors import ConflictError
+from runyard.model import Run, Status
+from runyard.stores import RunStore
+
+MAX_REASON = 1000
+
+
+def check_reconnectable(run: Run) -> None:
+    if run.status.is_final:
+        raise ConflictError(
+            f"run {run.name} ({run.id}) has ended ({run.status.value}); a finished run is "
+            "never reopened: start a new run"
+        )
+    owner = run.owner
+    if run.status in liveness.WATCHED and owner is not None and owner != liveness.this_owner():
+        raise ConflictError(
+            f"run {run.name} ({run.id}) is {run.status.value} in process {owner.pid} "
+            f"on {owner.host}; only a queued or lost run can be reconnected"
+        )
+
+
+def settle(store: RunStore, run_id: str, final: Status, reason: str | None,
+            summary: dict[str, Any]) -> Run:
+    """Record the resource summary and move the run to ``final`` by legal steps."""
+    record = store.update_run(run_id, resources=summary, heartbeat=time.time())
+    path = status_path(record.status, final) or []
+    if record.status is not final and not path:
+        raise ConflictError(
+            f"run {record.name} ({run_id}) was made {record.status.value} meanwhile; "
+            f"it cannot become {final.value}"
+        )
+    for hop in path:
+        record = store.update_status(run_id, hop, reason if hop is final else None,
+                                     expect=record.status)
+    return record
+
+
+def outcome(error: BaseException) -> tuple[Status, str]:
+    if isinstance(error, KeyboardInterrupt):
+        return Status.CANCELED, "interrupted (KeyboardInterrupt)"
+    if isinstance(error, SystemExit) and error.code in (None, 0):
+        return Status.SUCCEEDED, "exited (SystemExit 0)"
+    return Status.FAILED, reason_of(error)
+
+
+def reason_of(error: BaseException) -> str:
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= MAX_REASON else text[: MAX_REASON - 1] + "…"
+
+
+def redacted(url: str) -> str:
+    from runyard.stores.postgres import redact
+
+    return redact(url)

@@ -1,0 +1,217 @@
+"""The machinery behind one open run: its queues and the background thread that empties them.
+
+One thread per open run wakes every ``flush_interval`` (or at once when asked), writes what
+the queues hold, beats the heartbeat and samples resources when they are due. The caller only
+appends to a ``deque``; when a queue holds ``capacity`` entries the caller waits in
+``pressure`` until the thread has brought it down to half (back-pressure, never dropping).
+``stop`` writes everything still queued and joins the thread. Sessions still open when the
+interpreter exits are closed by an ``atexit`` hook, so queued data is not left behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+
+from runyard.errors import ConflictError, RunyardError
+from runyard.model import Artifact, Event, Metric, Status
+from runyard.stores import RunStore
+from runyard.tracking.flusher import Flusher
+from runyard.tracking.resources import Resources
+
+log = logging.getLogger("runyard.tracking")
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often the background thread acts (``None``: never)."""
+
+    flush_interval: float = 0.5
+    heartbeat_interval: float | None = 10.0
+    resources_interval: float | None = 10.0
+    capacity: int = 100_000  # queued values (or events) before the caller waits
+
+
+class Session:
+    """Queues, flusher and background thread of one open run."""
+
+    def __init__(self, store: RunStore, run_id: str, timing: Timing,
+                 resources: Resources | None) -> None:
+        self.store, self.run_id, self.timing = store, run_id, timing
+        self.metrics: deque[Metric] = deque()
+        self.events: deque[Event] = deque()
+        self.files: deque[Artifact] = deque()
+        self.flusher = Flusher(store, run_id)
+        self.resources = resources
+        self.low = max(timing.capacity // 2, 1)
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._progress = threading.Condition()
+        self._idle = True
+        now = time.monotonic()
+        self._due = {"heartbeat": _after(now, timing.heartbeat_interval),
+                     "sample": _after(now, timing.resources_interval)}
+        self._thread = threading.Thread(target=self._loop, name=f"runyard-run-{run_id}",
+                                        daemon=True)
+
+    # -- the caller's side ------------------------------------------------------------------
+    def start(self, at_exit: Callable[[], None]) -> None:
+        """Start the thread; ``at_exit`` closes the run if it is still open at exit."""
+        self._thread.start()
+        _open_sessions.add(self, at_exit)
+
+    def queued(self) -> int:
+        return len(self.metrics) + len(self.events) + len(self.files)
+
+    def pressure(self) -> None:
+        """Wait until the thread has brought the queues down to half their capacity."""
+        self._wake.set()
+        with self._progress:
+            while (len(self.metrics) > self.low or len(self.events) > self.low) and (
+                self._thread.is_alive()
+            ):
+                self._wake.set()
+                self._progress.wait(0.1)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued so far is written; ``False`` if ``timeout`` passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._progress:
+            while (self.queued() or not self._idle) and self._thread.is_alive():
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                self._wake.set()
+                self._progress.wait(left)
+        return True
+
+    def stop(self) -> None:
+        """Write everything still queued, stop the thread, and count what was left over."""
+        _open_sessions.discard(self)
+        self._stopping.set()
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._count_leftovers()
+
+    def _count_leftovers(self) -> None:
+        """Anything the thread could not take (it died on a bug) is lost, and counted."""
+        for kind, n in (("metric values", len(self.metrics)), ("events", len(self.events)),
+                        ("files", len(self.files))):
+            if n:
+                self.flusher.lost[kind] += n
+        if self.queued() and self.flusher.first_error is None:
+            self.flusher.first_error = "the background writer stopped"
+        self.metrics.clear()
+        self.events.clear()
+        self.files.clear()
+
+    # -- the background thread --------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                self._wake.wait(self._timeout())
+                self._wake.clear()
+                self._drain()
+                self._periodic()
+            self._drain()
+        except Exception:  # a bug: leave the leftovers for ``stop`` to count
+            log.exception("runyard: the writer of run %s stopped", self.run_id)
+        finally:
+            self._idle = True
+            self._notify()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        due = min(self._due.values())
+        return max(0.0, min(self.timing.flush_interval, due - now))
+
+    def _drain(self) -> None:
+        while self.queued():
+            self._idle = False
+            self.flusher.files(self.files)
+            self.flusher.events(self.events)
+            self.flusher.metrics(self.metrics)
+            self._notify()
+        self._idle = True
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._progress:
+            self._progress.notify_all()
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._due["sample"] and self.resources is not None:
+            self._due["sample"] = _after(now, self.timing.resources_interval)
+            self._guarded("sample resources", self._sample)
+        if now >= self._due["heartbeat"]:
+            self._due["heartbeat"] = _after(now, self.timing.heartbeat_interval)
+            self._guarded("beat the heartbeat", self.heartbeat)
+
+    def _sample(self) -> None:
+        assert self.resources is not None
+        now = time.time()
+        self.metrics.extend(Metric(name, value, None, now)
+                            for name, value in self.resources.sample().items())
+
+    def heartbeat(self) -> None:
+        """Record that the owner is alive (with the resource summary); a lost run that beats
+        again goes back to running."""
+        fields: dict[str, object] = {"heartbeat": time.time()}
+        if self.resources is not None:
+            fields["resources"] = self.resources.summary()
+        run = self.store.update_run(self.run_id, **fields)
+        if run.status is Status.LOST:
+            with suppress(ConflictError):  # someone else moved it first
+                self.store.update_status(self.run_id, Status.RUNNING,
+                                         "the owner's heartbeat resumed", expect=Status.LOST)
+
+    def _guarded(self, what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except (RunyardError, OSError) as exc:
+            log.warning("runyard: could not %s for run %s: %s", what, self.run_id, exc)
+
+
+def _after(now: float, interval: float | None) -> float:
+    return float("inf") if interval is None else now + interval
+
+
+class _Registry:
+    """The open sessions of this process, closed at interpreter exit."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closers: dict[int, tuple[Session, Callable[[], None]]] = {}
+        self._hooked = False
+
+    def add(self, session: Session, close: Callable[[], None]) -> None:
+        with self._lock:
+            if not self._hooked:
+                import atexit
+
+                atexit.register(self.close_all)
+                self._hooked = True
+            self._closers[id(session)] = (session, close)
+
+    def discard(self, session: Session) -> None:
+        with self._lock:
+            self._closers.pop(id(session), None)
+
+    def close_all(self) -> None:
+        with self._lock:
+            closers = list(self._closers.values())
+        for session, close in closers:
+            try:
+                close()
+            except Exception as exc:  # at exit there is no one left to raise to
+                log.warning("runyard: closing run %s at exit failed: %s", session.run_id, exc)
+
+
+_open_sessions = _Registry()

@@ -1,0 +1,104 @@
+"""``sync``: upload the offline spool's runs to a store, exactly once, resumably.
+
+Each spool run is copied with ``runyard.core.copy.copy_run``: a run missing from the
+destination is created, a run already there gets only what it lacks (the append-only metrics,
+events and logs by their missing tail), so syncing twice writes nothing twice and a sync
+killed halfway completes when run again. A run is removed from the spool only when it was
+already closed (a final status) before its copy began and the destination then holds all of
+it; running and lost runs stay, to be synced again. One sync at a time holds the spool's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from runyard.blobs import BlobStore
+from runyard.core import liveness
+from runyard.core.copy import copy_run
+from runyard.errors import ConfigError, ConflictError
+from runyard.model import Run
+from runyard.stores import RunStore, blob_root, open_store, resolve_url
+from runyard.tracking.spool import Spool
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SyncReport:
+    """What a sync did: runs uploaded, removed from the spool, kept there (still open),
+    and runs it could not upload (one message each)."""
+
+    destination: str
+    uploaded: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    blobs_copied: int = 0
+
+
+def sync(to: str | None = None, *, spool: Spool | None = None,
+         progress: Progress | None = None) -> SyncReport:
+    """Upload every run of the offline spool to the store ``to`` (default: the configured)."""
+    spool = spool or Spool()
+    url = resolve_url(to)
+    if not spool.exists():
+        return SyncReport(url)
+    if url.rstrip("/") == spool.url.rstrip("/"):
+        raise ConfigError(f"cannot sync the offline spool into itself ({spool.url})")
+    with spool.sync_lock():
+        src = open_store(spool.url)
+        try:
+            dst = open_store(url)
+            try:
+                return _sync_all(spool, src, dst, progress)
+            finally:
+                dst.close()
+        finally:
+            src.close()
+
+
+def _sync_all(spool: Spool, src: RunStore, dst: RunStore,
+              progress: Progress | None) -> SyncReport:
+    report = SyncReport(dst.url)
+    runs = src.list_runs(newest_first=False)
+    dst_blobs = BlobStore(blob_root(dst.url))
+    if progress is not None:
+        progress(0, len(runs))
+    for done, run in enumerate(runs, 1):
+        try:
+            _sync_one(spool, src, dst, dst_blobs, run, report)
+        except ConflictError as exc:
+            report.conflicts.append(str(exc))
+        if progress is not None:
+            progress(done, len(runs))
+    spool.remove_orphan_blobs(src)
+    return report
+
+
+def _sync_one(spool: Spool, src: RunStore, dst: RunStore, dst_blobs: BlobStore, run: Run,
+              report: SyncReport) -> None:
+    run = liveness.refresh(src, run)  # an offline owner that died makes its run lost
+    closed = run.status.is_final  # read before copying: all of a closed run is in the spool
+    copied = copy_run(src, dst, spool.blobs(run.id), dst_blobs, run.id)
+    report.uploaded.append(run.id)
+    report.blobs_copied += copied.blobs_copied
+    if closed and complete(src, dst, run.id):
+        spool.remove(src, run.id)
+        report.removed.append(run.id)
+    else:
+        report.kept.append(run.id)
+
+
+def complete(src: RunStore, dst: RunStore, run_id: str) -> bool:
+    """Whether ``dst`` holds everything ``src`` has of the run."""
+    mine, theirs = src.get_run(run_id), dst.get_run(run_id)
+    if mine.status is not theirs.status or not mine.tags <= theirs.tags:
+        return False
+    counts = [(s.name, s.count) for s in src.metric_summaries(run_id)]
+    if counts != [(s.name, s.count) for s in dst.metric_summaries(run_id)]:
+        return False
+    if len(src.read_events(run_id)) != len(dst.read_events(run_id)):
+        return False
+    wanted = {(a.name, a.stage, a.hash) for a in src.list_artifacts(run_id)}
+    return wanted <= {(a.name, a.stage, a.hash) for a in dst.list_artifacts(run_id)}

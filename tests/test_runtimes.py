@@ -1,0 +1,110 @@
+"""One contract suite for every runtime: in_process, process, and ray on a real local cluster."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runyard.errors import RuntimeUnavailable
+from runyard.runtimes import Runtime
+from runyard.runtimes.in_process import InProcessRuntime
+from runyard.runtimes.process import ProcessRuntime
+
+RUNTIMES = ["in_process", "process", "ray"]
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def rendezvous(mine: str, other: str) -> int:
+    """Create ``mine`` and wait for ``other``: only finishes if both run at the same time."""
+    Path(mine).touch()
+    deadline = time.monotonic() + 60
+    while not Path(other).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the other task never ran alongside this one")
+        time.sleep(0.01)
+    return os.getpid()
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
+    if request.param == "in_process":
+        made: Runtime = InProcessRuntime(4)
+    elif request.param == "process":
+        made = ProcessRuntime(2)
+    else:
+        from runyard.runtimes.ray import RayRuntime
+
+        made = RayRuntime(cluster=request.getfixturevalue("ray_cluster"))  # type: ignore[arg-type]
+    with made:
+        yield made
+
+
+def test_submit_returns_a_future_with_the_result(runtime: Runtime) -> None:
+    assert runtime.submit(square, 7).result(timeout=120) == 49
+    futures = [runtime.submit(square, i) for i in range(20)]
+    assert [f.result(timeout=120) for f in futures] == [i * i for i in range(20)]
+
+
+def test_an_exception_reaches_the_future(runtime: Runtime) -> None:
+    future = runtime.submit(fail, "boom")
+    with pytest.raises(Exception, match="boom"):
+        future.result(timeout=120)
+
+
+def test_independent_callables_run_in_parallel(runtime: Runtime, tmp_path: Path) -> None:
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    first, second = runtime.submit(rendezvous, a, b), runtime.submit(rendezvous, b, a)
+    pids = {first.result(timeout=120), second.result(timeout=120)}
+    if runtime.remote:
+        assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_remote_runtimes_refuse_what_does_not_pickle(runtime: Runtime) -> None:
+    lock = threading.Lock()
+    if not runtime.remote:
+        assert runtime.submit(lambda held: held.locked(), lock).result(timeout=30) is False
+        return
+    with pytest.raises(RuntimeUnavailable, match="do not pickle") as info:
+        runtime.submit(square, lock)
+    assert "\n" not in str(info.value)
+
+
+def test_lambdas_travel_to_every_runtime(runtime: Runtime) -> None:
+    offset = 5
+    assert runtime.submit(lambda x: x + offset, 1).result(timeout=120) == 6
+
+
+def test_submit_outside_the_lifecycle_is_refused(runtime: Runtime) -> None:
+    runtime.shutdown()
+    with pytest.raises(RuntimeUnavailable, match="shut down"):
+        runtime.submit(square, 2)
+    with pytest.raises(RuntimeUnavailable, match="shut down"):
+        runtime.start()
+
+
+def test_submit_before_start_is_refused() -> None:
+    with pytest.raises(RuntimeUnavailable, match="start it"):
+        InProcessRuntime().submit(square, 2)
+
+
+def test_ray_cluster_is_found_again_by_its_recorded_address(ray_cluster: object) -> None:
+    from runyard.runtimes.ray import LocalCluster
+
+    cluster = ray_cluster
+    assert isinstance(cluster, LocalCluster) and cluster.running()
+    state = cluster.read_state()
+    again = LocalCluster(cluster.state_file, cluster.port, num_cpus=2)
+    assert again.ensure() == cluster.address
+    assert again.read_state() == state  # reused, not started again
