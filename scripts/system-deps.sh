@@ -5,6 +5,9 @@ missing=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
 fi
+if ! command -v bwrap >/dev/null 2>&1; then
+  missing+=(bubblewrap)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

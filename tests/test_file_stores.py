@@ -24,7 +24,10 @@ from runyard.model import Event, LogLine, Metric, Run, Status, Step, new_id
 from runyard.stores import RunFilter, RunStore, open_store
 
 KINDS = ["file", "chunked"]
-ROUNDS = 500  # per process; each round does one update of each of the four kinds
+# Updates per writer process, a quarter of each kind. The file store rewrites the whole run log
+# on every change, so the cost grows with the square of this: at 2000 (500 of each kind per
+# process) the file: case takes minutes.
+UPDATES = int(os.environ.get("RUNYARD_SOAK_UPDATES", "500"))
 PROCESSES = 4
 
 
@@ -59,13 +62,18 @@ def finish(child: subprocess.Popen[str], timeout: float = 600) -> str:
 
 
 # -- the work children do ---------------------------------------------------------------------
-def hammer(store: RunStore, run_id: str, worker: int, rounds: int) -> None:
-    """One update of each kind per round, every one unique to this worker and round."""
-    for i in range(rounds):
-        store.upsert_step(run_id, Step(f"w{worker}-step-{i}", created=float(i)))
-        store.add_tags(run_id, [f"w{worker}-tag-{i}"])
-        store.merge_metadata(run_id, {f"w{worker}-key-{i}": i})
-        store.append_metrics(run_id, [Metric(f"w{worker}", float(i), i, time.time())])
+def hammer(store: RunStore, run_id: str, worker: int, updates: int) -> None:
+    """``updates`` changes, cycling through the four kinds, each unique to this worker."""
+    for i in range(updates):
+        n = i // 4
+        if i % 4 == 0:
+            store.upsert_step(run_id, Step(f"w{worker}-step-{n}", created=float(n)))
+        elif i % 4 == 1:
+            store.add_tags(run_id, [f"w{worker}-tag-{n}"])
+        elif i % 4 == 2:
+            store.merge_metadata(run_id, {f"w{worker}-key-{n}": n})
+        else:
+            store.append_metrics(run_id, [Metric(f"w{worker}", float(n), n, time.time())])
 
 
 def churn(store: RunStore, run_id: str, seed: int) -> None:
@@ -100,16 +108,17 @@ def claim(store: RunStore, names: int) -> list[str]:
 
 
 # -- concurrency --------------------------------------------------------------------------------
-def check_hammered(store: RunStore, run_id: str, workers: int, rounds: int) -> None:
-    expected = {f"w{w}-{{}}-{i}" for w in range(workers) for i in range(rounds)}
+def check_hammered(store: RunStore, run_id: str, workers: int, updates: int) -> None:
+    each = updates // 4  # of every kind, per worker
+    expected = {f"w{w}-{{}}-{n}" for w in range(workers) for n in range(each)}
     run = store.get_run(run_id)
     assert {s.name for s in store.get_steps(run_id)} == {e.format("step") for e in expected}
     assert set(run.tags) == {e.format("tag") for e in expected}
     assert set(run.metadata) == {e.format("key") for e in expected}
     metrics = store.read_metrics(run_id)
-    assert len(metrics) == workers * rounds
-    for w in range(workers):  # each writer's metrics in the order it appended them
-        assert [m.step for m in metrics if m.name == f"w{w}"] == list(range(rounds))
+    assert len(metrics) == workers * each
+    for w in range(workers):  # each writer's metrics, in the order it appended them
+        assert [m.step for m in metrics if m.name == f"w{w}"] == list(range(each))
 
 
 @pytest.mark.slow
@@ -117,10 +126,10 @@ def test_concurrent_processes_lose_no_update(kind: str, tmp_path: Path) -> None:
     url = url_of(kind, tmp_path / "store")
     store = open_store(url)
     run = store.create_run(make_run())
-    children = [spawn("hammer", url, run.id, str(w), str(ROUNDS)) for w in range(PROCESSES)]
+    children = [spawn("hammer", url, run.id, str(w), str(UPDATES)) for w in range(PROCESSES)]
     for child in children:
         finish(child)
-    check_hammered(store, run.id, PROCESSES, ROUNDS)
+    check_hammered(store, run.id, PROCESSES, UPDATES)
     assert store.count_runs() == 1
 
 
@@ -131,7 +140,7 @@ def test_concurrent_threads_lose_no_update(kind: str, tmp_path: Path) -> None:
 
     def work(worker: int) -> None:
         try:
-            hammer(store, run.id, worker, 40)  # one store object shared by every thread
+            hammer(store, run.id, worker, 160)  # one store object shared by every thread
         except BaseException as exc:
             errors.append(exc)
 
@@ -141,7 +150,7 @@ def test_concurrent_threads_lose_no_update(kind: str, tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == []
-    check_hammered(store, run.id, 4, 40)
+    check_hammered(store, run.id, 4, 160)
 
 
 def test_names_stay_unique_under_concurrent_creates(kind: str, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runyard import Run
-from tracking_helpers import FAST, cli
+from tracking_helpers import FAST, cli, start_script
 
 
 @pytest.fixture
@@ -104,8 +104,8 @@ def test_sync_uses_the_configured_store_by_default(tmp_path: Path) -> None:
         "    run.init(name='via-env', offline=True)\n"
         "    run.log_metrics({'x': 1.0})\n"
     )
-    made = cli_python(script, tmp_path)
-    assert made.returncode == 0, made.stderr
+    made = start_script(script, tmp_path)
+    assert made.wait(timeout=120) == 0, made.communicate()[1]
     url = f"sqlite://{tmp_path}/configured.db"
     synced = cli("sync", "--json", cwd=tmp_path, RUNYARD_STORE=url)
     assert synced.code == 0, synced.err
@@ -115,12 +115,3 @@ def test_sync_uses_the_configured_store_by_default(tmp_path: Path) -> None:
     shown = cli("--store", url, "run", "show", "via-env", "--json", cwd=tmp_path)
     assert json.loads(shown.out)["metrics"]["x"]["count"] == 1
 
-
-def cli_python(code: str, cwd: Path):  # type: ignore[no-untyped-def]
-    import subprocess
-    import sys
-
-    from tracking_helpers import child_env
-
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=child_env(),
-                          capture_output=True, text=True, timeout=120)

@@ -79,7 +79,7 @@ def test_runyard_offline_variable_turns_offline_on(isolated: Path,
         run.log_metrics({"x": 1.0})
     assert run.offline and Spool().open().get_run(run.id).status is Status.SUCCEEDED
     monkeypatch.setenv("RUNYARD_OFFLINE", "maybe")
-    with pytest.raises(ConfigError, match="RUNYARD_OFFLINE=.maybe. is not understood"):
+    with pytest.raises(ConfigError, match=r"RUNYARD_OFFLINE='maybe' is not understood"):
         Run(**FAST).init()
 
 

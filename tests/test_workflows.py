@@ -282,3 +282,25 @@ def test_upsert_steps_writes_a_batch_on_every_backend(tmp_path: Path) -> None:
         store.upsert_steps(run.id, [Step("a", Status.SUCCEEDED, created=1.0)])
         assert [(s.name, s.status) for s in store.get_steps(run.id)] == [
             ("a", Status.SUCCEEDED), ("b", Status.CREATED)], url
+
+
+def test_cli_runs_reruns_and_manages_configs(store_url: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from runyard.cli.main import main
+
+    assert main(["--store", store_url, "workflow", "run", "wf_defs:chain", "--param", "n=4"]) == 0
+    out = capsys.readouterr().out.split()
+    run_id, result = out[0], out[1]
+    assert result == "6"
+    assert main(["--store", store_url, "run", "rerun", run_id]) == 0
+    captured = capsys.readouterr()
+    assert "the DAG is unchanged" in captured.err and captured.out.split()[1] == "6"
+    assert main(["--store", store_url, "run", "show", captured.out.split()[0]]) == 0
+    assert "reused from" in capsys.readouterr().out
+    assert main(["config", "save", "pool", "--runtime", "process", "--max-workers", "2"]) == 0
+    assert main(["config", "show", "pool", "--json"]) == 0
+    assert '"max_workers": 2' in capsys.readouterr().out
+    assert main(["--store", store_url, "workflow", "run", "wf_defs:chain", "--config",
+                 "missing"]) == 3
+    assert "no runtime configuration named 'missing'" in capsys.readouterr().err
+    assert main(["workflow", "run", "wf_defs:add"]) == 2

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from runyard.tracking import Run
 
 __all__ = [
-    "Kind", "Run", "RunFilter", "RunyardError", "RuntimeConfiguration", "Status",
+    "Kind", "Run", "RunFilter", "RuntimeConfiguration", "RunyardError", "Status",
     "WorkflowRun", "__version__", "create_run", "open_store", "task", "workflow",
 ]
 

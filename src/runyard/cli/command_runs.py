@@ -14,6 +14,7 @@ from runyard.cli.commands import command_context
 
 if TYPE_CHECKING:
     from runyard.commands.runspec import Flags
+    from runyard.commands.supervisor import Handle
     from runyard.model import LogLine, Run
 
 
@@ -49,6 +50,19 @@ def flags(kwargs: dict[str, Any]) -> Flags:
                                             "replicas", "timeout", "tags", "executor")})
 
 
+def preforked(ctx: click.Context) -> Handle:
+    """A supervisor forked before this process opens any database (see ``prefork``)."""
+    from runyard.cli.state import state
+    from runyard.commands.context import check_url
+    from runyard.commands.supervisor import prefork
+    from runyard.stores import resolve_url
+
+    url = check_url(resolve_url(state(ctx).store_url))
+    handle = prefork(url)
+    ctx.find_root().call_on_close(handle.abandon)
+    return handle
+
+
 def status_line(run: Run) -> None:
     reason = f" ({run.status_reason})" if run.status_reason else ""
     render.info(f"run {run.id}: {run.status.value}{reason}")
@@ -58,7 +72,7 @@ def status_line(run: Run) -> None:
 @spec_options
 @click.option("--logs", is_flag=True, help="Also stream the job's logs to stderr.")
 @click.pass_context
-def exec_command(ctx: click.Context, logs: bool, **kwargs: Any) -> None:
+def exec_command(ctx: click.Context, /, logs: bool, **kwargs: Any) -> None:
     """Run a codespec with stdin as its input buffer and its output buffer on stdout.
 
     Status lines and the run id go to stderr; exits non-zero unless the run succeeded.
@@ -66,12 +80,13 @@ def exec_command(ctx: click.Context, logs: bool, **kwargs: Any) -> None:
     from runyard.commands.execute import Streams, exec_run
     from runyard.commands.runspec import build
 
+    handle = preforked(ctx)
     opened = command_context(ctx)
     spec = build(opened.registry, flags(kwargs))
     sys.stdout.flush()
     io = Streams(sys.stdin.fileno(), sys.stdout.fileno(), on_created=created_line,
                  on_status=status_line, on_logs=log_printer(False) if logs else None)
-    run = exec_run(opened, spec, io)
+    run = exec_run(opened, spec, io, handle)
     for problem in io.errors:
         render.warn(problem)
     fail_unless_succeeded(run)
@@ -93,14 +108,15 @@ def fail_unless_succeeded(run: Run) -> None:
 @click.command("create")
 @spec_options
 @click.pass_context
-def create_command(ctx: click.Context, **kwargs: Any) -> None:
+def create_command(ctx: click.Context, /, **kwargs: Any) -> None:
     """Start a command run in a detached supervisor; print its id at once."""
     from runyard.commands import launch
     from runyard.commands.runspec import build
 
+    handle = preforked(ctx)
     opened = command_context(ctx)
     created = launch.create(opened, build(opened.registry, flags(kwargs)))
-    launch.start(opened, created.run)
+    launch.start(opened, created.run, handle)
     for name in sorted(created.new):
         render.info(f"created buffer {created.buffers[name]} for {name}")
     click.echo(created.run.id)

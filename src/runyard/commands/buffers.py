@@ -20,7 +20,6 @@ from runyard.blobs import BlobStore
 from runyard.commands.registry import (
     CREATED,
     FINAL_STATES,
-    INCOMPLETE,
     Buffer,
     Chunk,
     Registry,
@@ -202,7 +201,3 @@ def read_buffer(registry: Registry, blobs: BlobStore, buffer_id: str, out_fd: in
     for chunk in follow(registry, buffer_id, gone):
         copy_chunk(blobs, chunk, out_fd)
     return registry.buffer(buffer_id)
-
-
-def is_incomplete(buffer: Buffer) -> bool:
-    return buffer.state == INCOMPLETE

@@ -34,8 +34,13 @@ class Context:
 
 def open_context(url: str, store: RunStore | None = None) -> Context:
     """The registry and blob store that belong with the run store at ``url``."""
+    blobs_at = blob_root(check_url(url))
+    return Context(url, store or open_store(url), Registry(blobs_at.parent), BlobStore(blobs_at))
+
+
+def check_url(url: str) -> str:
+    """``url``, if command runs can use it: other processes must be able to open it."""
     if parse_url(url).scheme == "memory":
         raise ConfigError("command runs need a store other processes can open; "
                           "a memory:// store lives in one process only")
-    blobs_at = blob_root(url)
-    return Context(url, store or open_store(url), Registry(blobs_at.parent), BlobStore(blobs_at))
+    return url

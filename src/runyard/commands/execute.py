@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from runyard.commands import follow, launch
 from runyard.commands.buffers import copy_chunk, write_buffer
@@ -18,6 +19,9 @@ from runyard.commands.context import Context
 from runyard.commands.runspec import RunSpec
 from runyard.errors import ValidationError
 from runyard.model import LogLine, Run
+
+if TYPE_CHECKING:
+    from runyard.commands.supervisor import Handle
 
 LOG_POLL_S = 0.1
 
@@ -32,13 +36,13 @@ class Streams:
     errors: list[str] = field(default_factory=list)
 
 
-def exec_run(ctx: Context, spec: RunSpec, io: Streams) -> Run:
+def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = None) -> Run:
     """Run ``spec`` with stdin and stdout as its buffers; the run as it ended."""
     inputs = _unbound(spec, spec.codespec.inputs, "input")
     outputs = _unbound(spec, spec.codespec.outputs, "output")
     created = launch.create(ctx, spec, claim_inputs=frozenset(inputs))
     io.on_created(created.run)
-    launch.start(ctx, created.run)
+    launch.start(ctx, created.run, handle)
     for name in inputs:  # not joined: stdin may outlast a run that never reads it
         _thread(_feed, ctx, created.buffers[name], io)
     workers = [_thread(_drain, ctx, created.buffers[n], io) for n in outputs]

@@ -26,13 +26,13 @@ NEVER_STARTED = "the supervisor exited before the job started"
 def refresh(store: RunStore, run: Run) -> Run:
     """``run`` with its owner's liveness applied (``lost``, or ``failed`` if never started)."""
     run = liveness.refresh(store, run)
-    if run.status is Status.PENDING and run.owner is not None:
-        if liveness.owner_alive(run.owner) is False:
-            try:
-                return store.update_status(run.id, Status.FAILED, NEVER_STARTED,
-                                           expect=Status.PENDING)
-            except ConflictError:
-                return store.get_run(run.id)
+    pending = run.status is Status.PENDING and run.owner is not None
+    if pending and run.owner is not None and liveness.owner_alive(run.owner) is False:
+        try:
+            return store.update_status(run.id, Status.FAILED, NEVER_STARTED,
+                                       expect=Status.PENDING)
+        except ConflictError:
+            return store.get_run(run.id)
     return run
 
 

@@ -11,6 +11,7 @@ stops the job's processes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from runyard.commands import executors
 from runyard.commands.context import Context
@@ -19,6 +20,9 @@ from runyard.commands.runspec import RunSpec
 from runyard.core.runs import create_run
 from runyard.errors import ConflictError
 from runyard.model import Event, Kind, Run, Status
+
+if TYPE_CHECKING:
+    from runyard.commands.supervisor import Handle
 
 HEARTBEAT_S = 2.0
 
@@ -87,12 +91,17 @@ def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
         raise
 
 
-def start(ctx: Context, run: Run) -> int:
-    """Spawn the run's supervisor; a failure to spawn fails the run. Returns its pid."""
+def start(ctx: Context, run: Run, handle: Handle | None = None) -> None:
+    """Hand the run to its supervisor: ``handle`` (from ``supervisor.prefork``, made before
+    any database was opened), else a supervisor in a new interpreter."""
     from runyard.commands.supervisor import spawn
 
+    log_path = ctx.work_dir(run.id) / "supervisor.log"
     try:
-        return spawn(ctx.url, run.id, ctx.work_dir(run.id) / "supervisor.log")
+        if handle is not None:
+            handle.start(run.id, log_path)
+        else:
+            spawn(ctx.url, run.id, log_path)
     except OSError as exc:
         ctx.store.update_status(run.id, Status.FAILED, f"failed to start: {exc}")
         for name in run.parameters["spec"]["buffers"]["outputs"]:

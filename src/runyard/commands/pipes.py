@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from runyard.blobs import BlobStore
 from runyard.commands.buffers import ChunkSink, WriterGone, copy_chunk, follow, pump_fd
@@ -127,7 +127,7 @@ class OutputPump(Pump):
 class LogReader(threading.Thread):
     """Reads one stream of a replica line by line into a shared list of log lines."""
 
-    def __init__(self, stream: BinaryIO, name: str, step: str, sink: list[LogLine],
+    def __init__(self, stream: IO[bytes], name: str, step: str, sink: list[LogLine],
                  lock: threading.Lock):
         super().__init__(name=f"log-{step}-{name}", daemon=True)
         self.stream, self.stream_name, self.step = stream, name, step

@@ -206,36 +206,78 @@ def _fail(ctx: Context, run_id: str, reason: str) -> None:
             ctx.store.update_status(run_id, Status.FAILED, reason)
 
 
-def spawn(url: str, run_id: str, log_path: Path) -> int:
-    """Start the supervisor of ``run_id`` detached (double fork); returns its pid."""
-    read_end, write_end = os.pipe()
+class Handle:
+    """A supervisor forked before any database was opened, waiting to be told its run."""
+
+    def __init__(self, pid: int, go: int) -> None:
+        self.pid, self._go = pid, go
+
+    def start(self, run_id: str, log_path: Path) -> None:
+        os.write(self._go, f"{run_id}\n{log_path}".encode())
+        self.abandon()
+
+    def abandon(self) -> None:
+        """No run after all: the waiting supervisor exits."""
+        if self._go >= 0:
+            os.close(self._go)
+            self._go = -1
+
+
+def prefork(url: str) -> Handle:
+    """Fork the supervisor now (double fork, new session), before this process opens any
+    SQLite database: a forked child must not inherit SQLite's per-process lock state. The
+    child keeps the modules already imported, so no interpreter has to start."""
+    go_read, go_write = os.pipe()
+    pid_read, pid_write = os.pipe()
     child = os.fork()
     if child == 0:
-        os.close(read_end)
-        _detached_child(url, run_id, log_path, write_end)
-    os.close(write_end)
+        os.close(go_write)
+        os.close(pid_read)
+        _detached_child(url, go_read, pid_write)
+    os.close(go_read)
+    os.close(pid_write)
     os.waitpid(child, 0)
-    with os.fdopen(read_end, "rb") as answer:
-        return int(answer.read() or b"0")
+    with os.fdopen(pid_read, "rb") as answer:
+        return Handle(int(answer.read() or b"0"), go_write)
 
 
-def _detached_child(url: str, run_id: str, log_path: Path, report: int) -> None:
+def _detached_child(url: str, go: int, report: int) -> None:
     code = 1
     try:
         os.setsid()
-        grandchild = os.fork()
-        if grandchild:
-            os.write(report, str(grandchild).encode())
+        if os.fork():
             os._exit(0)
+        os.write(report, str(os.getpid()).encode())
         os.close(report)
-        _redirect(log_path)
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-        code = supervise(url, run_id)
+        with os.fdopen(go, "rb") as orders:
+            run_id, _, log_path = orders.read().decode().partition("\n")
+        if not run_id:
+            code = 0
+            return
+        code = _become_supervisor(url, run_id, Path(log_path))
     finally:
         os._exit(code)
+
+
+def _become_supervisor(url: str, run_id: str, log_path: Path) -> int:
+    _redirect(log_path)
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    return supervise(url, run_id)
+
+
+def spawn(url: str, run_id: str, log_path: Path) -> int:
+    """Start a supervisor in a fresh interpreter (safe from any process); returns its pid."""
+    import subprocess
+
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "runyard.commands.supervisor", run_id, "--store", url],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    return proc.pid
 
 
 def _redirect(log_path: Path) -> None:
@@ -249,3 +291,22 @@ def _redirect(log_path: Path) -> None:
     os.close(out)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m runyard.commands.supervisor RUN_ID --store URL``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="runyard.commands.supervisor")
+    parser.add_argument("run_id")
+    parser.add_argument("--store", required=True)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    return supervise(args.store, args.run_id)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

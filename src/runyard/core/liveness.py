@@ -36,7 +36,12 @@ def host_name() -> str:
 
 def this_owner() -> Owner:
     """The owner record of the calling process."""
-    return Owner(host=host_name(), pid=os.getpid(), started=_start_time(os.getpid()) or 0.0)
+    return _owner(os.getpid())
+
+
+@lru_cache(maxsize=4)
+def _owner(pid: int) -> Owner:  # by pid: a forked child is an owner of its own
+    return Owner(host=host_name(), pid=pid, started=_start_time(pid) or 0.0)
 
 
 def _start_time(pid: int) -> float | None:

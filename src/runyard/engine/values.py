@@ -25,7 +25,12 @@ _repr = reprlib.Repr()
 _repr.maxstring, _repr.maxother, _repr.maxlist = 80, 80, 8
 
 
+_SIMPLE = (int, float, bool, type(None))
+
+
 def short_repr(obj: Any) -> str:
+    if type(obj) in _SIMPLE or (type(obj) is str and len(obj) <= 80):
+        return repr(obj)
     try:
         return _repr.repr(obj)
     except Exception:  # a broken __repr__ must not break a run

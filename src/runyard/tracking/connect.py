@@ -53,6 +53,6 @@ def target(store: str | RunStore | None, offline: bool) -> Target:
     if offline:
         spool = Spool()
         return Target(shared_store(spool.url), spool.blobs, True)
-    chosen = store if isinstance(store, RunStore) else shared_store(store)
+    chosen = shared_store(store) if store is None or isinstance(store, str) else store
     blobs = BlobStore(blob_root(chosen.url))
     return Target(chosen, lambda _run_id: blobs, False)

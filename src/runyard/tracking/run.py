@@ -130,7 +130,9 @@ class Run:
         """Create the run (named ``adjective-noun`` unless ``name`` is given) and open it.
 
         ``status="created"`` registers a run queued elsewhere: nothing is logged until a later
-        ``Run().reconnect(...)`` marks it running.
+        ``Run().reconnect(...)`` marks it running. ``offline=True`` (default: whether
+        ``RUNYARD_OFFLINE`` is set) writes to the local spool instead of the store, for
+        ``runyard sync`` to upload later.
         """
         self._require("new", "be initialised")
         wanted = checks.initial_status(status)
