@@ -242,4 +242,5 @@ def checked_new_run(run: Run) -> Run:
     check.run_name(run.name)
     for t in run.tags:
         check.tag(t)
-    return run.replace(folder=check.folder(run.folder))
+    folder = check.folder(run.folder)
+    return run if folder == run.folder else run.replace(folder=folder)

@@ -43,7 +43,7 @@ from runyard.stores.files import (
 )
 
 INDEX_FORMAT = 1
-LOCK_POLL = 0.002  # seconds between attempts on a busy lock
+LOCK_POLL = 0.05  # seconds between attempts on a busy lock (filelock's default)
 
 
 def summary(run: Run) -> dict[str, Any]:

@@ -242,7 +242,9 @@ class Run:
             raise self._not_open("save files")
         source = Path(path)
         if not source.is_file():
-            raise ValidationError(f"cannot save {str(path)!r}: there is no such file")
+            raise ValidationError(
+                f"cannot save {str(path)!r}: there is no such file (or it is a folder)"
+            )
         if category is not None and not isinstance(category, str):
             raise ValidationError("a file's category is a string, like 'output'")
         label = check.artifact_name(source.name if name is None else name)
