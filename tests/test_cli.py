@@ -399,3 +399,12 @@ def test_on_a_terminal_list_draws_a_table_and_delete_asks(
     assert accepted.code == 0 and "deleted run" in accepted.out
     names = [r["name"] for r in json.loads(invoke("run", "list", "--json").out)]
     assert names == ["first-run"]
+
+
+def test_lazy_help_lines_match_the_commands() -> None:
+    """``runyard --help`` shows each command's help line without importing it: keep them equal."""
+    from runyard.cli.lazy import load
+    from runyard.cli.main import COMMANDS
+
+    for name, (path, line) in COMMANDS.items():
+        assert load(path).get_short_help_str(limit=200) == line, name

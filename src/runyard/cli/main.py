@@ -14,25 +14,34 @@ from collections.abc import Sequence
 import click
 
 from runyard import __version__
-from runyard.cli.command_runs import (
-    cancel_command,
-    create_command,
-    exec_command,
-    logs_command,
-    watch_command,
-)
-from runyard.cli.commands import buffer_group, codespec_group
-from runyard.cli.runs import run_group
+from runyard.cli.lazy import LazyGroup
 from runyard.cli.state import State
-from runyard.cli.store import store_group
-from runyard.cli.tracking import metrics, sync
-from runyard.cli.workflows import config_group, rerun, workflow_group
 from runyard.errors import RunyardError
 
 ABORTED = 130  # the shell's code for a run stopped by ^C
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+COMMANDS = {  # name: (where the command lives, its one-line help, shown without importing it)
+    "run": ("runyard.cli.run_all:run_group",
+            "Start, follow and inspect runs: exec, list, show, logs, metrics, rename, delete."),
+    "store": ("runyard.cli.store:store_group", "Inspect run stores and copy runs between them."),
+    "sync": ("runyard.cli.tracking:sync",
+             "Upload the runs of the offline spool (.runyard/offline) to a store."),
+    "codespec": ("runyard.cli.commands:codespec_group",
+                 "Register, show and list codespecs: named, versioned command specs."),
+    "buffer": ("runyard.cli.commands:buffer_group",
+               "Create, write, read, show and list buffers: byte streams kept in the blob store."),
+    "workflow": ("runyard.cli.workflows:workflow_group", "Run workflows defined with @workflow."),
+    "config": ("runyard.cli.workflows:config_group",
+               "List, show, save and delete runtime configurations."),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="runyard", message="%(prog)s %(version)s")
 @click.option(
     "--store",
@@ -45,19 +54,6 @@ ABORTED = 130  # the shell's code for a run stopped by ^C
 def cli(ctx: click.Context, store_url: str | None) -> None:
     """runyard: define, execute, track and keep a reproducible record of runs."""
     ctx.obj = State(store_url)
-
-
-cli.add_command(run_group)
-cli.add_command(store_group)
-cli.add_command(sync)
-cli.add_command(codespec_group)
-cli.add_command(buffer_group)
-for _command in (exec_command, create_command, watch_command, cancel_command, logs_command):
-    run_group.add_command(_command)
-run_group.add_command(metrics)
-cli.add_command(workflow_group)
-cli.add_command(config_group)
-run_group.add_command(rerun)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

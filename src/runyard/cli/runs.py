@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 @click.group("run")
 def run_group() -> None:
-    """List, show, rename and delete runs."""
+    """Start, follow and inspect runs: exec, list, show, logs, metrics, rename, delete."""
 
 
 @run_group.command("list")
