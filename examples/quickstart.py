@@ -1,4 +1,10 @@
-"""The quickstart job: a small parameter scan recorded in the default store, then shown.
+"""The quickstart job: a small study recorded in the default store, then listed and shown.
+
+1. a three-point parameter scan, each point a tracked run (``Run``) with metrics, an event, an
+   output file, tags and metadata;
+2. a workflow that fits the scan's results, run ``in_process``: one step per task run, with
+   attempts, captured output and inputs/outputs by hash;
+3. ``runyard run list`` and ``runyard run show`` of what was recorded.
 
 Run it from any folder: the runs land in the nearest ``.runyard/`` (created here if none).
 """
@@ -9,51 +15,55 @@ import math
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from runyard import Status, create_run, open_store
-from runyard.blobs import BlobStore
-from runyard.core.catalog import save_file
-from runyard.model import Attempt, Metric, Step
-from runyard.stores import blob_root
+from runyard import Run, open_store, task, workflow
 
 
-def simulate(store, blobs, rate: float) -> str:  # type: ignore[no-untyped-def]
-    run = create_run(
-        store,
-        folder="/quickstart",
-        tags=["quickstart", "scan"],
-        metadata={"rate": rate, "model": "decay", "points": 50, "unit": "s", "seed": 7},
-        parameters={"rate": rate},
-        description=f"exponential decay at rate {rate}",
-        status=Status.RUNNING,
-    )
-    for name in ("prepare", "simulate", "report"):
-        start = time.time()
-        store.upsert_step(run.id, Step(name, created=start))
-        store.upsert_attempt(run.id, name, Attempt(1, Status.RUNNING, start))
-        if name == "simulate":
-            values = [Metric("amplitude", math.exp(-rate * t / 10), t, time.time())
-                      for t in range(50)]
-            store.append_metrics(run.id, values)
-        store.upsert_attempt(run.id, name, Attempt(1, Status.SUCCEEDED, start, time.time()))
-    with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "report.csv"
-        report.write_text("rate,final\n" + f"{rate},{math.exp(-rate * 4.9):.6f}\n")
-        save_file(store, blobs, run.id, report, category="output")
-    store.update_status(run.id, Status.SUCCEEDED, "finished the scan point")
-    return run.name
+def scan_point(rate: float) -> str:
+    with Run() as run:
+        run.init(folder="/quickstart/scan", tags=["quickstart", "scan"],
+                 metadata={"rate": rate, "model": "decay", "points": 50},
+                 description=f"exponential decay at rate {rate}")
+        for t in range(50):
+            amplitude = math.exp(-rate * t / 10)
+            run.log_metrics({"amplitude": amplitude, "energy": amplitude**2}, step=t)
+        run.log_event(f"amplitude fell below 1% after {math.ceil(46.05 / rate)} steps")
+        with tempfile.TemporaryDirectory() as tmp:
+            report = Path(tmp) / "report.csv"
+            report.write_text(f"rate,final\n{rate},{math.exp(-rate * 4.9):.6f}\n")
+            run.save_file(report, category="output")
+        run.update_metadata({"final": math.exp(-rate * 4.9)})
+        return run.name
+
+
+@task
+def half_life(rate: float) -> float:
+    print(f"half-life at rate {rate}")
+    return 10 * math.log(2) / rate
+
+
+@task(max_attempts=2)
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"shortest": min(values), "longest": max(values)}
+
+
+@workflow
+def fit(rates: list[float]) -> dict[str, float]:
+    return summarise([half_life(r) for r in rates])
 
 
 def main() -> None:
     store = open_store()
-    blobs = BlobStore(blob_root(store.url))
-    names = [simulate(store, blobs, rate) for rate in (0.5, 1.0, 2.0)]
-    print(f"recorded {len(names)} runs in {store.url}", file=sys.stderr)
+    rates = [0.5, 1.0, 2.0]
+    names = [scan_point(rate) for rate in rates]
+    flow = fit(rates).run("in_process")
+    print(f"recorded {len(names)} tracked runs and workflow run {flow.run_id} in {store.url}; "
+          f"fit: {flow.get_results(wait=True)}", file=sys.stderr)
     cli = [sys.executable, "-m", "runyard", "--store", store.url]
-    subprocess.run([*cli, "run", "list", "--tag", "quickstart", "--limit", "5"], check=True)
+    subprocess.run([*cli, "run", "list", "--folder", "/", "--limit", "5"], check=True)
     subprocess.run([*cli, "run", "show", names[-1]], check=True)
+    subprocess.run([*cli, "run", "show", flow.run_id], check=True)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,12 @@ def mapping_section(title: str, data: Mapping[str, Any]) -> None:
     heading(title)
     width = max(len(str(k)) for k in data)
     for key in sorted(data, key=str):
-        click.echo(f"  {str(key).ljust(width)}  {render.value(data[key])}")
+        click.echo(f"  {str(key).ljust(width)}  {clipped(render.value(data[key]))}")
+
+
+def clipped(text: str, limit: int = 100) -> str:
+    """Long values (a workflow's DAG, say) are cut here; ``run show --json`` has them whole."""
+    return text if len(text) <= limit else text[: limit - 20] + f"… ({len(text)} chars, see --json)"
 
 
 def steps_section(steps: list[Mapping[str, Any]]) -> None:
