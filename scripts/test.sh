@@ -13,4 +13,4 @@ export PATH
 .venv/bin/mypy
 .venv/bin/lint-imports
 # pytest exits 5 when it collected no test: with `set -e` that fails the run, as it must.
-.venv/bin/pytest -n auto -p no:cacheprovider "$@"
+.venv/bin/pytest -n auto --dist loadgroup -p no:cacheprovider "$@"

@@ -41,5 +41,12 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "pg_url" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "pg_url" in fixtures:
             item.add_marker(pytest.mark.postgres)
+        callspec = getattr(item, "callspec", None)
+        on_ray = callspec is not None and callspec.params.get("runtime") == "ray"
+        if on_ray or "ray_cluster" in fixtures or "ray_config" in fixtures:
+            # one Ray cluster for the session: every test that needs it runs on one xdist
+            # worker (scripts/test.sh runs pytest with --dist loadgroup)
+            item.add_marker(pytest.mark.xdist_group("ray"))

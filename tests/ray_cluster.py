@@ -24,7 +24,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
     state = Path(tmp_path_factory.mktemp("ray")) / "cluster.json"
-    cluster = LocalCluster(state, RAY_TEST_PORT, num_cpus=2)
+    # all Ray tests share one xdist worker (conftest); a port per worker guards against clashes
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    port = RAY_TEST_PORT + 300 * (int(worker) if worker.isdigit() else 0)
+    cluster = LocalCluster(state, port, num_cpus=2)
     cluster.ensure()
     try:
         yield cluster
