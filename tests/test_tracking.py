@@ -163,6 +163,8 @@ def test_queued_run_can_be_canceled(isolated: Path) -> None:
         ({"loss": 1j}, "non-numeric"),
         ({"loss": Decimal("0.1")}, "non-numeric"),
         ({"loss": [1.0]}, "non-numeric"),
+        ({"ok": 1.0, "loss": True}, "non-numeric value True"),
+        ({"ok": 1.0, 3: 1.0}, "metric names are strings"),
         ({3: 1.0}, "metric names are strings"),
         ({"": 1.0}, "invalid metric name"),
         ({"a\nb": 1.0}, "invalid metric name"),

@@ -39,6 +39,7 @@ from runyard.model import (
 )
 from runyard.model import validate as check
 from runyard.model.codec import owner_from_dict
+from runyard.stores import sqlmetrics
 from runyard.stores.base import MetricSummary, RunFilter, StoreHelpers, checked_new_run
 from runyard.stores.doc import RunDoc
 from runyard.stores.sqlschema import (
@@ -51,18 +52,15 @@ from runyard.stores.sqlschema import (
     RUN_FIELDS,
     RUN_TABLES,
     SELECT_RUN,
-    SUMMARIES,
     UPDATE_RUN,
     Dialect,
     Row,
     Tx,
     filter_query,
     id_range,
-    metric_values,
     row_run,
     row_values,
     run_row,
-    stored_value,
 )
 
 T = TypeVar("T")
@@ -300,19 +298,30 @@ class SqlStore(StoreHelpers):
 
     # -- metrics, events, logs --------------------------------------------------------------
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        self._append("metrics", run_id, metric_values(metrics))
+        self._append_metrics(run_id, *sqlmetrics.packed_batch(metrics))
+
+    def append_checked_metrics(
+        self, run_id: str, rows: Sequence[tuple[str, float, int | None, float]]
+    ) -> None:
+        """``append_metrics`` for the tracking client's writer only: plain tuples whose names
+        and values the client has checked already (see ``sqlmetrics.packed_batch``)."""
+        self._append_metrics(run_id, *sqlmetrics.packed_batch(rows, trusted=True))
+
+    def _append_metrics(self, run_id: str, size: int, packed: list[Row]) -> None:
+        """Write a batch's chunks after the run's last (under its lock: one writer at a time)."""
+        with self._transaction(True) as tx:
+            low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
+            if packed:
+                sqlmetrics.insert(tx, low, high, size, packed)
 
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
-        sql = f"SELECT name, value, step, time FROM metrics WHERE {IN_RANGE}"
-        if name is None:
-            rows = self._range_rows(sql + " ORDER BY id", run_id)
-        else:
-            rows = self._range_rows(sql + " AND name = ? ORDER BY id", run_id, (name,))
-        return [Metric(n, stored_value(v), s, t) for n, v, s, t in rows]
+        with self._transaction(False) as tx:
+            low, high = id_range(self._seq(tx, run_id))
+            return sqlmetrics.read(tx, low, high, name)
 
     def metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        summaries = [_summary(row) for row in self._range_rows(SUMMARIES, run_id)]
-        return sorted(summaries, key=lambda s: s.name)
+        with self._transaction(False) as tx:
+            return sqlmetrics.summaries(tx, *id_range(self._seq(tx, run_id)))
 
     def append_events(self, run_id: str, events: Sequence[Event]) -> None:
         self._append("events", run_id, row_values([Event(*e) for e in events]))
@@ -369,14 +378,6 @@ class SqlStore(StoreHelpers):
         sql = "SELECT name, hash, size, stage, time, step, category FROM artifacts"
         rows = self._rows(sql + " WHERE run_id = ? ORDER BY id", run_id)
         return [Artifact(n, h, size, Stage(st), t, s, c) for n, h, size, st, t, s, c in rows]
-
-
-def _summary(row: Row) -> MetricSummary:
-    name, count, last, last_step, low, high, starts_with_nan = row
-    if starts_with_nan:
-        low = high = None
-    return MetricSummary(name, int(count), stored_value(last), last_step,
-                         stored_value(low), stored_value(high))
 
 
 def _storable_fields(fields: dict[str, Any]) -> dict[str, Any]:

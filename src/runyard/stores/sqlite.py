@@ -12,14 +12,12 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from runyard.errors import StoreError
-from runyard.model import Metric
-from runyard.model import validate as check
 from runyard.stores.sql import SqlStore
 from runyard.stores.sqlschema import Dialect, Tx, ensure_schema
 
@@ -32,7 +30,7 @@ def _load_text(value: Any) -> Any:
 
 SQLITE = Dialect(
     types={"key": "TEXT", "real": "REAL", "int": "INTEGER", "serial": "INTEGER",
-           "json": "TEXT", "without_rowid": " WITHOUT ROWID"},
+           "json": "TEXT", "blob": "BLOB", "without_rowid": " WITHOUT ROWID"},
     find="instr",
     no_limit="-1",
     lock_share="",  # BEGIN IMMEDIATE already holds the database's write lock
@@ -96,29 +94,9 @@ class SqliteStore(SqlStore):
                     raise StoreError(f"SQLite store {self.path}: {exc}") from exc
                 raise
 
-    def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        """As ``SqlStore.append_metrics``, with the batch checked and flattened in one pass:
-        every logged value comes through here."""
-        self._append("metrics", run_id, checked_flat(metrics))
-
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
 
-
-def checked_flat(metrics: Sequence[Metric]) -> list[Any]:
-    """``metrics`` as flat rows for ``SqlStore._append`` (ids still 0), checked as
-    ``checked_metrics`` checks them: each distinct name once, every value that is not a float;
-    NaN is stored as NULL."""
-    flat: list[Any] = []
-    add = flat.extend
-    names: set[str] = set()
-    for name, value, step, when in metrics:
-        if name.__class__ is not str or name not in names:
-            names.add(check.metric_name(name))
-        if value.__class__ is not float:
-            value = check.metric_value(name, value)
-        add((0, name, step, value if value == value else None, when))
-    return flat

@@ -7,7 +7,6 @@ form and says how the two databases differ (column types, locking clauses, JSON 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -15,18 +14,18 @@ from itertools import chain
 from typing import Any
 
 from runyard.errors import StoreError, ValidationError
-from runyard.model import Kind, Metric, Owner, Run, Status, run_from_dict
-from runyard.model import validate as check
+from runyard.model import Kind, Owner, Run, Status, run_from_dict
 from runyard.model.codec import owner_to_dict
+from runyard.stores import sqlmetrics
 from runyard.stores.base import RunFilter
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value
 Row = tuple[Any, ...]
 
-# The append-only tables (metrics, events, logs) hold no run id: a row's id is in its run's own
-# range, ``runs.seq * SPAN`` up to the next run's, counting up in append order. Reading a run's
-# rows, its tail, or deleting them is a range scan of the primary key, and appending needs no
-# second index to update (which halves SQLite's insert rate).
+# The append-only tables (metric chunks, events, logs) hold no run id: a row's id is in its
+# run's own range, ``runs.seq * SPAN`` up to the next run's, counting up in append order. Reading
+# a run's rows, its tail, or deleting them is a range scan of the primary key, and appending needs
+# no second index to update (which halves SQLite's insert rate).
 SPAN = 1 << 36  # rows per run and table; 2**27 runs fit in a signed 64-bit id
 MAX_SEQ = (1 << 63) // SPAN - 1
 
@@ -47,8 +46,7 @@ SCHEMA = (
         PRIMARY KEY (tag, run_id)){without_rowid}""",
     """CREATE TABLE IF NOT EXISTS steps (run_id {key} NOT NULL, name {key} NOT NULL,
         created {real}, doc {json} NOT NULL, PRIMARY KEY (run_id, name)){without_rowid}""",
-    """CREATE TABLE IF NOT EXISTS metrics (id {int} PRIMARY KEY, name {key} NOT NULL,
-        step {int}, value {real}, time {real})""",
+    sqlmetrics.CHUNK_TABLE,
     """CREATE TABLE IF NOT EXISTS events (id {int} PRIMARY KEY, time {real}, message TEXT,
         level TEXT)""",
     """CREATE TABLE IF NOT EXISTS logs (id {int} PRIMARY KEY, step TEXT, stream TEXT,
@@ -59,7 +57,7 @@ SCHEMA = (
         time {real}, step TEXT, category TEXT, UNIQUE (run_id, name, stage))""",
 )
 RUN_TABLES = ("steps", "artifacts")  # keyed by run_id (run_tags are deleted tag by tag)
-RANGE_TABLES = ("metrics", "events", "logs")  # keyed by the run's id range
+RANGE_TABLES = ("metric_chunks", "events", "logs")  # keyed by the run's id range
 
 RUN_COLUMNS = (
     "id", "name", "folder", "kind", "status", "status_reason", "description", "created",
@@ -80,27 +78,16 @@ INSERT_TAG = "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NO
 DELETE_TAG = "DELETE FROM run_tags WHERE tag = ? AND run_id = ?"
 IN_RANGE = "id BETWEEN ? AND ?"
 APPEND = {  # the columns of the append-only tables, id first
-    "metrics": ("id", "name", "step", "value", "time"),
     "events": ("id", "time", "message", "level"),
     "logs": ("id", "time", "text", "stream", "step"),
 }
 ROWS_PER_INSERT = 200  # multi-row INSERTs: half the cost per row of executemany in SQLite
-# count, min, max, last value and step (by highest id), and whether the first value is NaN
-# (stored as NULL): ``summarise`` keeps NaN as min and max when a series starts with it.
-SUMMARIES = f"""
-    SELECT s.name, s.n, l.value, l.step, s.lo, s.hi, f.value IS NULL
-    FROM (SELECT name, COUNT(*) AS n, MIN(value) AS lo, MAX(value) AS hi,
-                 MIN(id) AS first_id, MAX(id) AS last_id
-          FROM metrics WHERE {IN_RANGE} GROUP BY name) s
-    JOIN metrics l ON l.id = s.last_id
-    JOIN metrics f ON f.id = s.first_id"""
-
 
 @dataclass(frozen=True)
 class Dialect:
     """How one database spells what the SQL backends need."""
 
-    types: Mapping[str, str]  # the {tokens} of ``SCHEMA``
+    types: Mapping[str, str]  # the {tokens} of ``SCHEMA`` (key, real, int, serial, json, blob)
     find: str  # function giving the 1-based position of a substring, 0 when absent
     no_limit: str  # LIMIT that means "all rows"
     lock_share: str  # row lock: the run cannot be deleted while rows are added to it
@@ -195,6 +182,18 @@ def ensure_schema(tx: Tx) -> None:
             f"this store has schema version {row[0]}, newer than this runyard understands "
             f"({SCHEMA_VERSION}); upgrade runyard"
         )
+    elif row[0] < SCHEMA_VERSION:
+        _migrate(tx, int(row[0]))
+
+
+def _migrate(tx: Tx, version: int) -> None:
+    """Bring a store made by an older runyard up to ``SCHEMA_VERSION``, in the caller's write."""
+    if version != 1:
+        raise StoreError(f"this store has schema version {version}, which this runyard cannot "
+                         "upgrade; copy its runs with an older runyard first")
+    seqs = [int(r[0]) for r in tx.all("SELECT seq FROM runs ORDER BY seq")]
+    sqlmetrics.migrate_rows(tx, (id_range(seq) for seq in seqs))
+    tx.run("UPDATE runyard_schema SET version = ?", (SCHEMA_VERSION,))
 
 
 # -- runs <-> rows -----------------------------------------------------------------------------
@@ -217,23 +216,6 @@ def row_run(row: Row, dialect: Dialect) -> Run:
     return run_from_dict(data)
 
 
-def metric_values(metrics: Sequence[Metric]) -> list[Any]:
-    """A batch checked as ``doc.checked_metrics`` checks it, as flat rows for ``Tx.append``
-    (ids still 0), in one pass since every logged value comes through here: each distinct name
-    once, and values that are not floats. NaN is stored as NULL (as SQLite stores it anyway).
-    """
-    flat: list[Any] = []
-    add = flat.extend
-    names: set[str] = set()
-    for name, value, step, time in metrics:
-        if name.__class__ is not str or name not in names:
-            names.add(check.metric_name(name))
-        if value.__class__ is not float:
-            value = check.metric_value(name, value)
-        add((0, name, step, value if value == value else None, time))
-    return flat
-
-
 def row_values(rows: Sequence[tuple[Any, ...]]) -> list[Any]:
     """Rows as flat rows for ``Tx.append``, ids still 0."""
     return list(chain.from_iterable([(0, *row) for row in rows]))
@@ -244,10 +226,6 @@ def id_range(seq: int) -> tuple[int, int]:
     if not 0 <= seq <= MAX_SEQ:
         raise StoreError(f"run number {seq} is out of range; this store holds at most {MAX_SEQ}")
     return seq * SPAN, seq * SPAN + SPAN - 1
-
-
-def stored_value(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 # -- filters -----------------------------------------------------------------------------------

@@ -25,18 +25,15 @@ LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 INITIAL = (Status.RUNNING, Status.CREATED)
 
 
-def metric_values(metrics: object) -> dict[str, Any]:
-    """The caller's metrics as a dict (a copy), after checking every name and value."""
+def metric_values(metrics: object) -> dict[str, float]:
+    """The caller's metrics as a dict of floats (a copy), after checking every name and
+    value."""
     if not isinstance(metrics, Mapping):
         raise ValidationError(
             f"log_metrics takes a mapping of names to numbers, like {{'loss': 0.3}}, "
             f"not {type(metrics).__name__}"
         )
-    values = dict(metrics)
-    for name, value in values.items():
-        metric_name(name)
-        metric_value(name, value)
-    return values
+    return {metric_name(name): metric_value(name, value) for name, value in metrics.items()}
 
 
 def metric_name(name: object) -> str:

@@ -31,18 +31,19 @@ from runyard.core import liveness
 from runyard.core.identity import code_identity, environment
 from runyard.core.runs import create_run
 from runyard.errors import DataLost, RunyardError, TrackingError, ValidationError
-from runyard.model import Artifact, Event, Kind, Metric, Stage, Status
+from runyard.model import Artifact, Event, Kind, Stage, Status
 from runyard.model import Run as RunRecord
 from runyard.model import validate as check
 from runyard.stores import RunStore
 from runyard.tracking import checks, lifecycle
 from runyard.tracking.connect import Target, target
+from runyard.tracking.flusher import MetricRow
 from runyard.tracking.resources import Resources
 from runyard.tracking.session import Session, Timing
 from runyard.tracking.spool import offline_from_env
 
 _now = _time.time
-_new_tuple = tuple.__new__  # a Metric without NamedTuple's slower constructor
+_NUMBERS = frozenset({float, int})  # values queued as they are
 
 
 class Run:
@@ -76,7 +77,7 @@ class Run:
         )
         self._store_arg, self._gpu, self._capture_code = store, gpu, capture_code
         self._cap = queue_size
-        self._metrics: deque[Metric] | None = None  # the open run's queues; None when not open
+        self._metrics: deque[MetricRow] | None = None  # the open run's queues; None if not open
         self._events: deque[Event] | None = None
         self._names: set[str] = set()
         self._state = "new"  # new -> open | queued -> closed
@@ -202,19 +203,35 @@ class Run:
         if step is not None and (step.__class__ is not int or step < 0):
             step = checks.step(step)
         when = _now() if time is None else checks.timestamp(time)
-        if metrics.__class__ is dict:
-            names = self._names
-            for name, value in metrics.items():  # all are checked before any is queued
-                if name not in names:
-                    names.add(checks.metric_name(name))
-                if value.__class__ is not float and value.__class__ is not int:
-                    checks.metric_value(name, value)
-        else:
-            metrics = checks.metric_values(metrics)
-        for name, value in metrics.items():
-            queue.append(_new_tuple(Metric, (name, value, step, when)))
+        if metrics.__class__ is dict and len(metrics) == 1:  # the common case, inline
+            (name,) = metrics
+            value = metrics[name]
+            if name not in self._names or (value.__class__ is not float
+                                           and value.__class__ is not int):
+                value = self._checked(name, value)
+            queue.append((name, value, step, when))
+        else:  # every value is checked before any is queued
+            if metrics.__class__ is not dict or not self._names.issuperset(metrics) or not (
+                set(map(type, metrics.values())) <= _NUMBERS
+            ):
+                metrics = self._checked_all(metrics)
+            queue.extend([(name, value, step, when) for name, value in metrics.items()])
         if len(queue) >= self._cap:
             self._pressure()
+
+    def _checked(self, name: str, value: Any) -> float:
+        """One value checked (as a float or int); its name is remembered as good."""
+        if name not in self._names:
+            self._names.add(checks.metric_name(name))
+        if value.__class__ is float or value.__class__ is int:
+            return value
+        return checks.metric_value(name, value)
+
+    def _checked_all(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """The caller's metrics, every one checked (values as floats or ints), in a new dict."""
+        if metrics.__class__ is not dict:
+            return checks.metric_values(metrics)
+        return {name: self._checked(name, value) for name, value in metrics.items()}
 
     def log_event(self, message: str, level: str = "info", *, time: float | None = None) -> None:
         """Queue a timestamped message (level: debug, info, warning, error, critical)."""

@@ -19,9 +19,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 from runyard.errors import ConflictError, RunyardError
-from runyard.model import Artifact, Event, Metric, Status
+from runyard.model import Artifact, Event, Status
 from runyard.stores import RunStore
-from runyard.tracking.flusher import Flusher
+from runyard.tracking.flusher import Flusher, MetricRow
 from runyard.tracking.resources import Resources
 
 log = logging.getLogger("runyard.tracking")
@@ -43,7 +43,7 @@ class Session:
     def __init__(self, store: RunStore, run_id: str, timing: Timing,
                  resources: Resources | None) -> None:
         self.store, self.run_id, self.timing = store, run_id, timing
-        self.metrics: deque[Metric] = deque()
+        self.metrics: deque[MetricRow] = deque()
         self.events: deque[Event] = deque()
         self.files: deque[Artifact] = deque()
         self.flusher = Flusher(store, run_id)
@@ -157,8 +157,8 @@ class Session:
     def _sample(self) -> None:
         assert self.resources is not None
         now = time.time()
-        self.metrics.extend(Metric(name, value, None, now)
-                            for name, value in self.resources.sample().items())
+        self.metrics.extend([(name, float(value), None, now)
+                             for name, value in self.resources.sample().items()])
 
     def heartbeat(self) -> None:
         """Record that the owner is alive (with the resource summary); a lost run that beats
