@@ -71,10 +71,12 @@ def test_cancel_is_asynchronous_and_kills_the_tree(tmp_path: Path) -> None:
     pids = pids_from_logs(tmp_path, run_id)
     watcher = subprocess.Popen([RUNYARD, "run", "watch", run_id], cwd=tmp_path,
                                env=environment(), stdout=subprocess.PIPE, text=True)
+    assert watcher.stdout is not None
+    first = watcher.stdout.readline()  # the watcher follows the run before it is canceled
     done = runyard(tmp_path, "run", "cancel", run_id)
     assert done.returncode == 0 and "canceling" in done.stderr
     out, _ = watcher.communicate(timeout=60)
-    statuses = [json.loads(line)["status"] for line in out.splitlines()]
+    statuses = [json.loads(line)["status"] for line in (first + out).splitlines()]
     assert statuses[0] in ("running", "canceling") and statuses[-1] == "canceled"
     assert gone(pids)
     again = runyard(tmp_path, "run", "cancel", run_id)

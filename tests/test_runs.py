@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,19 @@ def test_created_running_sets_started_in_one_write() -> None:
     assert store.get_run(run.id) == run and run.folder == "/x"
     with pytest.raises(IllegalTransition):
         create_run(store, status=Status.SUCCEEDED)
+
+
+def test_names_come_from_a_cache_of_coolname_words(tmp_path: Path) -> None:
+    """The first process reads coolname's words into a cache; later ones need no coolname."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from runyard.core.naming import generate_name; "
+            "print(generate_name(), 'coolname' in sys.modules)")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True, check=True).stdout.split() for _ in range(2)]
+    assert list((tmp_path / "runyard").glob("names-*.json"))
+    assert runs[1][1] == "False", "the second process used the cache"
+    assert all(re.fullmatch(r"[a-z]+-[a-z]+", name) for name, _ in runs)

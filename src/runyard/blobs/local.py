@@ -10,16 +10,14 @@ once. Blob files are made read-only: content-addressed data never changes in pla
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from runyard.errors import (
     BlobNotFound,
@@ -123,8 +121,38 @@ class BlobStore:
         return removed
 
     # -- writing ----------------------------------------------------------------------------
-    def put_bytes(self, data: bytes) -> BlobRef:
-        return self.put_stream(io.BytesIO(data))
+    def put_bytes(self, data: bytes | bytearray | memoryview) -> BlobRef:
+        """Store ``data`` (hashed once, in place; no copy is made)."""
+        return self.put_hashed(data, hash_bytes(data))
+
+    def put_hashed(self, data: bytes | bytearray | memoryview, ref: BlobRef) -> BlobRef:
+        """Store ``data`` whose digest ``ref`` the caller computed with ``hash_bytes``.
+
+        Content that is stored already is not written again: the blob there is kept.
+        Otherwise it goes to a temporary file that is fsynced and then moved into place."""
+        view = memoryview(data).cast("B")
+        if len(view) != ref.size:
+            raise ValidationError(f"a blob of {len(view)} bytes given as {ref.size} bytes")
+        temp = None
+        try:
+            if self._intact(self.path(ref.digest), ref.size):
+                return ref
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, temp = make_temp(self.root)
+            try:
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, BLOB_MODE)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._install(temp, ref)
+            return ref
+        except OSError as exc:
+            raise StoreError(f"cannot write a blob under {self.root}: {exc}") from exc
+        finally:
+            if temp is not None:
+                temp.unlink(missing_ok=True)
 
     def put_file(self, path: Path | str) -> BlobRef:
         try:
@@ -145,8 +173,7 @@ class BlobStore:
         temp = None
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.root)
-            temp = Path(name)
+            fd, temp = make_temp(self.root)
             ref = self._write_temp(fd, stream)
             if expected is not None and ref.digest != expected:
                 raise corrupt(expected, ref.digest)
@@ -162,15 +189,27 @@ class BlobStore:
     @staticmethod
     def _write_temp(fd: int, stream: IO[bytes]) -> BlobRef:
         """Copy ``stream`` into the open temp file ``fd``, hashing it; fsync; close."""
-        sha, size = hashlib.sha256(), 0
-        with os.fdopen(fd, "wb") as out:
-            while chunk := stream.read(CHUNK):
+        sha, size = _sha256(), 0
+        readinto = getattr(stream, "readinto", None)
+        buf = bytearray(CHUNK) if readinto is not None else None
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            while True:
+                if buf is not None and readinto is not None:
+                    n = readinto(buf)
+                    if n is None:
+                        raise ValidationError("a blob needs a blocking stream")
+                    chunk: object = memoryview(buf)[:n] if n else b""
+                else:
+                    chunk = stream.read(CHUNK)
                 if not isinstance(chunk, bytes | bytearray | memoryview):
                     raise ValidationError("a blob needs a binary stream (open files with 'rb')")
+                if not chunk:
+                    break
                 sha.update(chunk)
-                out.write(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[out.write(view) or 0:]
                 size += len(chunk)
-            out.flush()
             os.fsync(out.fileno())
         return BlobRef(sha.hexdigest(), size)
 
@@ -210,6 +249,24 @@ class BlobStore:
             return handle
         return io.BufferedReader(HashingReader(handle, digest), CHUNK)
 
+    def holds(self, digest: str, data: bytes | bytearray) -> bool:
+        """Whether the stored blob ``digest`` has exactly the bytes ``data`` (compared byte
+        by byte in place, many times faster than hashing them; False if it is missing)."""
+        import mmap
+
+        try:
+            with open(self.path(digest), "rb", buffering=0) as handle:
+                if os.fstat(handle.fileno()).st_size != len(data):
+                    return False
+                if not data:
+                    return True
+                with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                    if isinstance(data, bytearray):
+                        return data == mapped  # type: ignore[comparison-overlap]
+                    return mapped[:] == data  # bytes compare only with bytes: a copy
+        except (OSError, ValueError):
+            return False
+
     def read_bytes(self, digest: str) -> bytes:
         with self.open(digest) as handle:
             return handle.read()
@@ -221,10 +278,9 @@ class BlobStore:
         with self.open(digest) as source:
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+                fd, temp = make_temp(target.parent)
             except OSError as exc:
                 raise StoreError(f"cannot write {target}: {exc}") from exc
-            temp = Path(name)
             try:
                 self._copy_checked(source, fd, digest)
                 os.chmod(temp, FETCHED_MODE)
@@ -244,11 +300,11 @@ class BlobStore:
     # -- checking ---------------------------------------------------------------------------
     def hash_of(self, digest: str) -> str:
         """The SHA-256 of the blob's content as it is on disk now."""
-        sha = hashlib.sha256()
+        sha = _sha256()
         with self.open(digest) as handle:
             while chunk := handle.read(CHUNK):
                 sha.update(chunk)
-        return sha.hexdigest()
+        return str(sha.hexdigest())
 
     def verify(self, digest: str) -> bool:
         """Re-hash the blob: ``True`` if its content matches its digest. ``BlobNotFound``
@@ -274,7 +330,7 @@ class HashingReader(io.RawIOBase):
         super().__init__()
         self._handle = handle
         self._digest = digest
-        self._sha = hashlib.sha256()
+        self._sha = _sha256()
         self._checked = False
 
     def readable(self) -> bool:
@@ -295,6 +351,31 @@ class HashingReader(io.RawIOBase):
     def close(self) -> None:
         self._handle.close()
         super().close()
+
+
+def _sha256(data: bytes | bytearray | memoryview = b"") -> Any:
+    """A SHA-256 object (``hashlib`` loads OpenSSL: imported when first needed)."""
+    import hashlib
+
+    return hashlib.sha256(data)
+
+
+def hash_bytes(data: bytes | bytearray | memoryview) -> BlobRef:
+    """The digest and size of ``data``, hashed in place (the GIL is released meanwhile)."""
+    view = memoryview(data).cast("B")
+    return BlobRef(_sha256(view).hexdigest(), len(view))
+
+
+def make_temp(folder: Path) -> tuple[int, Path]:
+    """A new temporary file in ``folder``, open for writing (the ``tempfile`` module would
+    cost an import of ``random`` and ``shutil`` at every start, for this one call)."""
+    for _ in range(100):
+        path = folder / f"{TEMP_PREFIX}{os.urandom(8).hex()}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {folder}")
 
 
 def fsync_dir(folder: Path) -> None:

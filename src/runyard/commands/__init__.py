@@ -7,6 +7,7 @@
     launch     create, start (detached supervisor) and cancel command runs
     execute    ``run exec``: stdin to the input buffer, the output buffer to stdout
     follow     following a run: status changes, logs, liveness of writers
+    detach     starting a supervisor: forked early (and told its run later), or spawned
     supervisor the detached process that owns and executes a run
     replicas   one replica: folder, named pipes, process, pumps, log readers
     executors  ``local`` and ``sandbox`` (bubblewrap); killing process trees

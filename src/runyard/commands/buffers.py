@@ -1,22 +1,32 @@
 """Streaming bytes into and out of buffers, chunk by chunk, never whole in memory.
 
-A writer cuts what it reads from a file descriptor into chunks of at most ``CHUNK_SIZE`` bytes
-(sooner when the source pauses for ``FLUSH_AFTER_S``); a worker thread puts each chunk in the
-blob store and records it, so hashing and disk writes overlap with reading. A reader follows the
-chunk records as they appear, part after part, and copies each blob to its output with
-``sendfile``. Memory is bounded by a few chunks whatever the size of the stream.
+A writer reads from a file descriptor straight into one of a few reused chunk buffers of
+``CHUNK_SIZE`` bytes. Chunks end at fixed offsets of the stream (multiples of ``CHUNK_SIZE``),
+or sooner when the source pauses for ``FLUSH_AFTER_S``, so the same bytes make the same blobs.
+Threads take each chunk on: hashers identify chunks side by side and store them in the blob
+store (fsynced, skipped when the blob is there already), a writer records them in order, so
+reading, hashing and disk writes overlap. A chunk is hashed once, in place (hashlib
+releases the GIL), unless its fingerprint (a CRC-32 of three samples) matches an earlier chunk
+of the same size whose blob holds exactly the same bytes (compared in full, many times faster
+than SHA-256): data stored already, such as a job's output that repeats its input, is then
+neither hashed nor written again.
+
+A reader follows the chunk records as they appear, part after part, and copies each blob to
+its output with ``sendfile``. Memory is bounded by ``DEPTH`` chunks per writer whatever the
+size of the stream.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import select
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from runyard.blobs import BlobStore
+from runyard.blobs import BlobRef, BlobStore, hash_bytes
 from runyard.commands.registry import (
     CREATED,
     FINAL_STATES,
@@ -26,74 +36,190 @@ from runyard.commands.registry import (
 )
 from runyard.errors import ConflictError
 
+if TYPE_CHECKING:
+    import queue
+
 CHUNK_SIZE = 8 << 20
+# Threads that hash and store chunks side by side (hashlib releases the GIL): one more than
+# the cores of a small machine, so that two hash while the third waits for its fsync.
+HASHERS = 3
+DEPTH = HASHERS + 2  # chunk buffers per writer: one filling, HASHERS hashing, one recorded
+INDEXED = 64 << 10  # chunks from this size on are looked up, and remembered, by CRC-32
+SAMPLE = 16 << 10  # bytes of each of the three samples a chunk's fingerprint covers
 FLUSH_AFTER_S = 0.2
-POLL_MIN_S, POLL_MAX_S = 0.002, 0.05
+POLL_MIN_S, POLL_MAX_S = 0.002, 0.01
 LIVENESS_EVERY_S = 0.5
 
 WriterGone = Callable[[Buffer], "str | None"]  # why a buffer's writer is gone, or None
 
 
+class _Slot:
+    """One chunk on its way: filled by the producer, identified by a hasher, stored in order."""
+
+    __slots__ = ("buf", "done", "fingerprint", "n", "ref")
+
+    def __init__(self, buf: bytearray, n: int) -> None:
+        self.buf, self.n = buf, n
+        self.ref: BlobRef | None = None
+        self.fingerprint: int | None = None
+        self.done = threading.Event()
+
+
 class ChunkSink:
-    """Stores chunks of one part of a buffer, in order, on a worker thread."""
+    """Stores the chunks of one part of a buffer, in order: fill ``space()``, report with
+    ``filled(n)``; ``flush()`` ends a chunk early; ``close()`` ends the part.
+
+    ``HASHERS`` threads identify and store chunks side by side (hashing on as many cores,
+    waiting for as many fsyncs); one writer records them in their order."""
 
     def __init__(self, registry: Registry, blobs: BlobStore, buffer_id: str, part: int = 0):
+        import queue  # only writers need it: not imported at the start of every command
+
         self.registry, self.blobs, self.buffer_id, self.part = registry, blobs, buffer_id, part
         self.seq = self.size = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=2)
+        self.offset = 0  # bytes received so far
+        self.first = 0.0  # when the chunk being filled got its first bytes
+        self._buf: bytearray | None = None
+        self._fill = self._limit = 0
+        self._made = 0
+        self._free: queue.Queue[bytearray] = queue.Queue()
+        self._hash: queue.Queue[_Slot | None] = queue.Queue()
+        self._store: queue.Queue[_Slot | None] = queue.Queue()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name=f"sink-{part}", daemon=True)
-        self._thread.start()
+        self._hashers = [threading.Thread(target=self._hasher, name=f"hash-{part}", daemon=True)
+                         for _ in range(HASHERS)]
+        self._threads = [*self._hashers,
+                         threading.Thread(target=self._writer, name=f"store-{part}", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
-    def put(self, data: bytes) -> None:
+    @property
+    def pending(self) -> int:
+        """Bytes in the chunk being filled."""
+        return self._fill
+
+    def space(self) -> memoryview:
+        """Where the next bytes go: the rest of the chunk up to its fixed end."""
         if self._error is not None:
             raise self._error
-        self._queue.put(data)
+        if self._buf is None:
+            self._buf = self._take()
+            self._fill = 0
+            self._limit = CHUNK_SIZE - self.offset % CHUNK_SIZE
+        return memoryview(self._buf)[self._fill:self._limit]
 
-    def _work(self) -> None:
-        while (data := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            try:
-                ref = self.blobs.put_bytes(data)
-                self.registry.add_chunk(self.buffer_id,
-                                        Chunk(self.part, self.seq, ref.digest, ref.size))
-                self.seq, self.size = self.seq + 1, self.size + ref.size
-            except BaseException as exc:  # handed to the producer on its next call
-                self._error = exc
-        self.registry.close()
+    def filled(self, n: int) -> None:
+        if self._fill == 0:
+            self.first = time.monotonic()
+        self._fill += n
+        self.offset += n
+        if self._fill >= self._limit:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the chunk being filled on, if it has any bytes."""
+        if self._buf is not None and self._fill:
+            slot = _Slot(self._buf, self._fill)
+            self._store.put(slot)  # the writer takes them in this order
+            self._hash.put(slot)
+            self._buf, self._fill = None, 0
+
+    def _take(self) -> bytearray:
+        if self._made < DEPTH and self._free.empty():
+            self._made += 1
+            return bytearray(CHUNK_SIZE)
+        return self._free.get()
+
+    def _hasher(self) -> None:
+        try:
+            while (slot := self._hash.get()) is not None:
+                try:
+                    if self._error is None:
+                        slot.ref, slot.fingerprint = self._identify(slot.buf, slot.n)
+                        self.blobs.put_hashed(memoryview(slot.buf)[:slot.n], slot.ref)
+                except BaseException as exc:  # handed to the producer on its next call
+                    self._error = exc
+                finally:
+                    slot.done.set()
+        finally:
+            self.registry.close()
+
+    def _identify(self, buf: bytearray, n: int) -> tuple[BlobRef, int | None]:
+        """The digest of ``buf[:n]``: that of a stored blob with the same bytes, else hashed."""
+        data = memoryview(buf)[:n]
+        if n < INDEXED:
+            return hash_bytes(data), None
+        fingerprint = _fingerprint(data)
+        candidates = self.registry.known_digests(n, fingerprint)
+        if candidates:
+            whole = buf if n == len(buf) else bytearray(data)
+            for digest in candidates:
+                if self.blobs.holds(digest, whole):
+                    return BlobRef(digest, n), fingerprint
+        return hash_bytes(data), fingerprint
+
+    def _writer(self) -> None:
+        try:
+            while (slot := self._store.get()) is not None:
+                slot.done.wait()
+                try:
+                    ref = slot.ref
+                    if self._error is None and ref is not None:
+                        self.registry.add_chunk(self.buffer_id, Chunk(
+                            self.part, self.seq, ref.digest, ref.size), slot.fingerprint)
+                        self.seq, self.size = self.seq + 1, self.size + ref.size
+                except BaseException as exc:
+                    self._error = exc
+                finally:
+                    self._free.put(slot.buf)
+        finally:
+            self.registry.close()
+
+    def _stop(self) -> None:
+        for _ in self._hashers:
+            self._hash.put(None)
+        self._store.put(None)
+
+    def abandon(self, why: BaseException) -> None:
+        """Stop storing (the stream failed): the threads end, nothing more is recorded."""
+        if self._error is None:
+            self._error = why
+        self._stop()
 
     def close(self) -> int:
         """Wait for every chunk, then mark the end of the part; returns the bytes stored."""
-        self._queue.put(None)
-        self._thread.join()
+        self.flush()
+        self._stop()
+        for thread in self._threads:
+            thread.join()
         if self._error is not None:
             raise self._error
         self.registry.add_chunk(self.buffer_id, Chunk(self.part, self.seq, None, 0))
         return self.size
 
 
+def _fingerprint(data: memoryview) -> int:
+    """A CRC-32 of three samples of ``data`` (start, middle, end): enough to find candidate
+    blobs, which are then compared in full, at almost no cost."""
+    if len(data) <= 3 * SAMPLE:
+        return zlib.crc32(data)
+    middle = len(data) // 2
+    crc = zlib.crc32(data[:SAMPLE])
+    crc = zlib.crc32(data[middle:middle + SAMPLE], crc)
+    return zlib.crc32(data[-SAMPLE:], crc)
+
+
 def pump_fd(fd: int, sink: ChunkSink) -> None:
     """Copy everything readable from ``fd`` into ``sink`` until end of file."""
-    buf = bytearray(CHUNK_SIZE)
-    view = memoryview(buf)
-    fill, first = 0, 0.0
     while True:
-        if fill and not _readable(fd, first + FLUSH_AFTER_S - time.monotonic()):
-            sink.put(bytes(view[:fill]))
-            fill = 0
+        if sink.pending and not _readable(fd, sink.first + FLUSH_AFTER_S - time.monotonic()):
+            sink.flush()
             continue
-        n = os.readv(fd, [view[fill:]])
+        n = os.readv(fd, [sink.space()])
         if n == 0:
             break
-        if fill == 0:
-            first = time.monotonic()
-        fill += n
-        if fill == CHUNK_SIZE:
-            sink.put(bytes(view))
-            fill = 0
-    if fill:
-        sink.put(bytes(view[:fill]))
+        sink.filled(n)
+    sink.flush()
 
 
 def _readable(fd: int, timeout: float) -> bool:
@@ -116,9 +242,13 @@ def write_buffer(registry: Registry, blobs: BlobStore, buffer_id: str, fd: int,
         from runyard.core.liveness import this_owner
 
         registry.claim(buffer_id, this_owner())
+    sink = ChunkSink(registry, blobs, buffer_id)
     try:
-        sink = ChunkSink(registry, blobs, buffer_id)
-        pump_fd(fd, sink)
+        try:
+            pump_fd(fd, sink)
+        except BaseException as exc:
+            sink.abandon(exc)
+            raise
         sink.close()
     except BaseException as exc:
         registry.finish(buffer_id, False, f"writing failed: {type(exc).__name__}: {exc}")
@@ -134,8 +264,8 @@ def follow(registry: Registry, buffer_id: str, gone: WriterGone,
     is marked incomplete."""
     part = seq = 0
     pause, checked = POLL_MIN_S, time.monotonic()
+    buffer: Buffer | None = None
     while True:
-        buffer = registry.buffer(buffer_id)  # read before the chunks: final means all recorded
         progressed = False
         for chunk in registry.chunks_after(buffer_id, part, seq):
             if (chunk.part, chunk.seq) != (part, seq):
@@ -145,10 +275,15 @@ def follow(registry: Registry, buffer_id: str, gone: WriterGone,
             if chunk.digest is not None:
                 yield chunk
         if progressed:
-            pause = POLL_MIN_S
+            pause, buffer = POLL_MIN_S, None
             continue
-        if buffer.state in FINAL_STATES or (stop is not None and stop()):
+        if buffer is not None and buffer.state in FINAL_STATES:
+            return  # it was final before the chunks were read: they were all recorded
+        if stop is not None and stop():
             return
+        buffer = registry.buffer(buffer_id)
+        if buffer.state in FINAL_STATES:
+            continue  # read the chunks once more, then end
         if time.monotonic() - checked >= LIVENESS_EVERY_S:
             checked = time.monotonic()
             _check_writer(registry, buffer, gone)

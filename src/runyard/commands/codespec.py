@@ -8,7 +8,6 @@ job as a named pipe whose path is in ``<NAME>_PIPE``. ``parse_duration`` reads `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -50,6 +49,8 @@ class Codespec:
 
     def digest(self) -> str:
         """A hash of the content: the same spec registered twice is one version."""
+        import hashlib
+
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -21,7 +21,8 @@ from runyard.errors import ValidationError
 from runyard.model import LogLine, Run
 
 if TYPE_CHECKING:
-    from runyard.commands.supervisor import Handle
+    from runyard.commands.detach import Handle
+    from runyard.commands.registry import Buffer
 
 LOG_POLL_S = 0.1
 
@@ -49,7 +50,8 @@ def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = N
     stop = threading.Event()
     if io.on_logs is not None:
         workers.append(_thread(_logs, ctx, created.run.id, io, stop))
-    run = follow.wait(ctx.store, created.run.id, io.on_status)
+    events = None if handle is None else handle.events
+    run = follow.wait(ctx.store, created.run.id, io.on_status, events)
     stop.set()
     for name in inputs:
         ctx.registry.finish(created.buffers[name], False, "the run ended before stdin did")
@@ -84,17 +86,24 @@ def _feed(ctx: Context, buffer_id: str, io: Streams) -> None:
 
 def _drain(ctx: Context, buffer_id: str, io: Streams) -> None:
     from runyard.commands.buffers import follow as follow_buffer
-    from runyard.stores import open_store
+    from runyard.stores import RunStore, open_store
 
-    store = open_store(ctx.url)  # a connection of this thread's own
+    opened: list[RunStore] = []  # a store of this thread's own, opened if a check needs it
+
+    def gone(buffer: Buffer) -> str | None:
+        if not opened:
+            opened.append(open_store(ctx.url))
+        return follow.writer_gone(opened[0])(buffer)
+
     try:
-        for chunk in follow_buffer(ctx.registry, buffer_id, follow.writer_gone(store)):
+        for chunk in follow_buffer(ctx.registry, buffer_id, gone):
             copy_chunk(ctx.blobs, chunk, io.stdout_fd)
     except BrokenPipeError:
         io.errors.append("stdout was closed; the rest of the output was not written")
     finally:
         ctx.registry.close()
-        store.close()
+        for store in opened:
+            store.close()
 
 
 def _logs(ctx: Context, run_id: str, io: Streams, stop: threading.Event) -> None:

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-
-import psutil
+from typing import TYPE_CHECKING
 
 from runyard.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:  # psutil and subprocess are imported where used: ``run exec`` needs neither
+    import subprocess
+
+    import psutil
 
 EXECUTORS = ("local", "sandbox")
 CONTAINER_ENGINES = ("docker", "podman")
@@ -37,7 +39,7 @@ def check_executor(name: str) -> str:
         )
     if value not in EXECUTORS:
         raise ValidationError(f"unknown executor {name!r}; use one of: {', '.join(EXECUTORS)}")
-    if value == "sandbox" and shutil.which("bwrap") is None:
+    if value == "sandbox" and _which("bwrap") is None:
         raise ConfigError("the sandbox executor needs bubblewrap (bwrap); install it with "
                           "`apt-get install bubblewrap` or scripts/system-deps.sh")
     return value
@@ -56,13 +58,33 @@ def find_program(program: str, env: Mapping[str, str], cwd: Path) -> str | None:
     if "/" in program:
         path = cwd / program
         return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which(program, path=env.get("PATH", os.defpath))
+    return _which(program, env.get("PATH", os.defpath))
+
+
+def _which(program: str, path: str | None = None) -> str | None:
+    import shutil  # imported where used: ``run exec`` itself needs no process lookups
+
+    return shutil.which(program, path=path)
 
 
 def argv(executor: str, command: Sequence[str], work: Path) -> list[str]:
     if executor == "sandbox":
         return [*sandbox_prefix(work), "--", *command]
+    setpriv = _setpriv()
+    if setpriv is not None:  # sets the parent-death signal, then execs the command in place
+        return [setpriv, "--pdeathsig", "KILL", "--", *command]
     return list(command)
+
+
+_setpriv_path: list[str | None] = []
+
+
+def _setpriv() -> str | None:
+    """util-linux ``setpriv``, if installed: it lets a job die with its supervisor without a
+    ``preexec_fn``, so the job starts with a cheap vfork instead of a copy of the supervisor."""
+    if not _setpriv_path:
+        _setpriv_path.append(_which("setpriv"))
+    return _setpriv_path[0]
 
 
 def sandbox_prefix(work: Path) -> list[str]:
@@ -94,23 +116,46 @@ def python_roots() -> list[str]:
     return roots
 
 
+_prctl: Callable[..., int] | None = None
+
+
+def prepare() -> None:
+    """Import and look up now what starting and stopping processes needs (before a fork, or
+    while waiting for work), so none of it happens between fork and exec."""
+    global _prctl
+    import subprocess  # noqa: F401
+
+    import psutil  # noqa: F401
+
+    _setpriv()
+    if _prctl is None:
+        import ctypes
+
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
 def start(cmd: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     """Start a replica's process in its own session; its stdout and stderr are pipes."""
+    import subprocess
+
+    prepare()
+    preexec = None if cmd[0] == _setpriv() else _die_with_parent
     return subprocess.Popen(
         list(cmd), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent,
+        stderr=subprocess.PIPE, start_new_session=True, preexec_fn=preexec,
     )
 
 
 def _die_with_parent() -> None:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    """In the child, before exec: be killed when the supervisor dies."""
+    assert _prctl is not None
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def tree(pid: int) -> list[psutil.Process]:
     """``pid`` and every process below it (that still exists)."""
+    import psutil
+
     try:
         root = psutil.Process(pid)
         return [root, *root.children(recursive=True)]
@@ -120,6 +165,8 @@ def tree(pid: int) -> list[psutil.Process]:
 
 def kill_tree(proc: subprocess.Popen[bytes], grace: float = GRACE_S) -> None:
     """SIGTERM the process group and tree of ``proc``; SIGKILL what is left after ``grace``."""
+    import psutil
+
     members = tree(proc.pid) if proc.poll() is None else []
     _signal_all(proc.pid, members, signal.SIGTERM)
     _, alive = psutil.wait_procs(members, timeout=grace)
@@ -136,6 +183,8 @@ def sweep_group(pgid: int) -> None:
 
 
 def _signal_all(pgid: int, members: list[psutil.Process], sig: signal.Signals) -> None:
+    import psutil
+
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
     for member in members:

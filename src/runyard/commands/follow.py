@@ -3,19 +3,25 @@
 Followers poll the store briefly (a few milliseconds, backing off to ``POLL_MAX_S``), so a
 change shows at once without multi-second waits, and they check the supervisor's liveness
 every ``LIVENESS_S``: a dead supervisor makes the run ``lost`` (``running``/``canceling``) or
-``failed`` (still ``pending``), never stuck.
+``failed`` (still ``pending``), never stuck. A follower that holds the event pipe of a
+supervisor it forked (``detach.Handle.events``) sleeps on that pipe instead: it wakes the
+moment the supervisor changes the status or exits.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from runyard.commands.registry import Buffer
-from runyard.core import liveness
 from runyard.errors import ConflictError
 from runyard.model import LogLine, Run, Status
-from runyard.stores import RunStore
+
+if TYPE_CHECKING:
+    from runyard.commands.registry import Buffer
+    from runyard.stores import RunStore
 
 POLL_MIN_S, POLL_MAX_S = 0.005, 0.05
 LIVENESS_S = 0.5
@@ -25,6 +31,8 @@ NEVER_STARTED = "the supervisor exited before the job started"
 
 def refresh(store: RunStore, run: Run) -> Run:
     """``run`` with its owner's liveness applied (``lost``, or ``failed`` if never started)."""
+    from runyard.core import liveness  # psutil: only once a liveness check is due
+
     run = liveness.refresh(store, run)
     pending = run.status is Status.PENDING and run.owner is not None
     if pending and run.owner is not None and liveness.owner_alive(run.owner) is False:
@@ -41,10 +49,13 @@ def ended(run: Run) -> bool:
     return run.status.is_final or run.status is Status.LOST
 
 
-def statuses(store: RunStore, run_id: str) -> Iterator[Run]:
-    """The run now, then each time its status (or reason) changes, until it has ended."""
+def statuses(store: RunStore, run_id: str, events: int | None = None) -> Iterator[Run]:
+    """The run now, then each time its status (or reason) changes, until it has ended.
+
+    ``events``: the event pipe of the run's supervisor, if this process forked it."""
     last: tuple[Status, str | None] | None = None
-    pause, checked = POLL_MIN_S, 0.0
+    pause = POLL_MIN_S
+    checked = 0.0 if events is None else time.monotonic()  # its supervisor has just started
     while True:
         run = store.get_run(run_id)
         if time.monotonic() - checked >= LIVENESS_S:
@@ -54,14 +65,29 @@ def statuses(store: RunStore, run_id: str) -> Iterator[Run]:
             yield run
         if ended(run):
             return
+        if events is not None:
+            if not _event(events, POLL_MAX_S):
+                events, checked = None, 0.0  # the supervisor exited: check it at once
+            continue
         time.sleep(pause)
         pause = min(pause * 2, POLL_MAX_S)
 
 
-def wait(store: RunStore, run_id: str, on_change: Callable[[Run], None] | None = None) -> Run:
+def _event(events: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for an event; False once the pipe is at end of file."""
+    if select.select([events], [], [], timeout)[0]:
+        try:
+            return bool(os.read(events, 4096))
+        except BlockingIOError:
+            return True
+    return True
+
+
+def wait(store: RunStore, run_id: str, on_change: Callable[[Run], None] | None = None,
+         events: int | None = None) -> Run:
     """Follow the run to its end, calling ``on_change`` for each status; the last run."""
     run = store.get_run(run_id)
-    for run in statuses(store, run_id):
+    for run in statuses(store, run_id, events):
         if on_change is not None:
             on_change(run)
     return run
@@ -96,6 +122,8 @@ def writer_gone(store: RunStore | None) -> Callable[[Buffer], str | None]:
     """Why a buffer's writer is gone (its process died, its run ended), or ``None``."""
 
     def gone(buffer: Buffer) -> str | None:
+        from runyard.core import liveness
+
         if buffer.owner is not None and liveness.owner_alive(buffer.owner) is False:
             return f"its writer (pid {buffer.owner.pid} on {buffer.owner.host}) died"
         if buffer.run_id is None or store is None:

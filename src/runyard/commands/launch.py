@@ -22,7 +22,7 @@ from runyard.errors import ConflictError
 from runyard.model import Event, Kind, Run, Status
 
 if TYPE_CHECKING:
-    from runyard.commands.supervisor import Handle
+    from runyard.commands.detach import Handle
 
 HEARTBEAT_S = 2.0
 
@@ -79,12 +79,12 @@ def _check_given(registry: Registry, spec: RunSpec) -> None:
 
 def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
            inputs: set[str] | frozenset[str]) -> None:
-    from runyard.core.liveness import this_owner
-
     try:
         for name in spec.codespec.outputs:
             ctx.registry.claim(buffers[name], None, run_id=run.id, parts=spec.replicas)
         for name in inputs:
+            from runyard.core.liveness import this_owner  # psutil: only when it is needed
+
             ctx.registry.claim(buffers[name], this_owner())
     except ConflictError as exc:
         ctx.store.update_status(run.id, Status.FAILED, f"buffers: {exc}")
@@ -92,9 +92,9 @@ def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
 
 
 def start(ctx: Context, run: Run, handle: Handle | None = None) -> None:
-    """Hand the run to its supervisor: ``handle`` (from ``supervisor.prefork``, made before
+    """Hand the run to its supervisor: ``handle`` (from ``detach.prefork``, made before
     any database was opened), else a supervisor in a new interpreter."""
-    from runyard.commands.supervisor import spawn
+    from runyard.commands.detach import spawn
 
     log_path = ctx.work_dir(run.id) / "supervisor.log"
     try:

@@ -107,17 +107,21 @@ class OutputPump(Pump):
         self.size = 0
 
     def run(self) -> None:
+        sink = ChunkSink(self.registry, self.blobs, self.buffer_id, self.part)
         try:
-            sink = ChunkSink(self.registry, self.blobs, self.buffer_id, self.part)
-            while True:
-                fd = os.open(self.path, os.O_RDONLY)
-                try:
-                    widen(fd)
-                    pump_fd(fd, sink)
-                finally:
-                    os.close(fd)
-                if self.job_ended.is_set():
-                    break
+            try:
+                while True:
+                    fd = os.open(self.path, os.O_RDONLY)
+                    try:
+                        widen(fd)
+                        pump_fd(fd, sink)
+                    finally:
+                        os.close(fd)
+                    if self.job_ended.is_set():
+                        break
+            except Exception as exc:
+                sink.abandon(exc)
+                raise
             self.size = sink.close()
         except Exception as exc:
             self.error = f"storing output buffer {self.buffer_id} failed: {exc}"

@@ -6,8 +6,9 @@ replica, pumps buffers through named pipes and logs into the store, and watches 
 cancel request, the timeout, and the replicas' exits. Then it ends the output buffers (complete
 only if the run succeeded) and writes the final status with its reason.
 
-``spawn`` starts it by double fork from the calling process (no new interpreter to start), in
-a session of its own, so it outlives the command line that started it.
+It is started detached (see ``detach``): forked early from the command line, or in a fresh
+interpreter; either way in a session of its own, so it outlives the command line. Each status
+it writes is also signalled through ``notify`` (the forked one's event pipe).
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import resource
 import sys
 import threading
 import time
-import traceback
-from pathlib import Path
+from collections.abc import Callable
 
 from runyard.commands.codespec import format_seconds
 from runyard.commands.context import Context, open_context
+from runyard.commands.detach import subreaper
 from runyard.commands.follow import writer_gone
 from runyard.commands.replicas import Plan, Replica
 from runyard.core import liveness
@@ -31,12 +32,13 @@ from runyard.model import Attempt, LogLine, Status, Step
 
 HEARTBEAT_S = 2.0
 TICK_S = 0.05
-PR_SET_CHILD_SUBREAPER = 36
 
 
 class Supervisor:
-    def __init__(self, ctx: Context, run_id: str) -> None:
+    def __init__(self, ctx: Context, run_id: str,
+                 notify: Callable[[], None] | None = None) -> None:
         self.ctx, self.run_id = ctx, run_id
+        self.notify = notify or (lambda: None)
         run = ctx.store.get_run(run_id)
         self.plan = Plan.from_parameters(run_id, run.parameters)
         work = ctx.work_dir(run_id)
@@ -63,6 +65,7 @@ class Supervisor:
         except ConflictError:  # canceled before it started
             self._end_outputs(False, "its run was canceled before it started")
             return False
+        self.notify()
         return True
 
     def _execute(self) -> tuple[str | None, Status]:
@@ -149,6 +152,7 @@ class Supervisor:
                           else f"its run ended {final.value}: {reason}")
         reap_orphans()
         self.ctx.store.update_status(self.run_id, final, reason)
+        self.notify()
 
     def _record_attempts(self, final: Status) -> None:
         for replica in self.replicas:
@@ -177,6 +181,10 @@ def reap_orphans() -> None:
     """Kill and reap processes the job left behind (they were reparented to us)."""
     from runyard.commands.executors import tree
 
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return  # no child at all: as a subreaper, we would have inherited any orphan
     for proc in tree(os.getpid())[1:]:
         with contextlib.suppress(Exception):
             proc.kill()
@@ -185,15 +193,34 @@ def reap_orphans() -> None:
             pass
 
 
-def supervise(url: str, run_id: str) -> int:
+def prepare(url: str) -> None:
+    """Import and look up what a supervisor needs before it knows its run (a forked one does
+    this while the command line records the run). The store is not opened yet: that would
+    take its write lock while the command line writes, and make it wait."""
+    import importlib
+
+    from runyard.commands import executors
+    from runyard.stores.location import parse_url
+
+    executors.prepare()
+    liveness.this_owner()
+    if parse_url(url).scheme == "sqlite":
+        importlib.import_module("runyard.stores.sqlite")
+
+
+def supervise(url: str, run_id: str, notify: Callable[[], None] | None = None) -> int:
     """Own and execute run ``run_id`` of the store at ``url`` to its end; the exit code."""
     ctx = open_context(url)
     try:
-        Supervisor(ctx, run_id).run()
+        Supervisor(ctx, run_id, notify).run()
         return 0
     except BaseException:
+        import traceback  # only when it failed
+
         traceback.print_exc()
         _fail(ctx, run_id, f"the supervisor failed: {sys.exc_info()[1]}")
+        if notify is not None:
+            notify()
         return 1
     finally:
         ctx.close()
@@ -206,93 +233,6 @@ def _fail(ctx: Context, run_id: str, reason: str) -> None:
             ctx.store.update_status(run_id, Status.FAILED, reason)
 
 
-class Handle:
-    """A supervisor forked before any database was opened, waiting to be told its run."""
-
-    def __init__(self, pid: int, go: int) -> None:
-        self.pid, self._go = pid, go
-
-    def start(self, run_id: str, log_path: Path) -> None:
-        os.write(self._go, f"{run_id}\n{log_path}".encode())
-        self.abandon()
-
-    def abandon(self) -> None:
-        """No run after all: the waiting supervisor exits."""
-        if self._go >= 0:
-            os.close(self._go)
-            self._go = -1
-
-
-def prefork(url: str) -> Handle:
-    """Fork the supervisor now (double fork, new session), before this process opens any
-    SQLite database: a forked child must not inherit SQLite's per-process lock state. The
-    child keeps the modules already imported, so no interpreter has to start."""
-    go_read, go_write = os.pipe()
-    pid_read, pid_write = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(go_write)
-        os.close(pid_read)
-        _detached_child(url, go_read, pid_write)
-    os.close(go_read)
-    os.close(pid_write)
-    os.waitpid(child, 0)
-    with os.fdopen(pid_read, "rb") as answer:
-        return Handle(int(answer.read() or b"0"), go_write)
-
-
-def _detached_child(url: str, go: int, report: int) -> None:
-    code = 1
-    try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        os.write(report, str(os.getpid()).encode())
-        os.close(report)
-        with os.fdopen(go, "rb") as orders:
-            run_id, _, log_path = orders.read().decode().partition("\n")
-        if not run_id:
-            code = 0
-            return
-        code = _become_supervisor(url, run_id, Path(log_path))
-    finally:
-        os._exit(code)
-
-
-def _become_supervisor(url: str, run_id: str, log_path: Path) -> int:
-    _redirect(log_path)
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-    return supervise(url, run_id)
-
-
-def spawn(url: str, run_id: str, log_path: Path) -> int:
-    """Start a supervisor in a fresh interpreter (safe from any process); returns its pid."""
-    import subprocess
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runyard.commands.supervisor", run_id, "--store", url],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    return proc.pid
-
-
-def _redirect(log_path: Path) -> None:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-
-
 def main(argv: list[str] | None = None) -> int:
     """``python -m runyard.commands.supervisor RUN_ID --store URL``."""
     import argparse
@@ -301,10 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--store", required=True)
     args = parser.parse_args(argv)
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    subreaper()
     return supervise(args.store, args.run_id)
 
 
