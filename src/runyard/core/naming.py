@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from runyard.errors import NameTaken
+from runyard.errors import NameTaken, StoreError
+from runyard.fsio import atomic_write_text
 
 T = TypeVar("T")
 ATTEMPTS = 20
@@ -78,10 +79,8 @@ def _read(path: Path) -> Words | None:
 def _write(path: Path, words: Words) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temp.write_text(json.dumps({"adjectives": words[0], "nouns": words[1]}))
-        os.replace(temp, path)
-    except OSError:
+        atomic_write_text(path, json.dumps({"adjectives": words[0], "nouns": words[1]}))
+    except (OSError, StoreError):
         pass  # no cache: the next process reads coolname again
 
 

@@ -1,8 +1,7 @@
 """Files written safely, shared by the ``file:`` and ``chunked:`` stores.
 
-* Replacing a file: write a temp file in the same folder, flush, fsync, ``os.replace`` it over
-  the old one, then fsync the folder. A reader sees the old bytes or the new ones, never a mix,
-  and a killed writer leaves at most a ``.tmp-*`` file that no reader looks at.
+* Replacing a file: ``runyard.fsio.atomic_write_bytes`` (temp file, fsync, ``os.replace``,
+  fsync of the folder); a reader sees the old bytes or the new ones, never a mix.
 * Appending JSON lines: one record per line, appended with ``O_APPEND`` by a writer that holds
   the run's lock. A writer killed mid-append leaves an unterminated last line; the next append
   cuts it off first (it was never acknowledged), and readers skip it until then.
@@ -15,11 +14,12 @@ import contextlib
 import json
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 from runyard.errors import StoreError, ValidationError
+from runyard.fsio import atomic_write_bytes as atomic_write_bytes
+from runyard.fsio import fsync_dir as fsync_dir
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _RESERVED_IDS = frozenset({"index"})  # index.json and index.lock live beside the runs
@@ -50,29 +50,6 @@ def dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":")).encode("ascii")
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"cannot store a value that is not plain JSON data: {exc}") from None
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.parent / f".tmp-{path.name}-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def atomic_write_json(path: Path, value: Any) -> None:
