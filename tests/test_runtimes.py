@@ -63,6 +63,42 @@ def test_an_exception_reaches_the_future(runtime: Runtime) -> None:
         future.result(timeout=120)
 
 
+def test_submit_then_calls_back_with_the_result_or_the_error(runtime: Runtime) -> None:
+    got: list[tuple[object, BaseException | None]] = []
+    both = threading.Event()
+
+    def done(result: object, error: BaseException | None) -> None:
+        got.append((result, error))
+        if len(got) == 2:
+            both.set()
+
+    runtime.submit_then(square, (6,), done)
+    runtime.submit_then(fail, ("bang",), done)
+    assert both.wait(120)
+    assert (36, None) in got
+    errors = [error for _, error in got if error is not None]
+    assert len(errors) == 1 and "bang" in str(errors[0])
+
+
+def test_callables_submitted_from_callbacks_run_on(runtime: Runtime) -> None:
+    """A chain where each step is submitted by the previous one's callback gets to its end."""
+    finished: list[int] = []
+    end = threading.Event()
+
+    def step(value: int, error: BaseException | None) -> None:
+        assert error is None
+        if value >= 30:
+            finished.append(value)
+            end.set()
+            return
+        runtime.submit_then(square, (value + 1,), lambda v, e: step(int(v**0.5) + 1, e))
+        runtime.submit(square, value).add_done_callback(lambda f: finished.append(-f.result()))
+
+    step(0, None)
+    assert end.wait(120)
+    assert 30 in finished
+
+
 def test_independent_callables_run_in_parallel(runtime: Runtime, tmp_path: Path) -> None:
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     first, second = runtime.submit(rendezvous, a, b), runtime.submit(rendezvous, b, a)

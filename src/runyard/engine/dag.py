@@ -167,15 +167,18 @@ class Dag:
         node.key = _sha(*parts)
 
     def to_doc(self) -> dict[str, Any]:
-        """The DAG as the run log keeps it (metadata ``dag``)."""
-        return {
-            "hash": self.hash,
-            "nodes": [
-                {"id": n.id, "task": n.task.name, "task_hash": n.task.definition_hash,
-                 "key": n.key, "deps": list(n.deps)}
-                for n in self.nodes.values()
-            ],
-        }
+        """The DAG as the run log keeps it (metadata ``dag``): each task's definition hash
+        once, and per node its id, task, key and (when it has any) the nodes it needs."""
+        tasks: dict[str, str] = {}
+        nodes = []
+        for n in self.nodes.values():
+            if n.task.name not in tasks:
+                tasks[n.task.name] = n.task.definition_hash
+            doc = {"id": n.id, "task": n.task.name, "key": n.key}
+            if n.deps:
+                doc["deps"] = list(n.deps)
+            nodes.append(doc)
+        return {"hash": self.hash, "tasks": tasks, "nodes": nodes}
 
 
 def _param_mark(param: Param, keys: dict[str, str]) -> str:

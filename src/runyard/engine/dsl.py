@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
-import itertools
 import threading
 from collections.abc import Callable
 from typing import Any, overload
@@ -23,6 +22,7 @@ from runyard.engine.values import encode
 from runyard.errors import RunyardError, ValidationError, WorkflowDefinitionError
 
 _tracing = threading.local()
+_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
 
 
 def definition_hash(fn: Callable[..., Any]) -> str:
@@ -52,18 +52,23 @@ class TaskDef:
         functools.update_wrapper(self, fn)
         self._hash: str | None = None
         self._signature: inspect.Signature | None = None
+        self._plain: tuple[tuple[str, ...], int, bool] | None = None
+        self._reduced: Any = None
 
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 
     def __reduce__(self) -> Any:
         """Pickle by reference when the module attribute is this object; else by value."""
-        module = getattr(self.fn, "__module__", None)
-        qualname = getattr(self.fn, "__qualname__", "")
-        found = _lookup(module, qualname)
-        if found is self and module != "__main__":
-            return (_import_task, (module, qualname))
-        return (_rebuild_task, (self.fn, self.name, self.max_attempts, self.on_failure))
+        if self._reduced is None:
+            module = getattr(self.fn, "__module__", None)
+            qualname = getattr(self.fn, "__qualname__", "")
+            if module != "__main__" and _lookup(module, qualname) is self:
+                self._reduced = (_import_task, (module, qualname))
+            else:
+                self._reduced = (_rebuild_task,
+                                 (self.fn, self.name, self.max_attempts, self.on_failure))
+        return self._reduced
 
     @property
     def definition_hash(self) -> str:
@@ -77,6 +82,27 @@ class TaskDef:
             self._signature = inspect.signature(self.fn)
         return self._signature
 
+    @property
+    def plain(self) -> tuple[tuple[str, ...], int, bool]:
+        """Parameter names, how many are required, and whether all are plain (positional
+        or keyword, or keyword-only): what lets ``bind`` and ``call`` skip ``inspect``."""
+        if self._plain is None:
+            params = list(self.signature.parameters.values())
+            kinds = {p.kind for p in params}
+            kind = inspect.Parameter
+            positional = kinds <= {kind.POSITIONAL_ONLY, kind.POSITIONAL_OR_KEYWORD}
+            required = sum(p.default is kind.empty for p in params) if positional else -1
+            by_name = kinds <= {kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY}
+            self._plain = (tuple(p.name for p in params), required, by_name)
+        return self._plain
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, as ``Signature.bind`` gives them."""
+        names, required, _ = self.plain
+        if not kwargs and 0 <= required <= len(args) <= len(names):
+            return dict(zip(names[:len(args)], args, strict=True))
+        return dict(self.signature.bind(*args, **kwargs).arguments)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         tracer: Tracer | None = getattr(_tracing, "tracer", None)
         if tracer is None:
@@ -85,6 +111,8 @@ class TaskDef:
 
     def call(self, arguments: dict[str, Any]) -> Any:
         """Run the function with arguments bound by parameter name (as traced)."""
+        if self.plain[2]:
+            return self.fn(**arguments)
         bound = inspect.BoundArguments(self.signature, arguments)
         return self.fn(*bound.args, **bound.kwargs)
 
@@ -112,6 +140,7 @@ def _import_task(module: str, qualname: str) -> TaskDef:
     return found
 
 
+@functools.lru_cache(maxsize=256)  # a worker gets the same task with every task run
 def _rebuild_task(fn: Callable[..., Any], name: str, max_attempts: int,
                   on_failure: TaskDef | None) -> TaskDef:
     return TaskDef(fn, name=name, max_attempts=max_attempts, on_failure=on_failure)
@@ -164,20 +193,22 @@ class Tracer:
     def __init__(self, name: str) -> None:
         self.name = name
         self.nodes: list[Node] = []
-        self._counts: dict[str, itertools.count[int]] = {}
+        self._counts: dict[str, int] = {}
 
     def invoke(self, task_def: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         try:
-            bound = task_def.signature.bind(*args, **kwargs)
+            arguments = task_def.bind(args, kwargs)
         except TypeError as exc:
             raise WorkflowDefinitionError(f"task {task_def.name!r} called wrongly: {exc}") from None
-        counter = self._counts.setdefault(task_def.name, itertools.count(1))
-        node_id = f"{task_def.name}-{next(counter)}"
-        params = {name: self.param(value) for name, value in bound.arguments.items()}
+        count = self._counts[task_def.name] = self._counts.get(task_def.name, 0) + 1
+        node_id = f"{task_def.name}-{count}"
+        params = {name: self.param(value) for name, value in arguments.items()}
         self.nodes.append(Node(node_id, task_def, params))
         return TaskFuture(node_id, self)
 
     def param(self, value: Any) -> Param:
+        if type(value) in _SCALARS:
+            return encode(value)
         template = self.template(value)
         if isinstance(template, Ref):
             return template

@@ -12,6 +12,7 @@ the run is found ``lost`` by the next reader, never left ``running``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -32,8 +33,11 @@ from runyard.stores import RunStore, blob_root
 
 def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration, *,
                name: str | None = None, folder: str = "/", tags: tuple[str, ...] = (),
-               origin: str | None = None, extra: dict[str, Any] | None = None) -> Run:
+               origin: str | None = None, extra: dict[str, Any] | None = None,
+               running: bool = False) -> Run:
+    """Write the run (``created``; or, with ``running``, already running owned by us)."""
     from runyard.core.identity import code_identity, environment
+    from runyard.core.liveness import this_owner
     from runyard.core.runs import create_run
 
     dag = plan.dag
@@ -44,9 +48,13 @@ def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration
         raise WorkflowDefinitionError(str(record["error"]))
     run_config = {"runtime": config.to_dict(redact=True), "runtime_name": config.name,
                   "heartbeat_interval": HEARTBEAT_S, "plan": record}
+    live: dict[str, Any] = {}
+    if running:
+        live = {"status": Status.RUNNING, "owner": this_owner(), "heartbeat": time.time()}
     return create_run(store, name=name, folder=folder, kind=Kind.WORKFLOW, tags=tags,
                       metadata=metadata, parameters=plan.parameters, origin=origin,
-                      code=code_identity(), environment=environment(), config=run_config)
+                      code=code_identity(), environment=environment(), config=run_config,
+                      **live)
 
 
 class Execution:
@@ -57,16 +65,19 @@ class Execution:
         self.store, self.run, self.plan, self.config = store, run, plan, config
         self.blob_root = str(blob_root(store.url))
         self.result: Value | None = None
+        self.final: Run | None = None  # the run as this execution left it, once finished
         self.finished = threading.Event()
         self.driver: Driver | None = None
 
-    def start(self) -> None:
-        """Take the run to ``running`` (unless a launcher did), then execute it."""
+    def start(self, owned: bool = False) -> None:
+        """Take the run to ``running`` owned by this process (unless it is: ``owned``), then
+        execute it."""
         from runyard.core.liveness import this_owner
 
-        if self.store.get_run(self.run.id).status is Status.CREATED:
-            self.store.update_status(self.run.id, Status.RUNNING, expect=Status.CREATED)
-        self.store.update_run(self.run.id, owner=this_owner(), heartbeat=time.time())
+        if not owned:
+            if self.store.get_run(self.run.id).status is Status.CREATED:
+                self.store.update_status(self.run.id, Status.RUNNING, expect=Status.CREATED)
+            self.store.update_run(self.run.id, owner=this_owner(), heartbeat=time.time())
         runtime = self.config.make_runtime()
         try:
             runtime.start()
@@ -112,6 +123,11 @@ class Execution:
 
     def _end(self, status: Status, reason: str | None) -> None:
         try:
+            if status is not Status.CANCELED:
+                with contextlib.suppress(ConflictError):  # not running: looked at below
+                    self.final = self.store.update_status(self.run.id, status, reason,
+                                                          expect=Status.RUNNING)
+                    return
             current = self.store.get_run(self.run.id)
             if current.status is Status.CANCELING or (
                 current.status is Status.RUNNING and status is Status.CANCELED
@@ -119,7 +135,7 @@ class Execution:
                 status, reason = Status.CANCELED, reason or "canceled"
             if current.status is Status.LOST:
                 self.store.update_status(self.run.id, Status.RUNNING, "owner came back")
-            self.store.update_status(self.run.id, status, reason)
+            self.final = self.store.update_status(self.run.id, status, reason)
         except ConflictError:
             pass  # already final: someone else ended it
         finally:

@@ -1,11 +1,13 @@
 """Writing a workflow run's log without making task runs wait for the store.
 
-The driver hands the recorder step records, log lines and catalog entries; a background thread
-writes them in batches every ``flush_interval``: the latest record of each step only (a task run
-that starts and ends between two flushes is written once), all steps of a batch in one
-``upsert_steps`` call. The same thread beats the run's heartbeat and looks, now and then, for a
-cancel asked for from another process. ``close`` writes everything still queued; a write that
-keeps failing is raised there, so a run is never reported finished with its log half written.
+The driver hands the recorder one ``StepState`` per task run (a mutable record it updates as
+attempts start and end), log lines and catalog entries; a background thread writes them in
+batches every ``flush_interval``: the latest record of each step only, all steps of a batch in
+one ``upsert_steps`` call. A record that says ``running`` is held back until it is ``HOLD_S``
+old, so a task run that starts and ends quickly is written once, finished. The same thread beats
+the run's heartbeat and looks, now and then, for a cancel asked for from another process.
+``close`` writes everything still queued; a write that keeps failing is raised there, so a run
+is never reported finished with its log half written.
 """
 
 from __future__ import annotations
@@ -14,14 +16,48 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from runyard.errors import RunyardError, StoreError
-from runyard.model import Artifact, LogLine, Status, Step
+from runyard.model import Artifact, Attempt, LogLine, Status, Step
 from runyard.stores import RunStore
 
 FLUSH_INTERVAL_S = 0.05
+HOLD_S = 0.2
 CANCEL_CHECK_S = 0.25
 HEARTBEAT_S = 5.0
+
+
+class StepState:
+    """The run-log record of one task run, updated by the driver and written by the recorder.
+
+    Each change replaces ``snapshot`` as a whole (one attribute store), so the recorder's
+    thread always reads a consistent record without taking the driver's lock.
+    """
+
+    __slots__ = ("attempts", "created", "kind", "meta", "name", "snapshot")
+
+    def __init__(self, name: str, kind: str, meta: dict[str, Any]) -> None:
+        self.name, self.kind, self.created, self.meta = name, kind, time.time(), meta
+        self.attempts: list[Attempt] = []
+        self.snapshot: tuple[Status, tuple[Attempt, ...], dict[str, Any], float] = (
+            Status.RUNNING, (), meta, self.created)
+
+    def update(self, status: Status, attempt: Attempt | None = None,
+               meta: dict[str, Any] | None = None) -> None:
+        """Record ``attempt`` (replacing the one of the same number) and the step's status."""
+        if attempt is not None:
+            if self.attempts and self.attempts[-1].number == attempt.number:
+                self.attempts[-1] = attempt
+            else:
+                self.attempts.append(attempt)
+        if meta:
+            self.meta = {**self.meta, **meta}
+        self.snapshot = (status, tuple(self.attempts), self.meta, time.time())
+
+    def step(self) -> Step:
+        status, attempts, meta, _ = self.snapshot
+        return Step(self.name, status, self.kind, self.created, attempts, meta)
 
 
 class Recorder:
@@ -29,7 +65,7 @@ class Recorder:
                  on_cancel: Callable[[], None] | None = None) -> None:
         self.store, self.run_id = store, run_id
         self.heartbeat, self.on_cancel = heartbeat, on_cancel
-        self._steps: dict[str, Step] = {}
+        self._steps: dict[str, StepState] = {}
         self._logs: list[LogLine] = []
         self._artifacts: list[Artifact] = []
         self._lock = threading.Lock()
@@ -43,9 +79,10 @@ class Recorder:
         self._thread.start()
         return self
 
-    def put_step(self, step: Step) -> None:
+    def put_step(self, state: StepState) -> None:
+        """Queue ``state`` to be written (as it is when written)."""
         with self._lock:
-            self._steps[step.name] = step
+            self._steps[state.name] = state
 
     def put_logs(self, lines: list[LogLine]) -> None:
         if lines:
@@ -62,7 +99,7 @@ class Recorder:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        self._flush()
+        self._flush(final=True)
         if self._error is not None:
             raise self._error
 
@@ -71,7 +108,8 @@ class Recorder:
         beat_due, cancel_due = now + self.heartbeat, now + CANCEL_CHECK_S
         while not self._stop.is_set():
             self._wake.wait(FLUSH_INTERVAL_S)
-            self._wake.clear()
+            if self._stop.is_set():
+                return  # close() writes the rest
             self._flush()
             now = time.monotonic()
             if now >= beat_due:
@@ -85,16 +123,33 @@ class Recorder:
         if self.store.get_run(self.run_id).status is Status.CANCELING and self.on_cancel:
             self.on_cancel()
 
-    def _flush(self) -> None:
+    def _take(self, final: bool) -> tuple[list[StepState], list[LogLine], list[Artifact]]:
+        """What is due now; ``running`` records younger than ``HOLD_S`` stay queued."""
         with self._lock:
-            steps, self._steps = self._steps, {}
+            states, self._steps = self._steps, {}
             logs, self._logs = self._logs, []
             artifacts, self._artifacts = self._artifacts, []
-        if not (steps or logs or artifacts):
+        if final:
+            return list(states.values()), logs, artifacts
+        due: list[StepState] = []
+        held: list[StepState] = []
+        young = time.time() - HOLD_S
+        for state in states.values():
+            status, _, _, changed = state.snapshot
+            (held if status is Status.RUNNING and changed > young else due).append(state)
+        if held:
+            with self._lock:
+                for state in held:
+                    self._steps.setdefault(state.name, state)
+        return due, logs, artifacts
+
+    def _flush(self, final: bool = False) -> None:
+        states, logs, artifacts = self._take(final)
+        if not (states or logs or artifacts):
             return
         try:
-            if steps:
-                self.store.upsert_steps(self.run_id, list(steps.values()))
+            if states:
+                self.store.upsert_steps(self.run_id, [state.step() for state in states])
             if logs:
                 self.store.append_logs(self.run_id, logs)
             for artifact in artifacts:
@@ -103,12 +158,13 @@ class Recorder:
         except Exception as exc:  # kept, retried, and raised at close
             self._error = exc if isinstance(exc, RunyardError) else StoreError(
                 f"writing the run log of {self.run_id} failed: {type(exc).__name__}: {exc}")
-            self._requeue(steps, logs, artifacts)
+            self._requeue(states, logs, artifacts)
 
-    def _requeue(self, steps: dict[str, Step], logs: list[LogLine],
+    def _requeue(self, states: list[StepState], logs: list[LogLine],
                  artifacts: list[Artifact]) -> None:
         with self._lock:
-            self._steps = {**steps, **self._steps}
+            for state in states:
+                self._steps.setdefault(state.name, state)
             self._logs = logs + self._logs
             self._artifacts = artifacts + self._artifacts
 

@@ -58,6 +58,22 @@ class WorkflowRun:
         return cls(run.id, opened, plan=plan, config=chosen)
 
     @classmethod
+    def launch(cls, plan: WorkflowPlan, config: str | RuntimeConfiguration | None = None, *,
+               store: RunStore | str | None = None, **fields: Any) -> WorkflowRun:
+        """Record a run of ``plan`` and start it (here: created already running, in one write)."""
+        chosen = resolve(config)
+        if chosen.detached:
+            return cls.prepare(plan, chosen, store=store, **fields).start()
+        opened = _open(store)
+        if chosen.runtime != "in_process":
+            _check_portable(plan, chosen)
+        run = record_run(opened, plan, chosen, running=True, **fields)
+        made = cls(run.id, opened, plan=plan, config=chosen)
+        made._execution = Execution(opened, run, plan, chosen)
+        made._execution.start(owned=True)
+        return made
+
+    @classmethod
     def by_id(cls, run_id: str, store: RunStore | str | None = None) -> WorkflowRun:
         """The workflow run ``run_id`` (or name) of ``store`` (default: the configured one)."""
         opened = _open(store)
@@ -118,7 +134,8 @@ class WorkflowRun:
         """Wait until the run is no longer active (or ``timeout`` passes); its status."""
         if self._execution is not None:
             self._execution.finished.wait(timeout)
-            return self.get_status()
+            final = self._execution.final
+            return final.status if final is not None else self.get_status()
         deadline = None if timeout is None else time.monotonic() + timeout
         while (status := self.get_status()).is_active:
             if deadline is not None and time.monotonic() >= deadline:
@@ -133,7 +150,8 @@ class WorkflowRun:
             how = f"after {timeout}s" if wait else "(wait=False)"
             raise WorkflowNotFinished(f"run {self.run_id} is still {status.value} {how}; "
                                       "call get_results(wait=True) to wait for it")
-        run = self.run
+        final = self._execution.final if self._execution is not None else None
+        run = final if final is not None and final.status is status else self.run
         if status is not Status.SUCCEEDED:
             raise WorkflowFailed(f"run {self.run_id} {status.value}: "
                                  f"{run.status_reason or 'no reason recorded'}")

@@ -51,6 +51,7 @@ class Value:
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["obj"] = _MISSING  # the pickle (or blob) travels, never the object twice
+        state.pop("_doc", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -77,6 +78,14 @@ class Value:
         inline = None if self.payload is None else base64.b64encode(self.payload).decode()
         return {"digest": self.digest, "size": self.size, "blob": self.in_blob,
                 "repr": self.text, "inline": inline}
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """``to_doc()``, made once (a value is never changed after it is made)."""
+        doc: dict[str, Any] | None = self.__dict__.get("_doc")
+        if doc is None:
+            doc = self.__dict__["_doc"] = self.to_doc()
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Value:

@@ -133,10 +133,11 @@ def run_task(call: TaskCall) -> Outcome:
 def _finish(call: TaskCall, result: Any, started: float,
             chunks: list[tuple[float, str, str]]) -> Outcome:
     output = encode(result, call.blob_root, keep=call.local)
+    logs = lines_of(chunks) if chunks else []
     if output.digest is None and not call.local:
         error = f"the result of task run {call.node} ({output.text}) does not pickle"
-        return Outcome(False, started, time.time(), None, error, None, lines_of(chunks))
-    return Outcome(True, started, time.time(), output, None, None, lines_of(chunks))
+        return Outcome(False, started, time.time(), None, error, None, logs)
+    return Outcome(True, started, time.time(), output, None, None, logs)
 
 
 def _one_line(exc: BaseException) -> str:

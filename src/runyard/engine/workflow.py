@@ -97,7 +97,9 @@ class WorkflowPlan:
     def run(self, config: str | RuntimeConfiguration | None = None, **options: Any
             ) -> WorkflowRun:
         """Record a run of this plan and start it; ``get_results`` waits for the end."""
-        return self.prepare(config, **options).start()
+        from runyard.engine.run import WorkflowRun
+
+        return WorkflowRun.launch(self, config, **options)
 
 
 def _json_or_repr(value: Any) -> Any:

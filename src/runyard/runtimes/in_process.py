@@ -1,19 +1,133 @@
-"""The ``in_process`` runtime: callables run on a thread pool in the caller's process."""
+"""The ``in_process`` runtime: callables run on a thread pool in the caller's process.
+
+The pool is a small one of its own, made for many short callables:
+
+- Threads start on demand, up to ``max_workers``; a submission claims an idle thread (as
+  ``ThreadPoolExecutor`` does) with one atomic list operation instead of a semaphore, so
+  submitting and finishing never queue on a lock.
+- A callable submitted by a future's done-callback while that future is being completed on a
+  pool thread (a workflow's next task run, say) is run next by that same thread, right after
+  the callbacks return: a chain of callables runs without handing work between threads.
+  Only the first such submission stays; the rest go to the shared queue. (So a callback must
+  not wait for the result of what it submits: that call runs once the callback has returned.)
+"""
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from runyard.runtimes.base import RuntimeBase
 
 T = TypeVar("T")
+_Done = Callable[[Any, BaseException | None], None]
+_Item = tuple[Future[Any] | None, Callable[..., Any], tuple[Any, ...], _Done | None]
+_local = threading.local()
+_log = logging.getLogger(__name__)
 
 
 def default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
+
+
+class _Pool:
+    def __init__(self, max_workers: int, prefix: str) -> None:
+        self.max_workers, self.prefix = max_workers, prefix
+        self._queue: SimpleQueue[_Item | None] = SimpleQueue()
+        self._idle: list[None] = []  # one entry per idle, unclaimed thread
+        self._threads: list[threading.Thread] = []
+        self._spawn_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], args: tuple[Any, ...],
+               done: _Done | None = None) -> Future[T] | None:
+        """Queue ``fn(*args)``: answered by a future, or (given ``done``) by calling ``done``."""
+        future: Future[T] | None = Future() if done is None else None
+        item: _Item = (future, fn, args, done)
+        after: list[_Item] | None = getattr(_local, "after", None)
+        if after is not None and not after and getattr(_local, "pool", None) is self:
+            after.append(item)  # this thread runs it as soon as its callbacks return
+            return future
+        self._queue.put(item)
+        try:
+            self._idle.pop()  # claim an idle thread
+        except IndexError:
+            self._spawn()
+        return future
+
+    def _spawn(self) -> None:
+        with self._spawn_lock:
+            if len(self._threads) >= self.max_workers or self._closed:
+                return
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name=f"{self.prefix}_{len(self._threads)}")
+            self._threads.append(thread)
+        thread.start()
+
+    def _work(self) -> None:
+        _local.pool = self
+        while True:
+            item = self._queue.get()
+            if item is None:
+                self._queue.put(None)  # wake the next thread too
+                return
+            while item is not None:
+                item = self._run(item)
+            self._idle.append(None)
+
+    def _run(self, item: _Item) -> _Item | None:
+        """Run ``item``; the callable its callbacks submitted to this thread, if any."""
+        future, fn, args, done = item
+        if future is not None and not future.set_running_or_notify_cancel():
+            return None
+        after: list[_Item] = []
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # handed on, as ThreadPoolExecutor does
+            _local.after = after
+            _report(future, done, None, exc)
+        else:
+            _local.after = after
+            _report(future, done, result, None)
+        finally:
+            _local.after = None
+        return after[0] if after else None
+
+    def shutdown(self, wait: bool, cancel: bool) -> None:
+        with self._spawn_lock:
+            self._closed = True
+            threads = list(self._threads)
+        if cancel:
+            while not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is not None and item[0] is not None:
+                    item[0].cancel()
+                elif item is not None and item[3] is not None:
+                    item[3](None, CancelledError())
+        self._queue.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
+def _report(future: Future[Any] | None, done: _Done | None, result: Any,
+            error: BaseException | None) -> None:
+    if future is not None:
+        if error is None:
+            future.set_result(result)
+        else:
+            future.set_exception(error)
+        return
+    assert done is not None
+    try:
+        done(result, error)
+    except Exception:  # as a future's callback: logged, never the pool thread's end
+        _log.exception("a done-callback of the in_process runtime failed")
 
 
 class InProcessRuntime(RuntimeBase):
@@ -25,15 +139,23 @@ class InProcessRuntime(RuntimeBase):
     def __init__(self, max_workers: int | None = None) -> None:
         super().__init__()
         self.max_workers = max_workers or default_workers()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _Pool | None = None
 
     def _start(self) -> None:
-        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="runyard-task")
+        self._pool = _Pool(self.max_workers, "runyard-task")
 
     def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
         assert self._pool is not None
-        return self._pool.submit(fn, *args)
+        future = self._pool.submit(fn, args)
+        assert future is not None
+        return future
+
+    def submit_then(self, fn: Callable[..., T], args: tuple[Any, ...],
+                    done: Callable[[T | None, BaseException | None], None]) -> None:
+        self._check_started()
+        assert self._pool is not None
+        self._pool.submit(fn, args, done)
 
     def _shutdown(self, wait: bool) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=not wait)
+            self._pool.shutdown(wait=wait, cancel=not wait)

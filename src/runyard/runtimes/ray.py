@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ T = TypeVar("T")
 DEFAULT_PORT = 29650  # GCS port of the default local cluster; other ports follow it
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
+CONNECT_TRIES = 3
+WAIT_S = 0.01  # how long a round waits before it looks for newly submitted calls
 _connected: dict[str, Any] = {}  # address -> the remote function, while this process is connected
 
 
@@ -222,6 +227,22 @@ def init_options(address: str) -> dict[str, Any]:
     return options
 
 
+def _init(ray: Any, address: str) -> None:
+    """``ray.init``, tried ``CONNECT_TRIES`` times: a cluster that has just opened its port
+    may not take connections yet (its node not registered while the machine is busy)."""
+    for attempt in range(1, CONNECT_TRIES + 1):
+        try:
+            ray.init(**init_options(address))
+            return
+        except Exception as exc:  # Ray raises many kinds; one line for all
+            if attempt < CONNECT_TRIES and isinstance(exc, ConnectionError):
+                ray.shutdown()  # whatever the failed attempt left behind
+                time.sleep(1.0)
+                continue
+            detail = " ".join(str(exc).split())[:300]
+            raise RuntimeUnavailable(f"cannot connect to Ray at {address}: {detail}") from exc
+
+
 class RayRuntime(RuntimeBase):
     """Ray tasks on the cluster at ``address``, or on ``cluster`` (started on demand)."""
 
@@ -235,6 +256,7 @@ class RayRuntime(RuntimeBase):
             raise RuntimeUnavailable("a ray runtime needs an address or a local cluster")
         self.address, self.cluster, self.token = address, cluster, token
         self._remote: Any = None
+        self._waiter: _Waiter | None = None
 
     def _start(self) -> None:
         ray = import_ray()
@@ -243,18 +265,86 @@ class RayRuntime(RuntimeBase):
             disconnect()
             os.environ.update({k: v for k, v in ray_env(self.token).items()
                                if k.startswith("RAY_AUTH")})
-            try:
-                ray.init(**init_options(address))
-            except Exception as exc:  # Ray raises many kinds; one line for all
-                detail = " ".join(str(exc).split())[:300]
-                raise RuntimeUnavailable(f"cannot connect to Ray at {address}: {detail}") from exc
-            _connected[address] = ray.remote(num_cpus=1, max_retries=0)(call_pickled)
+            _init(ray, address)
+            _connected[address] = ray.remote(num_cpus=1, max_retries=0)(call_to_pickle)
         self._remote = _connected[address]
+        self._waiter = _Waiter(ray)
 
     def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
+        assert self._waiter is not None
         payload = pickled_call(fn, args, self.name)
-        future: Future[T] = self._remote.remote(payload).future()
+        future: Future[T] = Future()
+        future.set_running_or_notify_cancel()
+        self._waiter.add(self._remote.remote(payload), future)
         return future
 
     def _shutdown(self, wait: bool) -> None:
         self._remote = None
+        if self._waiter is not None:
+            self._waiter.stop()  # it ends once the calls still running have finished
+
+
+def call_to_pickle(payload: bytes) -> bytes:
+    """Run a ``pickled_call`` in a Ray worker and return its result pickled: Ray passes bytes
+    on as they are, while a Python object would go through its much slower serializer."""
+    result = call_pickled(payload)
+    try:
+        return pickle.dumps(result, protocol=5)
+    except Exception:  # a result only cloudpickle can send
+        import cloudpickle
+
+        return bytes(cloudpickle.dumps(result))
+
+
+class _Waiter:
+    """One thread that waits on Ray for every submitted call and completes its future.
+
+    Each round it waits (``ray.wait``, without the GIL) until one call is done, sweeps up all
+    others done by then, fetches their results in one ``ray.get`` and completes the futures.
+    Nothing runs on Ray's own threads, so completions never stall Ray's submissions.
+    """
+
+    def __init__(self, ray: Any) -> None:
+        self._ray = ray
+        self._new: deque[tuple[Any, Future[Any]]] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
+        threading.Thread(target=self._loop, name="runyard-ray-waiter", daemon=True).start()
+
+    def add(self, ref: Any, future: Future[Any]) -> None:
+        self._new.append((ref, future))
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    def _loop(self) -> None:
+        pending: dict[Any, Future[Any]] = {}
+        while True:
+            while self._new:
+                ref, future = self._new.popleft()
+                pending[ref] = future
+            if not pending:
+                if self._stopping:
+                    return
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            ready, rest = self._ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+            if ready and rest:
+                ready += self._ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+            self._complete([(ref, pending.pop(ref)) for ref in ready])
+
+    def _complete(self, done: list[tuple[Any, Future[Any]]]) -> None:
+        try:
+            results = self._ray.get([ref for ref, _ in done])
+        except Exception:  # one of them failed: fetch each on its own
+            results = None
+        for i, (ref, future) in enumerate(done):
+            try:
+                result = pickle.loads(results[i] if results is not None else self._ray.get(ref))
+            except BaseException as exc:  # the call's (or Ray's) error, handed on
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
