@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runyard.errors import ConfigError
+from runyard.fsio import atomic_write_text
 
 LOCK_TIMEOUT_S = 30.0
 
@@ -49,14 +48,4 @@ def update(path: Path, change: Callable[[dict[str, Any]], dict[str, Any]]) -> No
 def write(path: Path, configs: dict[str, Any]) -> None:
     import yaml
 
-    text = yaml.safe_dump({"configs": configs}, sort_keys=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(name, 0o600)
-        os.replace(name, path)
-    finally:
-        Path(name).unlink(missing_ok=True)
+    atomic_write_text(path, yaml.safe_dump({"configs": configs}, sort_keys=True), mode=0o600)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runyard.errors import MissingDependencyError, RuntimeUnavailable
+from runyard.fsio import atomic_write_text
 from runyard.runtimes.base import RuntimeBase, call_pickled, pickled_call
 from runyard.runtimes.process import spawn_detached
 
@@ -171,12 +172,7 @@ def kill_lingering(temp_dir: str) -> int:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as out:
-        json.dump(data, out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data))
 
 
 def _pid_alive(pid: int) -> bool:
