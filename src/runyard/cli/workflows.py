@@ -36,14 +36,19 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, raw
 
 
+def importable_here() -> None:
+    """Modules in the working directory import, as they do for ``python -m``."""
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+
+
 def import_workflow(target: str) -> Any:
     from runyard.engine import WorkflowDef
 
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise ValidationError(f"invalid workflow {target!r}: write it as module:function")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
+    importable_here()
     try:
         found: Any = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -109,6 +114,7 @@ def rerun(ctx: click.Context, ref: str, config: str | None, wait: bool) -> None:
     """Run a workflow run again, reusing its unchanged task runs; print the new run id."""
     from runyard.engine import WorkflowRun
 
+    importable_here()
     old = WorkflowRun.by_id(ref, open_ctx_store(ctx))
     new = old.rerun(config)
     render.info(f"re-running {old.run_id} as {new.run_id}: "
