@@ -77,7 +77,7 @@ class Run:
         )
         self._store_arg, self._gpu, self._capture_code = store, gpu, capture_code
         self._cap = queue_size
-        self._metrics: deque[MetricRow] | None = None  # the open run's queues; None if not open
+        self._metrics: list[MetricRow] | None = None  # the open run's queues; None if not open
         self._events: deque[Event] | None = None
         self._names: set[str] = set()
         self._state = "new"  # new -> open | queued -> closed

@@ -43,7 +43,7 @@ class Session:
     def __init__(self, store: RunStore, run_id: str, timing: Timing,
                  resources: Resources | None) -> None:
         self.store, self.run_id, self.timing = store, run_id, timing
-        self.metrics: deque[MetricRow] = deque()
+        self.metrics: list[MetricRow] = []  # cut in batches from the front (see flusher)
         self.events: deque[Event] = deque()
         self.files: deque[Artifact] = deque()
         self.flusher = Flusher(store, run_id)
