@@ -1,8 +1,9 @@
 """Writing what a run queued: batches of metrics, events and catalog entries, with retries.
 
-The caller's queues are plain ``deque`` objects holding finished records: metric values as
-plain ``(name, value, step, time)`` tuples the client has checked (cheaper to make than a
-``Metric``), ``Event`` and ``Artifact``. The flusher pops up to ``BATCH`` of them at a time and
+The caller's queues hold finished records: metric values as plain ``(name, value, step,
+time)`` tuples the client has checked (cheaper to make than a ``Metric``) in a ``list`` that is
+cut from the front, ``Event`` and ``Artifact`` in ``deque`` objects. The flusher takes up to
+``BATCH`` of them at a time and
 appends them in one store call; a SQL store takes the checked tuples as they are
 (``append_checked_metrics``), any other gets ``Metric`` records. A failed write is retried
 with back-off while the error looks passing (``StoreError``, ``OSError``); what still cannot
