@@ -3,12 +3,11 @@
 The caller's queues hold finished records: metric values as plain ``(name, value, step,
 time)`` tuples the client has checked (cheaper to make than a ``Metric``) in a ``list`` that is
 cut from the front, ``Event`` and ``Artifact`` in ``deque`` objects. The flusher takes up to
-``BATCH`` of them at a time and
-appends them in one store call; a SQL store takes the checked tuples as they are
-(``append_checked_metrics``), any other gets ``Metric`` records. A failed write is retried
-with back-off while the error looks passing (``StoreError``, ``OSError``); what still cannot
-be written is counted per kind in ``lost``, with the first error kept, so ``Run.close`` can say
-exactly what was lost.
+``BATCH`` of them at a time and appends them in one store call; a SQL store takes the checked
+tuples as they are (``append_checked_metrics``), any other gets ``Metric`` records. A failed
+write is retried with back-off while the error looks passing (``StoreError``, ``OSError``);
+what still cannot be written is counted per kind in ``lost``, with the first error kept, so
+``Run.close`` can say exactly what was lost.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 One thread per open run wakes every ``flush_interval`` (or at once when asked), writes what
 the queues hold, beats the heartbeat and samples resources when they are due. The caller only
-appends to a queue (a ``list`` for metric values, ``deque`` for the rest); when a queue holds ``capacity`` entries the caller waits in
-``pressure`` until the thread has brought it down to half (back-pressure, never dropping).
+appends to a queue (a ``list`` for metric values, ``deque`` for the rest); when a queue
+holds ``capacity`` entries the caller waits in ``pressure`` until the thread has brought it
+down to half (back-pressure, never dropping).
 ``stop`` writes everything still queued and joins the thread. Sessions still open when the
 interpreter exits are closed by an ``atexit`` hook, so queued data is not left behind.
 """
