@@ -138,6 +138,19 @@ def test_remote_urls_lose_their_credentials(url: str, clean: str) -> None:
     assert identity.without_credentials(url) == clean
 
 
+def test_the_environment_lists_installed_packages_as_their_metadata_does() -> None:
+    from importlib.metadata import distributions
+
+    expected: dict[str, str] = {}
+    for dist in distributions():
+        if dist.metadata["Name"]:
+            expected.setdefault(identity._normalised(dist.metadata["Name"]), dist.version)
+    packages = identity.environment()["packages"]
+    assert packages == dict(sorted(expected.items()))
+    assert "click" in packages and "runyard" in packages
+    assert identity._normalised("Typing_Extensions") == "typing-extensions"
+
+
 LEFT_OPEN = """
 from runyard import Run
 run = Run({url!r}, heartbeat_interval=None, resources_interval=None, flush_interval=30)
