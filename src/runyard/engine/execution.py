@@ -100,19 +100,18 @@ class Execution:
         assert driver is not None
         driver.done.wait()
         status, reason = driver.outcome()
+        summary: dict[str, Any] = {"task_runs": dict(driver.counts)}
         try:
             runtime.shutdown(wait=status is Status.SUCCEEDED)
             recorder.close()
-            summary: dict[str, Any] = {"task_runs": dict(driver.counts)}
             if status is Status.SUCCEEDED:
                 self.result = driver.result_value()
                 summary["results"] = self._result_doc(self.result)
-            self.store.merge_metadata(self.run.id, summary)
         except RunyardError as exc:
             status, reason = Status.FAILED, f"could not record the run: {exc}"
         except Exception as exc:  # the run must end, whatever broke
             status, reason = Status.FAILED, f"{type(exc).__name__}: {exc}"
-        self._end(status, reason)
+        self._end(status, reason, summary)
 
     def _result_doc(self, value: Value) -> dict[str, Any]:
         if value.in_blob and value.digest is not None:
@@ -121,12 +120,14 @@ class Execution:
                                                           "workflow-result"))
         return value.to_doc()
 
-    def _end(self, status: Status, reason: str | None) -> None:
+    def _end(self, status: Status, reason: str | None,
+             summary: dict[str, Any] | None = None) -> None:
+        """Write the final status, with the run's ``summary`` merged into its metadata in
+        the same write."""
         try:
             if status is not Status.CANCELED:
                 with contextlib.suppress(ConflictError):  # not running: looked at below
-                    self.final = self.store.update_status(self.run.id, status, reason,
-                                                          expect=Status.RUNNING)
+                    self.final = self._write_end(status, reason, summary, Status.RUNNING)
                     return
             current = self.store.get_run(self.run.id)
             if current.status is Status.CANCELING or (
@@ -135,11 +136,24 @@ class Execution:
                 status, reason = Status.CANCELED, reason or "canceled"
             if current.status is Status.LOST:
                 self.store.update_status(self.run.id, Status.RUNNING, "owner came back")
-            self.final = self.store.update_status(self.run.id, status, reason)
+            self.final = self._write_end(status, reason, summary)
         except ConflictError:
             pass  # already final: someone else ended it
         finally:
             self.finished.set()
+
+    def _write_end(self, status: Status, reason: str | None, summary: dict[str, Any] | None,
+                   expect: Status | None = None) -> Run:
+        try:
+            return self.store.update_status(self.run.id, status, reason, expect=expect,
+                                            metadata=summary)
+        except ConflictError:
+            raise
+        except RunyardError as exc:  # the summary could not be stored: the run still ends
+            if summary is None:
+                raise
+            return self.store.update_status(self.run.id, Status.FAILED,
+                                            f"could not record the run: {exc}", expect=expect)
 
 
 def launch_detached(store: RunStore, run: Run) -> int:

@@ -116,7 +116,9 @@ class RunStore(Protocol):
         *,
         expect: Status | None = None,
         now: float | None = None,
-    ) -> Run: ...  # IllegalTransition; ConflictError when ``expect`` is not the status
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Run: ...  # IllegalTransition; ConflictError when ``expect`` is not the status;
+    # ``metadata`` is merged into the run's in the same write (a run's closing summary)
     def update_run(self, run_id: str, **fields: Any) -> Run: ...  # only UPDATABLE fields
     def add_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
     def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...

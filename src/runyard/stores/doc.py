@@ -42,9 +42,13 @@ class RunDoc:
 
     # -- run fields -------------------------------------------------------------------------
     def set_status(
-        self, status: Status, reason: str | None, expect: Status | None, now: float | None
+        self, status: Status, reason: str | None, expect: Status | None, now: float | None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
-        self.run = apply_status(self.run, status, reason, expect, now)
+        run = apply_status(self.run, status, reason, expect, now)
+        if metadata:
+            run = run.replace(metadata={**run.metadata, **metadata})
+        self.run = run
         return self.run
 
     def update(self, fields: Mapping[str, Any]) -> Run:

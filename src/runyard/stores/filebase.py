@@ -196,8 +196,10 @@ class FileStoreBase(StoreHelpers, Generic[D]):
         *,
         expect: Status | None = None,
         now: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
-        return self._change(run_id, lambda d: d.set_status(status, reason, expect, now))
+        extra = None if metadata is None else dict(metadata)
+        return self._change(run_id, lambda d: d.set_status(status, reason, expect, now, extra))
 
     def update_run(self, run_id: str, **fields: Any) -> Run:
         return self._change(run_id, lambda d: d.update(fields))

@@ -93,8 +93,10 @@ class MemoryStore(StoreHelpers):
         *,
         expect: Status | None = None,
         now: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
-        result: Run = self._edit(run_id, "set_status", status, reason, expect, now)
+        result: Run = self._edit(run_id, "set_status", status, reason, expect, now,
+                                 None if metadata is None else dict(metadata))
         return result
 
     def update_run(self, run_id: str, **fields: Any) -> Run:

@@ -21,7 +21,7 @@ from typing import Any
 
 from runyard.errors import MissingDependencyError, StoreError
 from runyard.stores.sql import SqlStore
-from runyard.stores.sqlschema import Dialect, Tx, ensure_schema
+from runyard.stores.sqlschema import Dialect, Tx
 
 SCHEMA_LOCK_KEY = 0x72756E79617264  # "runyard"
 
@@ -73,8 +73,7 @@ class PostgresStore(SqlStore):
         self._idle: list[Any] = []
         self._pid = os.getpid()
         self._closed = False
-        with self._transaction(True) as tx:
-            ensure_schema(tx)
+        self._open_schema()
 
     # -- connections ------------------------------------------------------------------------
     def _checkout(self) -> Any:

@@ -56,11 +56,13 @@ from runyard.stores.sqlschema import (
     Dialect,
     Row,
     Tx,
+    ensure_schema,
     filter_query,
     id_range,
     row_run,
     row_values,
     run_row,
+    schema_current,
 )
 
 T = TypeVar("T")
@@ -80,6 +82,18 @@ class SqlStore(StoreHelpers):
     @abstractmethod
     def _transaction(self, write: bool) -> AbstractContextManager[Tx]:
         """A transaction (``write``: one that may write, taking the write lock where needed)."""
+
+    def _open_schema(self) -> None:
+        """Make sure the tables are there: a read when they are (the usual case), else the
+        idempotent creation (or upgrade) in a write transaction."""
+        try:
+            with self._transaction(False) as tx:
+                if schema_current(tx):
+                    return
+        except StoreError:
+            pass  # no tables yet (or unreadable): the write below creates them or says why
+        with self._transaction(True) as tx:
+            ensure_schema(tx)
 
     # -- helpers ----------------------------------------------------------------------------
     def _load(self, tx: Tx, run_id: str, lock: str = "") -> Run:
@@ -208,8 +222,10 @@ class SqlStore(StoreHelpers):
         *,
         expect: Status | None = None,
         now: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Run:
-        return self._edit(run_id, lambda doc: doc.set_status(status, reason, expect, now))
+        return self._edit(run_id, lambda doc: doc.set_status(status, reason, expect, now,
+                                                             metadata))
 
     def update_run(self, run_id: str, **fields: Any) -> Run:
         return self._edit(run_id, lambda doc: doc.update(_storable_fields(fields)))

@@ -19,7 +19,7 @@ from typing import Any
 
 from runyard.errors import StoreError
 from runyard.stores.sql import SqlStore
-from runyard.stores.sqlschema import Dialect, Tx, ensure_schema
+from runyard.stores.sqlschema import Dialect, Tx
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -54,8 +54,7 @@ class SqliteStore(SqlStore):
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._inherited: list[sqlite3.Connection] = []  # from a fork: never used nor closed
-        with self._transaction(True) as tx:
-            ensure_schema(tx)
+        self._open_schema()
 
     def _connect(self) -> sqlite3.Connection:
         try:

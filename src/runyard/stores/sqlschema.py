@@ -168,6 +168,14 @@ def _values_sql(table: str, rows: int) -> str:
     return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([one] * rows)
 
 
+def schema_current(tx: Tx) -> bool:
+    """Whether the tables are there at this runyard's schema version: a plain read, so an
+    up-to-date store is opened without taking a write lock (the tables and the version row
+    are written in one transaction, so the version says the tables are complete)."""
+    row = tx.one("SELECT MAX(version) FROM runyard_schema")
+    return row is not None and row[0] == SCHEMA_VERSION
+
+
 def ensure_schema(tx: Tx) -> None:
     """Create the tables (idempotent) and check the schema version; call inside a write."""
     if tx.dialect.schema_lock:

@@ -134,6 +134,18 @@ class RunStoreContract:
             store.update_status(run.id, Status.LOST, expect=Status.CREATED)
         assert store.get_run(run.id).status is Status.RUNNING
 
+    def test_status_with_metadata_is_one_write(self, store: RunStore) -> None:
+        run = store.create_run(make_run(metadata={"a": 1, "b": 2}))
+        store.update_status(run.id, Status.RUNNING)
+        done = store.update_status(run.id, Status.SUCCEEDED, expect=Status.RUNNING, now=7.0,
+                                   metadata={"b": 3, "summary": {"n": [1, 2]}})
+        assert (done.status, done.ended) == (Status.SUCCEEDED, 7.0)
+        assert done.metadata == {"a": 1, "b": 3, "summary": {"n": [1, 2]}}
+        assert store.get_run(run.id) == done
+        with pytest.raises(IllegalTransition):  # a refused transition merges nothing either
+            store.update_status(run.id, Status.RUNNING, metadata={"c": 1})
+        assert store.get_run(run.id) == done
+
     def test_lost_run_can_return_to_running(self, store: RunStore) -> None:
         run = store.create_run(make_run())
         store.update_status(run.id, Status.RUNNING)
