@@ -317,11 +317,13 @@ class SqlStore(StoreHelpers):
         self._append_metrics(run_id, *sqlmetrics.packed_batch(metrics))
 
     def append_checked_metrics(
-        self, run_id: str, rows: Sequence[tuple[str, float, int | None, float]]
+        self, run_id: str, names: list[str], values: list[float], steps: list[int | None],
+        times: list[float],
     ) -> None:
-        """``append_metrics`` for the tracking client's writer only: plain tuples whose names
-        and values the client has checked already (see ``sqlmetrics.packed_batch``)."""
-        self._append_metrics(run_id, *sqlmetrics.packed_batch(rows, trusted=True))
+        """``append_metrics`` for the tracking client's writer only: a batch as four columns
+        whose names and values the client has checked already (``sqlmetrics.packed_columns``)."""
+        self._append_metrics(
+            run_id, *sqlmetrics.packed_columns(names, values, steps, times, trusted=True))
 
     def _append_metrics(self, run_id: str, size: int, packed: list[Row]) -> None:
         """Write a batch's chunks after the run's last (under its lock: one writer at a time)."""

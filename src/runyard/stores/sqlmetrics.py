@@ -20,6 +20,7 @@ This module holds no connection: the statements run in a ``sqlschema.Tx`` of the
 from __future__ import annotations
 
 import math
+import struct
 import sys
 from array import array
 from collections import Counter
@@ -75,17 +76,32 @@ def packed_batch(
     """A batch of ``(name, value, step, time)`` records as chunk rows, and its size.
 
     Checked first as ``doc.checked_metrics`` checks a batch (``ValidationError`` before
-    anything is written), unless ``trusted``: the tracking client's writer passes what the
-    client has already checked (names, and values that are floats or ints); steps and times
-    are checked by packing them either way.
+    anything is written), unless ``trusted`` (see ``packed_columns``).
     """
     if not metrics:
         return 0, []
     if not trusted:
         _check_records(metrics)
     names, values, steps, times = (list(map(itemgetter(i), metrics)) for i in range(4))
-    distinct = set(names) if trusted else _checked_names(names)
-    if not trusted:
+    return packed_columns(names, values, steps, times, trusted=trusted)
+
+
+def packed_columns(
+    names: list[Any], values: list[Any], steps: list[Any], times: list[Any], *,
+    trusted: bool = False,
+) -> tuple[int, list[Packed]]:
+    """``packed_batch`` for a batch given as four equally long columns.
+
+    ``trusted``: the tracking client's writer passes what the client has already checked
+    (names, and values that are floats or ints); steps and times are checked by packing them
+    either way.
+    """
+    if not names:
+        return 0, []
+    if trusted:
+        distinct = {names[0]} if names.count(names[0]) == len(names) else set(names)
+    else:
+        distinct = _checked_names(names)
         values = _checked_values(names, values)
     packed: list[Packed] = []
     columns: tuple[Sequence[Any], Sequence[Any], Sequence[Any]]
@@ -195,12 +211,12 @@ def _packed(name: str, place: tuple[int, int | None, bytes | None], values: Sequ
             steps: Sequence[Any], times: Sequence[Any]) -> Packed:
     try:
         vals = _pack("d", values)
-    except OverflowError:
+    except struct.error:
         raise ValidationError(f"metric {name!r} has a value too large for a float") from None
     try:
         packed_times = _pack("d", times)
-    except (TypeError, OverflowError):
-        bad = next((t for t in times if not isinstance(t, float | int)), times[0])
+    except struct.error:
+        bad = next((t for t in times if not _is_float(t)), times[0])
         raise ValidationError(f"metric {name!r} has time {bad!r}; log epoch seconds") from None
     packed_steps, nulls = _packed_steps(name, steps)
     total = sum(values)  # NaN when a value is NaN (or when +inf and -inf meet)
@@ -215,23 +231,41 @@ def _packed(name: str, place: tuple[int, int | None, bytes | None], values: Sequ
             _real(last), steps[-1], place[2], packed_steps, nulls, vals, packed_times)
 
 
+def _is_float(value: Any) -> bool:
+    """Whether ``value`` packs as a float64 (a real number within its range)."""
+    try:
+        struct.pack("<d", value)
+    except struct.error:
+        return False
+    return True
+
+
 def _packed_steps(name: str, steps: Sequence[Any]) -> tuple[bytes | None, bytes | None]:
     try:
         return _pack("q", steps), None
-    except TypeError:  # a None among them (or something that is not a whole number)
+    except struct.error:  # a None among them, or something that is not a 64-bit integer
         pass
-    except OverflowError:
-        raise ValidationError(f"metric {name!r} has a step beyond 64-bit integers") from None
     nulls = [i for i, s in enumerate(steps) if s is None]
     if len(nulls) == len(steps):
         return None, None
     try:
         return _pack("q", [0 if s is None else s for s in steps]), _pack("q", nulls)
-    except (TypeError, OverflowError):
-        bad = next(s for s in steps if s is not None and not isinstance(s, int))
+    except struct.error:
+        bad = next(s for s in steps if s is not None and not _is_step(s))
+        if isinstance(bad, int):
+            raise ValidationError(
+                f"metric {name!r} has a step beyond 64-bit integers") from None
         raise ValidationError(
             f"metric {name!r} has step {bad!r}; steps are whole numbers or None"
         ) from None
+
+
+def _is_step(value: Any) -> bool:
+    try:
+        struct.pack("<q", value)
+    except struct.error:
+        return False
+    return True
 
 
 def _real(value: Any) -> float | None:
@@ -239,11 +273,9 @@ def _real(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
 
 
-def _pack(code: str, items: Iterable[Any]) -> bytes:
-    packed = array(code, items)
-    if not LITTLE:
-        packed.byteswap()
-    return packed.tobytes()
+def _pack(code: str, items: Sequence[Any]) -> bytes:
+    """``items`` as little-endian ``code`` values (``struct.error`` if one does not fit)."""
+    return struct.pack(f"<{len(items)}{code}", *items)
 
 
 def _unpack(code: str, data: bytes) -> list[Any]:

@@ -1,10 +1,11 @@
 """Writing what a run queued: batches of metrics, events and catalog entries, with retries.
 
-The caller's queues hold finished records: metric values as plain ``(name, value, step,
-time)`` tuples the client has checked (cheaper to make than a ``Metric``) in a ``list`` that is
-cut from the front, ``Event`` and ``Artifact`` in ``deque`` objects. The flusher takes up to
-``BATCH`` of them at a time and appends them in one store call; a SQL store takes the checked
-tuples as they are (``append_checked_metrics``), any other gets ``Metric`` records. A failed
+The caller's queues hold finished records: metric values the client has checked as ``WIDTH``
+consecutive entries ``name, value, step, time`` of a flat ``list`` that is cut from the front
+(no tuple per value to make, keep and take apart), ``Event`` and ``Artifact`` in ``deque``
+objects. The flusher takes up to ``BATCH`` of them at a time and appends them in one store
+call; a SQL store takes the batch as four columns (``append_checked_metrics``, each column a
+slice of the batch), any other gets ``Metric`` records. A failed
 write is retried with back-off while the error looks passing (``StoreError``, ``OSError``);
 what still cannot be written is counted per kind in ``lost``, with the first error kept, so
 ``Run.close`` can say exactly what was lost.
@@ -17,14 +18,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from itertools import islice
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from runyard.errors import RunyardError, StoreError
 from runyard.model import Artifact, Event, Metric
 from runyard.stores import RunStore
 from runyard.stores.sql import SqlStore
 
-MetricRow = tuple[str, float, int | None, float]  # a queued value: name, value, step, time
+MetricField = str | float | int | None  # name, value, step and time of queued values, flat
+WIDTH = 4  # entries per queued value
 T = TypeVar("T")
 
 BATCH = 50_000  # metric values per store call
@@ -51,22 +53,24 @@ class Flusher:
         self.written: Counter[str] = Counter()
         self.first_error: str | None = None
 
-    def metrics(self, queue: list[MetricRow]) -> int:
+    def metrics(self, queue: list[MetricField]) -> int:
         """Cut up to ``BATCH`` values off the front of ``queue`` and write them; returns how many.
 
-        Only this thread removes entries and callers only append, so with the GIL the first
-        ``n`` entries stay put between the slice and the ``del`` (two C-level operations)."""
-        n = min(len(queue), BATCH)
-        batch = queue[:n]
+        Callers only add whole values (``WIDTH`` entries in one ``+=``, a single C-level
+        operation under the GIL) and only this thread removes them, so the first ``n`` entries
+        stay put between the slices and the ``del``, and ``n`` is a multiple of ``WIDTH``."""
+        n = min(len(queue), BATCH * WIDTH)
+        columns = tuple(queue[i:n:WIDTH] for i in range(WIDTH))
         del queue[:n]
-        self._write("metric values", len(batch), lambda: self._append_metrics(batch))
-        return len(batch)
+        count = n // WIDTH
+        self._write("metric values", count, lambda: self._append_metrics(columns))
+        return count
 
-    def _append_metrics(self, batch: list[MetricRow]) -> None:
+    def _append_metrics(self, columns: tuple[list[Any], ...]) -> None:
         if isinstance(self.store, SqlStore):  # checked by the client: not again
-            self.store.append_checked_metrics(self.run_id, batch)
+            self.store.append_checked_metrics(self.run_id, *columns)
         else:
-            self.store.append_metrics(self.run_id, list(map(_metric, batch)))
+            self.store.append_metrics(self.run_id, list(map(_metric, zip(*columns, strict=True))))
 
     def events(self, queue: deque[Event]) -> int:
         batch = _take(queue, BATCH)

@@ -37,7 +37,7 @@ from runyard.model import validate as check
 from runyard.stores import RunStore
 from runyard.tracking import checks, lifecycle
 from runyard.tracking.connect import Target, target
-from runyard.tracking.flusher import MetricRow
+from runyard.tracking.flusher import WIDTH, MetricField
 from runyard.tracking.resources import Resources
 from runyard.tracking.session import Session, Timing
 from runyard.tracking.spool import offline_from_env
@@ -77,7 +77,8 @@ class Run:
         )
         self._store_arg, self._gpu, self._capture_code = store, gpu, capture_code
         self._cap = queue_size
-        self._metrics: list[MetricRow] | None = None  # the open run's queues; None if not open
+        self._cap_entries = queue_size * WIDTH  # of the flat metric queue
+        self._metrics: list[MetricField] | None = None  # the open run's queues; None if not open
         self._events: deque[Event] | None = None
         self._names: set[str] = set()
         self._state = "new"  # new -> open | queued -> closed
@@ -209,14 +210,15 @@ class Run:
             if name not in self._names or (value.__class__ is not float
                                            and value.__class__ is not int):
                 value = self._checked(name, value)
-            queue.append((name, value, step, when))
+            queue += (name, value, step, when)  # one value: WIDTH entries, added at once
         else:  # every value is checked before any is queued
             if metrics.__class__ is not dict or not self._names.issuperset(metrics) or not (
                 set(map(type, metrics.values())) <= _NUMBERS
             ):
                 metrics = self._checked_all(metrics)
-            queue.extend([(name, value, step, when) for name, value in metrics.items()])
-        if len(queue) >= self._cap:
+            for name, value in metrics.items():
+                queue += (name, value, step, when)
+        if len(queue) >= self._cap_entries:
             self._pressure()
 
     def _checked(self, name: str, value: Any) -> float:

@@ -2,9 +2,9 @@
 
 One thread per open run wakes every ``flush_interval`` (or at once when asked), writes what
 the queues hold, beats the heartbeat and samples resources when they are due. The caller only
-appends to a queue (a ``list`` for metric values, ``deque`` for the rest); when a queue
-holds ``capacity`` entries the caller waits in ``pressure`` until the thread has brought it
-down to half (back-pressure, never dropping).
+appends to a queue (a flat ``list`` for metric values, ``WIDTH`` entries each; ``deque`` for
+the rest); when a queue holds ``capacity`` values the caller waits in ``pressure`` until the
+thread has brought it down to half (back-pressure, never dropping).
 ``stop`` writes everything still queued and joins the thread. Sessions still open when the
 interpreter exits are closed by an ``atexit`` hook, so queued data is not left behind.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from runyard.errors import ConflictError, RunyardError
 from runyard.model import Artifact, Event, Status
 from runyard.stores import RunStore
-from runyard.tracking.flusher import Flusher, MetricRow
+from runyard.tracking.flusher import WIDTH, Flusher, MetricField
 from runyard.tracking.resources import Resources
 
 log = logging.getLogger("runyard.tracking")
@@ -44,12 +44,13 @@ class Session:
     def __init__(self, store: RunStore, run_id: str, timing: Timing,
                  resources: Resources | None) -> None:
         self.store, self.run_id, self.timing = store, run_id, timing
-        self.metrics: list[MetricRow] = []  # cut in batches from the front (see flusher)
+        self.metrics: list[MetricField] = []  # WIDTH entries a value, cut from the front
         self.events: deque[Event] = deque()
         self.files: deque[Artifact] = deque()
         self.flusher = Flusher(store, run_id)
         self.resources = resources
         self.low = max(timing.capacity // 2, 1)
+        self.low_entries = self.low * WIDTH
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._progress = threading.Condition()
@@ -67,13 +68,13 @@ class Session:
         _open_sessions.add(self, at_exit)
 
     def queued(self) -> int:
-        return len(self.metrics) + len(self.events) + len(self.files)
+        return len(self.metrics) // WIDTH + len(self.events) + len(self.files)
 
     def pressure(self) -> None:
         """Wait until the thread has brought the queues down to half their capacity."""
         self._wake.set()
         with self._progress:
-            while (len(self.metrics) > self.low or len(self.events) > self.low) and (
+            while (len(self.metrics) > self.low_entries or len(self.events) > self.low) and (
                 self._thread.is_alive()
             ):
                 self._wake.set()
@@ -102,7 +103,8 @@ class Session:
 
     def _count_leftovers(self) -> None:
         """Anything the thread could not take (it died on a bug) is lost, and counted."""
-        for kind, n in (("metric values", len(self.metrics)), ("events", len(self.events)),
+        for kind, n in (("metric values", len(self.metrics) // WIDTH),
+                        ("events", len(self.events)),
                         ("files", len(self.files))):
             if n:
                 self.flusher.lost[kind] += n
@@ -158,8 +160,9 @@ class Session:
     def _sample(self) -> None:
         assert self.resources is not None
         now = time.time()
-        self.metrics.extend([(name, float(value), None, now)
-                             for name, value in self.resources.sample().items()])
+        queue = self.metrics
+        for name, value in self.resources.sample().items():
+            queue += (name, float(value), None, now)
 
     def heartbeat(self) -> None:
         """Record that the owner is alive (with the resource summary); a lost run that beats
