@@ -18,15 +18,16 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from runyard.engine.dag import Dag, Node, Ref, digest_of, substitute
-from runyard.engine.recorder import Recorder, StepState
+from runyard.engine.recorder import RawAttempt, Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
 from runyard.errors import RunyardError
-from runyard.model import Artifact, Attempt, LogLine, Stage, Status
+from runyard.model import Artifact, LogLine, Stage, Status
 from runyard.runtimes.base import Runtime
 
 
@@ -88,8 +89,16 @@ class Driver:
     # -- completions ------------------------------------------------------------------------
     def _on_done(self, prepared: Prepared, number: int, outcome: Outcome | None,
                  error: BaseException | None) -> None:
-        self._inbox.append((prepared, number, outcome, error))
-        self._drain()
+        inbox = self._inbox
+        inbox.append((prepared, number, outcome, error))
+        lock = self._lock
+        while inbox:  # as _drain (inlined: this runs once per task run)
+            if not lock.acquire(blocking=False):
+                return
+            try:
+                self._handle_inbox()
+            finally:
+                lock.release()
 
     def _drain(self) -> None:
         """Handle the inbox if no other thread is at it (that thread then handles it)."""
@@ -129,7 +138,7 @@ class Driver:
     def _advance(self, ready: list[str]) -> None:
         queue = deque(ready)
         nodes, reuse = self.dag.nodes, self.reuse
-        while queue and not self._stopping():
+        while queue and self.failure is None and not self.canceled:
             prepared = self._prepare(nodes[queue.popleft()])
             found = reuse.find(prepared) if reuse is not None else None
             if found is None:
@@ -162,37 +171,46 @@ class Driver:
         ready = []
         waiting = self.waiting
         for child in self.dag.dependents[node_id]:
-            left = waiting[child] = waiting[child] - 1
-            if left == 0:
+            left = waiting[child] - 1
+            waiting[child] = left
+            if not left:
                 ready.append(child)
         return ready
 
     def _submit(self, prepared: Prepared, number: int) -> None:
         node = prepared.node
         call = TaskCall(node.id, node.task, prepared.params, self.blob_root, self._local)
-        self._record(prepared, Status.RUNNING, Attempt(number, Status.RUNNING, time.time(),
-                                                       inputs=prepared.digests))
+        self._record(prepared, Status.RUNNING,
+                     (number, Status.RUNNING, time.time(), None, None, prepared.digests, {}))
         self.inflight += 1
         try:
             self.runtime.submit_then(run_task, (call,),
-                                     lambda out, err: self._on_done(prepared, number, out, err))
+                                     partial(self._on_done, prepared, number))
         except RunyardError as exc:
             self.inflight -= 1
             now = time.time()
             self._failed(prepared, Outcome(False, now, now, error=str(exc)), number)
 
     def _succeeded(self, prepared: Prepared, outcome: Outcome, number: int) -> None:
-        node_id = prepared.node.id
+        node = prepared.node
+        node_id = node.id
         output = outcome.output
         assert output is not None
         self.outputs[node_id] = output
-        self._record(prepared, Status.SUCCEEDED, _attempt(number, outcome, prepared, output),
-                     output)
-        if output.in_blob and output.digest is not None:
-            self.recorder.put_artifact(Artifact(f"{node_id}/result", output.digest, output.size,
+        state = prepared.state
+        assert state is not None  # made when the attempt was submitted
+        digest = output.digest
+        state.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
+                                        None, prepared.digests, {"result": digest}),
+                     {"output": output.doc})
+        self.recorder.put_step(state)
+        if output.in_blob and digest is not None:
+            self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))
-        if prepared.node.kind == "task":
-            self._advance(self._release(node_id))
+        if node.kind == "task":
+            ready = self._release(node_id)
+            if ready:
+                self._advance(ready)
 
     def _failed(self, prepared: Prepared, outcome: Outcome, number: int) -> None:
         self._record(prepared, Status.FAILED, _attempt(number, outcome, prepared))
@@ -215,7 +233,7 @@ class Driver:
     def _complete_reused(self, prepared: Prepared, value: Value, origin: dict[str, str]) -> None:
         self.outputs[prepared.node.id] = value
         self.counts["reused"] += 1
-        self._record(prepared, Status.SUCCEEDED, None, value, {"reused_from": origin})
+        self._record(prepared, Status.SUCCEEDED, None, {"output": value.doc, "reused_from": origin})
 
     def _check_done(self) -> None:
         if self.inflight:
@@ -224,16 +242,14 @@ class Driver:
             self.done.set()
 
     # -- recording --------------------------------------------------------------------------
-    def _record(self, prepared: Prepared, status: Status, attempt: Attempt | None,
-                output: Value | None = None, extra: dict[str, Any] | None = None) -> None:
+    def _record(self, prepared: Prepared, status: Status, attempt: RawAttempt | None,
+                extra: dict[str, Any] | None = None) -> None:
         state = prepared.state
         if state is None:
             node = prepared.node
             meta = {"task": node.task.name, "task_hash": node.task.definition_hash,
                     "key": node.key, "inputs": prepared.docs}
             state = prepared.state = StepState(node.id, node.kind, meta)
-        if output is not None:
-            extra = {**(extra or {}), "output": output.doc}
         state.update(status, attempt, extra)
         self.recorder.put_step(state)
 
@@ -255,11 +271,11 @@ def _pickled(template: Any) -> str | None:
 
 
 def _attempt(number: int, outcome: Outcome, prepared: Prepared | None = None,
-             output: Value | None = None) -> Attempt:
+             output: Value | None = None) -> RawAttempt:
     status = Status.SUCCEEDED if outcome.ok else Status.FAILED
-    return Attempt(number, status, outcome.started, outcome.ended, outcome.error,
-                   {} if prepared is None else prepared.digests,
-                   {} if output is None else {"result": output.digest})
+    return (number, status, outcome.started, outcome.ended, outcome.error,
+            {} if prepared is None else prepared.digests,
+            {} if output is None else {"result": output.digest})
 
 
 def _lost(error: BaseException | None) -> Outcome:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -28,36 +29,48 @@ CANCEL_CHECK_S = 0.25
 HEARTBEAT_S = 5.0
 
 
+# One attempt as the driver records it: (number, status, started, ended, message, inputs,
+# outputs), the fields of ``Attempt`` in order; made an ``Attempt`` only when it is written.
+RawAttempt = tuple[int, Status, float | None, float | None, str | None, dict[str, Any],
+                   dict[str, Any]]
+
+
 class StepState:
     """The run-log record of one task run, updated by the driver and written by the recorder.
 
     Each change replaces ``snapshot`` as a whole (one attribute store), so the recorder's
-    thread always reads a consistent record without taking the driver's lock.
+    thread always reads a consistent record without taking the driver's lock. Attempts are
+    kept as plain tuples: the ``Step`` and its ``Attempt`` objects are made only when the
+    recorder writes the record (usually once, when the task run has finished).
     """
 
     __slots__ = ("attempts", "created", "kind", "meta", "name", "snapshot")
 
-    def __init__(self, name: str, kind: str, meta: dict[str, Any]) -> None:
-        self.name, self.kind, self.created, self.meta = name, kind, time.time(), meta
-        self.attempts: list[Attempt] = []
-        self.snapshot: tuple[Status, tuple[Attempt, ...], dict[str, Any], float] = (
+    def __init__(self, name: str, kind: str, meta: dict[str, Any],
+                 created: float | None = None) -> None:
+        self.name, self.kind, self.meta = name, kind, meta
+        self.created = time.time() if created is None else created
+        self.attempts: list[RawAttempt] = []
+        self.snapshot: tuple[Status, tuple[RawAttempt, ...], dict[str, Any], float] = (
             Status.RUNNING, (), meta, self.created)
 
-    def update(self, status: Status, attempt: Attempt | None = None,
+    def update(self, status: Status, attempt: RawAttempt | None = None,
                meta: dict[str, Any] | None = None) -> None:
         """Record ``attempt`` (replacing the one of the same number) and the step's status."""
+        attempts = self.attempts
         if attempt is not None:
-            if self.attempts and self.attempts[-1].number == attempt.number:
-                self.attempts[-1] = attempt
+            if attempts and attempts[-1][0] == attempt[0]:
+                attempts[-1] = attempt
             else:
-                self.attempts.append(attempt)
+                attempts.append(attempt)
         if meta:
-            self.meta = {**self.meta, **meta}
-        self.snapshot = (status, tuple(self.attempts), self.meta, time.time())
+            self.meta = {**self.meta, **meta}  # a new dict: a snapshot's is never changed
+        self.snapshot = (status, tuple(attempts), self.meta, time.time())
 
     def step(self) -> Step:
         status, attempts, meta, _ = self.snapshot
-        return Step(self.name, status, self.kind, self.created, attempts, meta)
+        return Step(self.name, status, self.kind, self.created,
+                    tuple([Attempt(*a) for a in attempts]), meta)
 
 
 class Recorder:
@@ -65,7 +78,10 @@ class Recorder:
                  on_cancel: Callable[[], None] | None = None) -> None:
         self.store, self.run_id = store, run_id
         self.heartbeat, self.on_cancel = heartbeat, on_cancel
-        self._steps: dict[str, StepState] = {}
+        self._steps: deque[StepState] = deque()
+        # Queue ``state`` to be written (as it is when written): a deque's append, safe from
+        # any thread without a lock (this is called twice per task run).
+        self.put_step: Callable[[StepState], None] = self._steps.append
         self._logs: list[LogLine] = []
         self._artifacts: list[Artifact] = []
         self._lock = threading.Lock()
@@ -78,11 +94,6 @@ class Recorder:
     def start(self) -> Recorder:
         self._thread.start()
         return self
-
-    def put_step(self, state: StepState) -> None:
-        """Queue ``state`` to be written (as it is when written)."""
-        with self._lock:
-            self._steps[state.name] = state
 
     def put_logs(self, lines: list[LogLine]) -> None:
         if lines:
@@ -125,22 +136,24 @@ class Recorder:
 
     def _take(self, final: bool) -> tuple[list[StepState], list[LogLine], list[Artifact]]:
         """What is due now; ``running`` records younger than ``HOLD_S`` stay queued."""
+        queue, states = self._steps, {}
+        while queue:  # the only consumer: popleft on a non-empty deque cannot fail
+            state = queue.popleft()
+            states[state.name] = state
         with self._lock:
-            states, self._steps = self._steps, {}
             logs, self._logs = self._logs, []
             artifacts, self._artifacts = self._artifacts, []
         if final:
             return list(states.values()), logs, artifacts
         due: list[StepState] = []
-        held: list[StepState] = []
         young = time.time() - HOLD_S
+        running = Status.RUNNING
         for state in states.values():
             status, _, _, changed = state.snapshot
-            (held if status is Status.RUNNING and changed > young else due).append(state)
-        if held:
-            with self._lock:
-                for state in held:
-                    self._steps.setdefault(state.name, state)
+            if status is running and changed > young:
+                queue.append(state)  # held back: looked at again next time
+            else:
+                due.append(state)
         return due, logs, artifacts
 
     def _flush(self, final: bool = False) -> None:
@@ -162,9 +175,8 @@ class Recorder:
 
     def _requeue(self, states: list[StepState], logs: list[LogLine],
                  artifacts: list[Artifact]) -> None:
+        self._steps.extend(states)
         with self._lock:
-            for state in states:
-                self._steps.setdefault(state.name, state)
             self._logs = logs + self._logs
             self._artifacts = artifacts + self._artifacts
 

@@ -25,7 +25,8 @@ _repr = reprlib.Repr()
 _repr.maxstring, _repr.maxother, _repr.maxlist = 80, 80, 8
 
 
-_SIMPLE = (int, float, bool, type(None))
+_SIMPLE = frozenset({int, float, bool, type(None)})
+_pickle, _sha256 = pickle.dumps, hashlib.sha256
 
 
 def short_repr(obj: Any) -> str:
@@ -115,11 +116,15 @@ def loads(data: bytes) -> Any:
 
 def encode(obj: Any, blob_root: str | None = None, keep: bool = True) -> Value:
     """``obj`` as a ``Value``; large pickles go to the blob store at ``blob_root`` if given."""
-    data = dumps(obj)
-    text = short_repr(obj)
+    try:
+        data: bytes | None = _pickle(obj, 5)
+    except Exception:  # cloudpickle, or nothing (see ``dumps``)
+        data = dumps(obj)
+    kind = obj.__class__
+    text = repr(obj) if kind in _SIMPLE or (kind is str and len(obj) <= 80) else short_repr(obj)
     if data is None:
         return Value(None, 0, None, False, text, obj)
-    digest = hashlib.sha256(data).hexdigest()
+    digest = _sha256(data).hexdigest()
     value = Value(digest, len(data), data, False, text, obj if keep else _MISSING)
     if len(data) > INLINE_LIMIT and blob_root is not None:
         from runyard.blobs import BlobStore

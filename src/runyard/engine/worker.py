@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from runyard.engine.dag import Ref, substitute
-from runyard.engine.values import Value, encode
+from runyard.engine.values import _MISSING, Value, encode
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -113,26 +113,28 @@ def load_param(param: Value | Bound, blob_root: str | None) -> Any:
 
 def run_task(call: TaskCall) -> Outcome:
     """Run one attempt; see the module docstring."""
-    _install()
+    if sys.stdout.__class__ is not _Router or sys.stderr.__class__ is not _Router:
+        _install()
     chunks: list[tuple[float, str, str]] = []
-    _local.chunks = chunks
+    local = _local
+    local.chunks = chunks
+    blob_root = call.blob_root
     started = time.time()
     try:
-        arguments = {name: load_param(p, call.blob_root) for name, p in call.params.items()}
-        result = call.task.call(arguments)
+        arguments = {}
+        for name, param in call.params.items():  # load_param, with a value's object at hand
+            obj = param.obj if param.__class__ is Value else _MISSING  # type: ignore[union-attr]
+            arguments[name] = obj if obj is not _MISSING else load_param(param, blob_root)
+        task = call.task
+        result = task.fn(**arguments) if task.plain[2] else task.call(arguments)
     except BaseException as exc:  # a task's failure is an outcome
         if not isinstance(exc, Exception):
             raise
-        _local.chunks = None
+        local.chunks = None
         return Outcome(False, started, time.time(), None, _one_line(exc),
                        traceback.format_exc(), lines_of(chunks))
-    _local.chunks = None
-    return _finish(call, result, started, chunks)
-
-
-def _finish(call: TaskCall, result: Any, started: float,
-            chunks: list[tuple[float, str, str]]) -> Outcome:
-    output = encode(result, call.blob_root, keep=call.local)
+    local.chunks = None
+    output = encode(result, blob_root, keep=call.local)
     logs = lines_of(chunks) if chunks else []
     if output.digest is None and not call.local:
         error = f"the result of task run {call.node} ({output.text}) does not pickle"

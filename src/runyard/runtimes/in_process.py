@@ -49,8 +49,9 @@ class _Pool:
         """Queue ``fn(*args)``: answered by a future, or (given ``done``) by calling ``done``."""
         future: Future[T] | None = Future() if done is None else None
         item: _Item = (future, fn, args, done)
-        after: list[_Item] | None = getattr(_local, "after", None)
-        if after is not None and not after and getattr(_local, "pool", None) is self:
+        local = _local
+        after: list[_Item] | None = getattr(local, "after", None)
+        if after is not None and not after and getattr(local, "pool", None) is self:
             after.append(item)  # this thread runs it as soon as its callbacks return
             return future
         self._queue.put(item)
@@ -86,16 +87,23 @@ class _Pool:
         if future is not None and not future.set_running_or_notify_cancel():
             return None
         after: list[_Item] = []
+        local = _local
         try:
             result = fn(*args)
         except BaseException as exc:  # handed on, as ThreadPoolExecutor does
-            _local.after = after
+            local.after = after
             _report(future, done, None, exc)
         else:
-            _local.after = after
-            _report(future, done, result, None)
+            local.after = after
+            if future is None and done is not None:  # _report's common case, inlined
+                try:
+                    done(result, None)
+                except Exception:  # as a future's callback: logged, never the thread's end
+                    _log.exception("a done-callback of the in_process runtime failed")
+            else:
+                _report(future, done, result, None)
         finally:
-            _local.after = None
+            local.after = None
         return after[0] if after else None
 
     def shutdown(self, wait: bool, cancel: bool) -> None:
