@@ -123,7 +123,7 @@ def run_task(call: TaskCall) -> Outcome:
     try:
         arguments = {}
         for name, param in call.params.items():  # load_param, with a value's object at hand
-            obj = param.obj if param.__class__ is Value else _MISSING  # type: ignore[union-attr]
+            obj = param.obj if param.__class__ is Value else _MISSING
             arguments[name] = obj if obj is not _MISSING else load_param(param, blob_root)
         task = call.task
         result = task.fn(**arguments) if task.plain[2] else task.call(arguments)
