@@ -216,7 +216,7 @@ def _packed(name: str, place: tuple[int, int | None, bytes | None], values: Sequ
     try:
         packed_times = _pack("d", times)
     except struct.error:
-        bad = next((t for t in times if not _is_float(t)), times[0])
+        bad = next((t for t in times if not _fits("d", t)), times[0])
         raise ValidationError(f"metric {name!r} has time {bad!r}; log epoch seconds") from None
     packed_steps, nulls = _packed_steps(name, steps)
     total = sum(values)  # NaN when a value is NaN (or when +inf and -inf meet)
@@ -231,10 +231,10 @@ def _packed(name: str, place: tuple[int, int | None, bytes | None], values: Sequ
             _real(last), steps[-1], place[2], packed_steps, nulls, vals, packed_times)
 
 
-def _is_float(value: Any) -> bool:
-    """Whether ``value`` packs as a float64 (a real number within its range)."""
+def _fits(code: str, value: Any) -> bool:
+    """Whether ``value`` packs as one ``code`` value (``d``: a float64, ``q``: an int64)."""
     try:
-        struct.pack("<d", value)
+        struct.pack(f"<{code}", value)
     except struct.error:
         return False
     return True
@@ -251,21 +251,13 @@ def _packed_steps(name: str, steps: Sequence[Any]) -> tuple[bytes | None, bytes 
     try:
         return _pack("q", [0 if s is None else s for s in steps]), _pack("q", nulls)
     except struct.error:
-        bad = next(s for s in steps if s is not None and not _is_step(s))
+        bad = next(s for s in steps if s is not None and not _fits("q", s))
         if isinstance(bad, int):
             raise ValidationError(
                 f"metric {name!r} has a step beyond 64-bit integers") from None
         raise ValidationError(
             f"metric {name!r} has step {bad!r}; steps are whole numbers or None"
         ) from None
-
-
-def _is_step(value: Any) -> bool:
-    try:
-        struct.pack("<q", value)
-    except struct.error:
-        return False
-    return True
 
 
 def _real(value: Any) -> float | None:
