@@ -52,13 +52,15 @@ def flags(kwargs: dict[str, Any]) -> Flags:
 
 def preforked(ctx: click.Context) -> Handle:
     """A supervisor forked before this process opens any database or imports what only it
-    needs (see ``detach.prefork``): both then get ready at the same time."""
+    needs (see ``detach.prefork``): both then get ready at the same time. What both need (the
+    model, the store backend, the registry) is imported once, before the fork."""
     from runyard.cli.state import state
-    from runyard.commands.context import check_url
+    from runyard.commands.context import check_url, preload
     from runyard.commands.detach import prefork
     from runyard.stores import resolve_url
 
     url = check_url(resolve_url(state(ctx).store_url))
+    preload(url)
     handle = prefork(url)
     ctx.find_root().call_on_close(handle.close)
     return handle

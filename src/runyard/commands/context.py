@@ -38,6 +38,17 @@ def open_context(url: str, store: RunStore | None = None) -> Context:
     return Context(url, store or open_store(url), Registry(blobs_at.parent), BlobStore(blobs_at))
 
 
+def preload(url: str) -> None:
+    """Import the store backend of ``url`` now: done before a supervisor is forked, the
+    command line and the supervisor share it instead of importing it each."""
+    import importlib
+
+    scheme = parse_url(url).scheme
+    module = {"sqlite": "sqlite", "file": "filesystem", "chunked": "chunked"}.get(scheme)
+    if module is not None:
+        importlib.import_module(f"runyard.stores.{module}")
+
+
 def check_url(url: str) -> str:
     """``url``, if command runs can use it: other processes must be able to open it."""
     if parse_url(url).scheme == "memory":

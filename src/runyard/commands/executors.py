@@ -120,12 +120,11 @@ _prctl: Callable[..., int] | None = None
 
 
 def prepare() -> None:
-    """Import and look up now what starting and stopping processes needs (before a fork, or
-    while waiting for work), so none of it happens between fork and exec."""
+    """Import and look up now what starting processes needs (before a fork, or while waiting
+    for work), so none of it happens between fork and exec. Stopping a tree needs psutil: it
+    is imported then, not at every start (the import alone takes tens of milliseconds)."""
     global _prctl
     import subprocess  # noqa: F401
-
-    import psutil  # noqa: F401
 
     _setpriv()
     if _prctl is None:

@@ -25,8 +25,8 @@ from runyard.commands.codespec import format_seconds
 from runyard.commands.context import Context, open_context
 from runyard.commands.detach import subreaper
 from runyard.commands.follow import writer_gone
+from runyard.commands.owners import this_owner
 from runyard.commands.replicas import Plan, Replica
-from runyard.core import liveness
 from runyard.errors import ConflictError
 from runyard.model import Attempt, LogLine, Status, Step
 
@@ -56,7 +56,7 @@ class Supervisor:
         self._finish(final, reason)
 
     def _take_ownership(self) -> bool:
-        owner = liveness.this_owner()
+        owner = this_owner()
         self.ctx.store.update_run(self.run_id, owner=owner, heartbeat=time.time())
         for name in self.plan.spec.outputs:
             self.ctx.registry.set_owner(self.plan.buffers[name], owner)
@@ -197,15 +197,12 @@ def prepare(url: str) -> None:
     """Import and look up what a supervisor needs before it knows its run (a forked one does
     this while the command line records the run). The store is not opened yet: that would
     take its write lock while the command line writes, and make it wait."""
-    import importlib
-
     from runyard.commands import executors
-    from runyard.stores.location import parse_url
+    from runyard.commands.context import preload
 
     executors.prepare()
-    liveness.this_owner()
-    if parse_url(url).scheme == "sqlite":
-        importlib.import_module("runyard.stores.sqlite")
+    this_owner()
+    preload(url)
 
 
 def supervise(url: str, run_id: str, notify: Callable[[], None] | None = None) -> int:
