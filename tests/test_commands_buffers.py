@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runyard.blobs import BlobStore
+from runyard.blobs import BLAKE3, BlobStore, hash_bytes
 from runyard.commands import buffers
 from runyard.commands.buffers import ChunkSink, read_buffer, write_buffer
 from runyard.commands.registry import Registry
@@ -71,34 +71,45 @@ def test_chunks_end_at_fixed_offsets_after_an_early_flush(
     sink.close()
 
 
-def test_the_same_bytes_are_stored_once_and_not_hashed_again(
-        small_chunks: int, parts: tuple[Registry, BlobStore], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_same_bytes_are_stored_once(
+        small_chunks: int, parts: tuple[Registry, BlobStore], tmp_path: Path) -> None:
     registry, blobs = parts
     content = data(3 * small_chunks + 12345, seed=1)
     first = store(registry, blobs, content, tmp_path)
     stored = sorted(blobs)
-    hashed: list[int] = []
-    real = buffers.hash_bytes
-    monkeypatch.setattr(buffers, "hash_bytes", lambda view: hashed.append(len(view)) or real(view))
     second = store(registry, blobs, content, tmp_path)
     assert digests(registry, second) == digests(registry, first)
     assert sorted(blobs) == stored, "no blob was written again"
-    assert all(size < buffers.INDEXED for size in hashed), "full chunks were not hashed again"
     assert read_back(registry, blobs, second, tmp_path) == content
 
 
-def test_a_fingerprint_match_with_other_bytes_is_hashed(
+def test_chunks_are_addressed_by_blake3_and_checked_by_it(
         small_chunks: int, parts: tuple[Registry, BlobStore], tmp_path: Path) -> None:
     registry, blobs = parts
     content = data(small_chunks, seed=2)
-    store(registry, blobs, content, tmp_path)
+    first = store(registry, blobs, content, tmp_path)
     other = bytearray(content)
-    other[200_000:200_010] = b"0123456789"  # outside the three samples: same fingerprint
-    assert buffers._fingerprint(memoryview(other)) == buffers._fingerprint(memoryview(content))
+    other[200_000:200_010] = b"0123456789"
     second = store(registry, blobs, bytes(other), tmp_path)
-    assert digests(registry, second) == [hashlib.sha256(other).hexdigest()]
+    assert digests(registry, first) == [hash_bytes(content, BLAKE3).digest]
+    assert digests(registry, second) == [hash_bytes(other, BLAKE3).digest]
+    assert all(digest.startswith("blake3:") and blobs.verify(digest) for digest in blobs)
     assert read_back(registry, blobs, second, tmp_path) == bytes(other)
+
+
+def test_chunks_stored_under_sha256_are_still_read(
+        parts: tuple[Registry, BlobStore], tmp_path: Path) -> None:
+    from runyard.commands.registry import Chunk
+
+    registry, blobs = parts
+    buffer_id = registry.create_buffer().id
+    registry.claim(buffer_id, None)
+    ref = blobs.put_bytes(b"stored by an earlier runyard")  # SHA-256, as chunks once were
+    registry.add_chunk(buffer_id, Chunk(0, 0, ref.digest, ref.size))
+    registry.add_chunk(buffer_id, Chunk(0, 1, None, 0))
+    registry.finish(buffer_id, True)
+    assert len(ref.digest) == 64
+    assert read_back(registry, blobs, buffer_id, tmp_path) == b"stored by an earlier runyard"
 
 
 def test_blobs_hold_and_put_hashed(parts: tuple[Registry, BlobStore]) -> None:

@@ -1,5 +1,6 @@
-"""The blob store: files kept by the SHA-256 of their content (see ``local.BlobStore``)."""
+"""The blob store: files kept by the hash of their content, SHA-256 unless a writer asks for
+BLAKE3 (see ``local.BlobStore``)."""
 
-from runyard.blobs.local import BlobRef, BlobStore, check_digest, hash_bytes
+from runyard.blobs.local import BLAKE3, SHA256, BlobRef, BlobStore, check_digest, hash_bytes
 
-__all__ = ["BlobRef", "BlobStore", "check_digest", "hash_bytes"]
+__all__ = ["BLAKE3", "SHA256", "BlobRef", "BlobStore", "check_digest", "hash_bytes"]

@@ -35,9 +35,6 @@ CREATE TABLE IF NOT EXISTS buffers (
 CREATE TABLE IF NOT EXISTS chunks (
   buffer_id TEXT NOT NULL, part INTEGER NOT NULL, seq INTEGER NOT NULL, digest TEXT,
   size INTEGER NOT NULL, PRIMARY KEY (buffer_id, part, seq));
-CREATE TABLE IF NOT EXISTS prints (
-  size INTEGER NOT NULL, print INTEGER NOT NULL, digest TEXT NOT NULL,
-  PRIMARY KEY (size, print, digest)) WITHOUT ROWID;
 """
 
 CREATED, WRITING, COMPLETE, INCOMPLETE = "created", "writing", "complete", "incomplete"
@@ -203,24 +200,12 @@ class Registry:
             conn.execute("UPDATE buffers SET owner = ? WHERE id = ? AND state = ?",
                          (_owner_json(owner), buffer_id, WRITING))
 
-    def add_chunk(self, buffer_id: str, chunk: Chunk, fingerprint: int | None = None) -> None:
-        """Record a chunk; with ``fingerprint`` (a CRC-32 of its bytes), also remember its
-        blob for ``known_digests``."""
+    def add_chunk(self, buffer_id: str, chunk: Chunk) -> None:
         with self._write() as conn:
             conn.execute("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
                          (buffer_id, chunk.part, chunk.seq, chunk.digest, chunk.size))
             conn.execute("UPDATE buffers SET size = size + ? WHERE id = ?",
                          (chunk.size, buffer_id))
-            if fingerprint is not None and chunk.digest is not None:
-                conn.execute("INSERT OR IGNORE INTO prints VALUES (?, ?, ?)",
-                             (chunk.size, fingerprint, chunk.digest))
-
-    def known_digests(self, size: int, fingerprint: int) -> list[str]:
-        """Blobs of earlier chunks with this size and CRC-32: candidates that may hold the
-        same bytes (the caller compares them before it relies on one)."""
-        rows = self._conn().execute("SELECT digest FROM prints WHERE size = ? AND print = ? "
-                                    "LIMIT 4", (size, fingerprint)).fetchall()
-        return [row[0] for row in rows]
 
     def chunks_after(self, buffer_id: str, part: int, seq: int) -> list[Chunk]:
         rows = self._conn().execute(
