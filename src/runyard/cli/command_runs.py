@@ -131,7 +131,7 @@ def create_command(ctx: click.Context, /, **kwargs: Any) -> None:
     from runyard.commands.runspec import build
 
     opened = command_context(ctx)
-    created = launch.create(opened, build(opened.registry, flags(kwargs)))
+    created = launch.create(opened, build(opened.registry, flags(kwargs)), owner=handle.owner)
     launch.start(opened, created.run, handle)
     freeze_heap()
     for name in sorted(created.new):

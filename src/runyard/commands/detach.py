@@ -17,8 +17,13 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runyard.model import Owner
 
 PR_SET_CHILD_SUBREAPER = 36
+LINGER_S = 10.0
 
 
 class Handle:
@@ -31,6 +36,13 @@ class Handle:
     def __init__(self, middle: int, go: int, events: int, pid_pipe: int) -> None:
         self._middle, self._go, self.events, self._pid_pipe = middle, go, events, pid_pipe
         self._pid: int | None = None
+
+    @property
+    def owner(self) -> Owner | None:
+        """The supervisor's owner record (``None`` if it never started)."""
+        from runyard.commands.owners import owner_of
+
+        return owner_of(self.pid) if self.pid > 0 else None
 
     @property
     def pid(self) -> int:
@@ -119,7 +131,21 @@ def _become_supervisor(url: str, run_id: str, log_path: Path, events: int) -> in
         with contextlib.suppress(OSError):
             os.write(events, b".")
 
-    return supervise(url, run_id, notify)
+    return supervise(url, run_id, notify, lambda: _linger(events))
+
+
+def _linger(events: int) -> None:
+    """Wait (``LINGER_S`` at most) until the command line has closed the event pipe.
+
+    Meanwhile the supervisor keeps its database connections open, so the command line's are
+    never the last ones closed: SQLite checkpoints its log when the last one closes, and that
+    work (and its fsyncs) is then done here, after the command line has ended."""
+    import select
+
+    poller = select.poll()
+    poller.register(events, select.POLLERR)  # a pipe's write end: its reader closed it
+    with contextlib.suppress(OSError):
+        poller.poll(LINGER_S * 1000)
 
 
 def subreaper() -> None:

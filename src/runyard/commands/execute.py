@@ -41,7 +41,8 @@ def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = N
     """Run ``spec`` with stdin and stdout as its buffers; the run as it ended."""
     inputs = _unbound(spec, spec.codespec.inputs, "input")
     outputs = _unbound(spec, spec.codespec.outputs, "output")
-    created = launch.create(ctx, spec, claim_inputs=frozenset(inputs))
+    owner = None if handle is None else handle.owner
+    created = launch.create(ctx, spec, claim_inputs=frozenset(inputs), owner=owner)
     io.on_created(created.run)
     launch.start(ctx, created.run, handle)
     for name in inputs:  # not joined: stdin may outlast a run that never reads it

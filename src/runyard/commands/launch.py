@@ -10,8 +10,9 @@ stops the job's processes.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runyard.commands import executors
 from runyard.commands.context import Context
@@ -19,7 +20,7 @@ from runyard.commands.registry import CREATED, INCOMPLETE, Registry
 from runyard.commands.runspec import RunSpec
 from runyard.core.runs import create_run
 from runyard.errors import ConflictError
-from runyard.model import Event, Kind, Run, Status
+from runyard.model import Event, Kind, Owner, Run, Status
 
 if TYPE_CHECKING:
     from runyard.commands.detach import Handle
@@ -34,8 +35,13 @@ class Created:
     new: frozenset[str]  # the parameters whose buffers were created for this run
 
 
-def create(ctx: Context, spec: RunSpec, claim_inputs: frozenset[str] = frozenset()) -> Created:
-    """Record a pending command run; ``claim_inputs``: new input buffers this process writes."""
+def create(ctx: Context, spec: RunSpec, claim_inputs: frozenset[str] = frozenset(),
+           owner: Owner | None = None) -> Created:
+    """Record a pending command run; ``claim_inputs``: new input buffers this process writes.
+
+    ``owner``: its supervisor, when it is known already (forked early, see ``detach``); the
+    run and its output buffers are then recorded as owned by it, and the supervisor can start
+    the job without writing that first."""
     _check_given(ctx.registry, spec)
     buffers, new = dict(spec.buffers), set()
     for name in spec.codespec.parameters:
@@ -49,11 +55,16 @@ def create(ctx: Context, spec: RunSpec, claim_inputs: frozenset[str] = frozenset
         metadata={"image": note} if note else {},
         parameters=parameters(spec, buffers),
         config={"heartbeat_interval": HEARTBEAT_S, "executor": spec.executor},
+        **_owned(owner),
     )
     if note:
         ctx.store.append_events(run.id, [Event(run.created, f"image {note}", "warning")])
-    _claim(ctx, run, spec, buffers, claim_inputs & new)
+    _claim(ctx, run, spec, buffers, claim_inputs & new, owner)
     return Created(run, buffers, frozenset(new))
+
+
+def _owned(owner: Owner | None) -> dict[str, Any]:
+    return {} if owner is None else {"owner": owner, "heartbeat": time.time()}
 
 
 def parameters(spec: RunSpec, buffers: dict[str, str]) -> dict[str, object]:
@@ -78,10 +89,10 @@ def _check_given(registry: Registry, spec: RunSpec) -> None:
 
 
 def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
-           inputs: set[str] | frozenset[str]) -> None:
+           inputs: set[str] | frozenset[str], owner: Owner | None) -> None:
     try:
         for name in spec.codespec.outputs:
-            ctx.registry.claim(buffers[name], None, run_id=run.id, parts=spec.replicas)
+            ctx.registry.claim(buffers[name], owner, run_id=run.id, parts=spec.replicas)
         for name in inputs:
             from runyard.commands.owners import this_owner
 

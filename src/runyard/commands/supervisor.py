@@ -40,6 +40,7 @@ class Supervisor:
         self.ctx, self.run_id = ctx, run_id
         self.notify = notify or (lambda: None)
         run = ctx.store.get_run(run_id)
+        self.owned = run.owner  # recorded at creation when the supervisor was forked early
         self.plan = Plan.from_parameters(run_id, run.parameters)
         work = ctx.work_dir(run_id)
         self.replicas = [Replica(i, self.plan, work / str(i)) for i in range(self.plan.replicas)]
@@ -57,9 +58,11 @@ class Supervisor:
 
     def _take_ownership(self) -> bool:
         owner = this_owner()
-        self.ctx.store.update_run(self.run_id, owner=owner, heartbeat=time.time())
-        for name in self.plan.spec.outputs:
-            self.ctx.registry.set_owner(self.plan.buffers[name], owner)
+        if self.owned != owner:
+            self.ctx.store.update_run(self.run_id, owner=owner, heartbeat=time.time())
+            for name in self.plan.spec.outputs:
+                self.ctx.registry.set_owner(self.plan.buffers[name], owner)
+        self.beat = time.monotonic()  # the heartbeat was just written (or at creation)
         try:
             self.ctx.store.update_status(self.run_id, Status.RUNNING, expect=Status.PENDING)
         except ConflictError:  # canceled before it started
@@ -205,11 +208,16 @@ def prepare(url: str) -> None:
     preload(url)
 
 
-def supervise(url: str, run_id: str, notify: Callable[[], None] | None = None) -> int:
-    """Own and execute run ``run_id`` of the store at ``url`` to its end; the exit code."""
+def supervise(url: str, run_id: str, notify: Callable[[], None] | None = None,
+              linger: Callable[[], None] | None = None) -> int:
+    """Own and execute run ``run_id`` of the store at ``url`` to its end; the exit code.
+
+    ``linger``: called once the run has ended, before the store is closed."""
     ctx = open_context(url)
     try:
         Supervisor(ctx, run_id, notify).run()
+        if linger is not None:
+            linger()
         return 0
     except BaseException:
         import traceback  # only when it failed
