@@ -6,9 +6,10 @@ throughput of a `cat` job (budget 300 MB/s), each beside the same work done dire
 - throughput: SIZE random bytes through `runyard run exec` of a `cat` codespec (stdin -> input
   buffer -> named pipe -> cat -> named pipe -> output buffer -> stdout), beside plain `cat` of
   the same file; the median of STREAMS runs, each with new random bytes (bytes the store holds
-  already are neither hashed nor written again, which would flatter a repeated run). The
-  output of `cat` repeats its input, so its chunks are found in the store by comparison; the
-  `swab` line (not budgeted) shows a job whose output differs, hashed and written in full.
+  already are not written again, which would flatter a repeated run). Buffer chunks are
+  addressed by BLAKE3 (see ``runyard.commands.buffers``). The output of `cat` repeats its
+  input, so its chunks are hashed and found in the store, not written again; the `swab` line
+  (not budgeted) shows a job whose output differs, hashed and written in full.
 The environment is kept as it is (``PYTHONDONTWRITEBYTECODE`` included); like
 ``scripts/setup.sh``, the package is byte-compiled first, so the figures are those of an
 installed runyard, not of one that recompiles its modules at every start.
