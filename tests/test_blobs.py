@@ -266,3 +266,28 @@ def test_stale_temp_files_are_removed(blobs: BlobStore) -> None:
     assert blobs.remove_stale_temp(older_than=60) == 1
     assert not old.exists() and young.exists()
     assert list(blobs) == [ref.digest]
+
+
+def test_blake3_blobs_live_beside_sha256_ones(blobs: BlobStore, tmp_path: Path) -> None:
+    from blake3 import blake3
+
+    from runyard.blobs import BLAKE3, hash_bytes
+
+    data = os.urandom(3 * 4096 + 17)  # whole pages and a tail: both ways of writing
+    view = memoryview(bytearray(data))
+    ref = hash_bytes(view, BLAKE3)
+    assert ref.digest == "blake3:" + blake3(data).hexdigest()
+    assert blobs.put_hashed(view, ref, aligned=True) == ref
+    plain = blobs.put_bytes(data)
+    assert plain.digest == hashlib.sha256(data).hexdigest()
+    assert blobs.path(ref.digest).parent.parent.name == "blake3"
+    assert list(blobs) == [plain.digest, ref.digest]
+    assert blobs.read_bytes(ref.digest) == data and blobs.verify(ref.digest)
+    assert check_digest(ref.digest.upper()) == ref.digest
+    assert blobs.copy_to(ref.digest, tmp_path / "copy").read_bytes() == data
+    path = blobs.path(ref.digest)
+    path.chmod(0o644)
+    path.write_bytes(data[:-1] + b"!")
+    assert not blobs.verify(ref.digest)
+    with pytest.raises(IntegrityError), blobs.open(ref.digest, verify=True) as handle:
+        handle.read()
