@@ -405,6 +405,9 @@ def test_lazy_help_lines_match_the_commands() -> None:
     """``runyard --help`` shows each command's help line without importing it: keep them equal."""
     from runyard.cli.lazy import load
     from runyard.cli.main import COMMANDS
+    from runyard.cli.run_all import RUN_COMMANDS
 
-    for name, (path, line) in COMMANDS.items():
-        assert load(path).get_short_help_str(limit=200) == line, name
+    for name, (path, line) in [*COMMANDS.items(), *RUN_COMMANDS.items()]:
+        command = load(path)
+        assert command.get_short_help_str(limit=200) == line, name
+        assert command.name == name, path

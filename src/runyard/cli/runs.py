@@ -15,12 +15,7 @@ if TYPE_CHECKING:
     from runyard.model import Run
 
 
-@click.group("run")
-def run_group() -> None:
-    """Start, follow and inspect runs: exec, list, show, logs, metrics, rename, delete."""
-
-
-@run_group.command("list")
+@click.command("list")
 @click.option(
     "--status",
     "statuses",
@@ -103,7 +98,7 @@ def run_row(run: Run) -> list[str]:
     ]
 
 
-@run_group.command("show")
+@click.command("show")
 @click.argument("ref", metavar="ID|NAME")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the whole run log as one JSON document."
@@ -136,7 +131,7 @@ def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
         show_run(doc)
 
 
-@run_group.command("rename")
+@click.command("rename")
 @click.argument("ref", metavar="ID|NAME")
 @click.argument("new_name", metavar="NEW")
 @click.pass_context
@@ -155,7 +150,7 @@ def rename(ctx: click.Context, ref: str, new_name: str) -> None:
     render.info(f"renamed run {run.id}: {run.name} -> {renamed.name}")
 
 
-@run_group.command("delete")
+@click.command("delete")
 @click.argument("ref", metavar="ID|NAME")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking for confirmation.")
 @click.pass_context
