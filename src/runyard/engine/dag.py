@@ -38,12 +38,17 @@ class Nested:
 Param = Value | Ref | Nested
 
 
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
 def substitute(template: Any, replace: Callable[[Ref], Any]) -> Any:
     """``template`` with every ``Ref`` replaced by ``replace(ref)``, containers rebuilt."""
-    if isinstance(template, Ref):
+    if template.__class__ is Ref:
         return replace(template)
     if isinstance(template, list | tuple | set | frozenset):
-        items = [substitute(item, replace) for item in template]
+        items = [replace(item) if item.__class__ is Ref
+                 else substitute(item, replace) if isinstance(item, _CONTAINERS) else item
+                 for item in template]  # a list of results is the common case: no call each
         return items if isinstance(template, list) else type(template)(items)
     if isinstance(template, dict):
         return {k: substitute(v, replace) for k, v in template.items()}
@@ -63,24 +68,22 @@ def refs_in(template: Any) -> Iterator[Ref]:
 
 def digest_of(template: Any, names: Callable[[Ref], str | None]) -> str | None:
     """A digest of ``template`` with each reference standing for ``names(ref)``."""
-    marks = substitute(template, lambda ref: ("ref", names(ref)))
-    if any(mark is None for mark in _marks(marks)):
+    missing = False
+
+    def mark(ref: Ref) -> tuple[str, str | None]:
+        nonlocal missing
+        name = names(ref)
+        if name is None:
+            missing = True
+        return ("ref", name)
+
+    marks = substitute(template, mark)
+    if missing:
         return None
     try:
         return hashlib.sha256(pickle.dumps(marks, protocol=5)).hexdigest()
     except Exception:  # a constant inside that does not pickle
         return None
-
-
-def _marks(template: Any) -> Iterator[Any]:
-    if isinstance(template, tuple) and len(template) == 2 and template[0] == "ref":
-        yield template[1]
-    elif isinstance(template, list | tuple | set | frozenset):
-        for item in template:
-            yield from _marks(item)
-    elif isinstance(template, dict):
-        for item in template.values():
-            yield from _marks(item)
 
 
 @dataclass
@@ -98,6 +101,17 @@ class Node:
                 yield param.node
             elif isinstance(param, Nested):
                 yield from param.refs
+
+    def dep_ids(self) -> tuple[str, ...]:
+        """The nodes this one needs, each once, in the order its parameters name them."""
+        found: list[str] = []
+        for param in self.params.values():
+            cls = param.__class__
+            if cls is Ref:
+                found.append(param.node)  # type: ignore[union-attr]
+            elif cls is not Value:
+                found.extend(param.refs)  # type: ignore[union-attr]
+        return tuple(dict.fromkeys(found)) if len(found) > 1 else tuple(found)
 
 
 @dataclass
@@ -121,23 +135,24 @@ class Dag:
             )
         dag = cls(name, by_id, result)
         dag._link()
-        order = dag.topological_order()
+        order = dag.topological_order()  # this order makes the hash: keep it as it is
         for node_id in order:
             dag._key(by_id[node_id])
         dag.hash = _sha(*(by_id[n].key for n in order), repr(_shape(result, by_id)))
         return dag
 
     def _link(self) -> None:
-        self.dependents = {node_id: [] for node_id in self.nodes}
+        dependents: dict[str, list[str]] = {node_id: [] for node_id in self.nodes}
+        self.dependents = dependents
         for node in self.nodes.values():
-            node.deps = tuple(dict.fromkeys(node.param_refs()))
-            for dep in node.deps:
-                if dep not in self.nodes:
+            node.deps = deps = node.dep_ids()
+            for dep in deps:
+                if dep not in dependents:
                     raise WorkflowDefinitionError(
                         f"task run {node.id!r} of workflow {self.name!r} uses the result of "
                         f"{dep!r}, which is not part of this workflow"
                     )
-                self.dependents[dep].append(node.id)
+                dependents[dep].append(node.id)
 
     def topological_order(self) -> list[str]:
         """Node ids, each after everything it needs; a cycle is a ``WorkflowDefinitionError``."""
@@ -160,10 +175,16 @@ class Dag:
         return order
 
     def _key(self, node: Node) -> None:
-        keys = {n: self.nodes[n].key for n in node.deps}
+        nodes = self.nodes
         parts = [node.task.definition_hash]
         for name, param in node.params.items():
-            parts.append(f"{name}={_param_mark(param, keys)}")
+            if param.__class__ is Ref:  # the common cases of _param_mark, without a call
+                parts.append(f"{name}=ref:{nodes[param.node].key}")
+            elif param.__class__ is Value and param.digest is not None:
+                parts.append(f"{name}=value:{param.digest}")
+            else:
+                keys = {n: nodes[n].key for n in node.deps}
+                parts.append(f"{name}={_param_mark(param, keys)}")
         node.key = _sha(*parts)
 
     def to_doc(self) -> dict[str, Any]:

@@ -57,6 +57,8 @@ class Driver:
         self._lock = threading.Lock()
         self._inbox: deque[tuple[Prepared, int, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
+        self._put_step = recorder.put_step
+        self.dependents = dag.dependents
 
     # -- control ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -123,13 +125,39 @@ class Driver:
             self.counts["executed"] += 1
         if outcome.logs or outcome.trace:
             self._logs(prepared.node.id, outcome)
-        if outcome.ok:
-            self._succeeded(prepared, outcome, number)
-        elif number < prepared.node.task.max_attempts and not self._stopping():
-            self._record(prepared, Status.RUNNING, _attempt(number, outcome, prepared))
-            self._submit(prepared, number + 1)
-        else:
-            self._failed(prepared, outcome, number)
+        if not outcome.ok:
+            if number < prepared.node.task.max_attempts and not self._stopping():
+                self._record(prepared, Status.RUNNING, _attempt(number, outcome, prepared))
+                self._submit(prepared, number + 1)
+            else:
+                self._failed(prepared, outcome, number)
+            return
+        # Succeeded (inlined: this is the path every task run takes).
+        node = prepared.node
+        node_id = node.id
+        output = outcome.output
+        assert output is not None
+        self.outputs[node_id] = output
+        state = prepared.state
+        assert state is not None  # made when the attempt was submitted
+        digest = output.digest
+        state.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
+                                        None, prepared.digests, {"result": digest}),
+                     {"output": output.doc})
+        self._put_step(state)
+        if output.in_blob and digest is not None:
+            self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
+                                                Stage.PUT, time.time(), node_id, "task-result"))
+        if node.kind == "task":
+            ready = []
+            waiting = self.waiting
+            for child in self.dependents[node_id]:  # _release, inlined
+                left = waiting[child] - 1
+                waiting[child] = left
+                if not left:
+                    ready.append(child)
+            if ready:
+                self._advance(ready)
 
     # -- scheduling -------------------------------------------------------------------------
     def _stopping(self) -> bool:
@@ -180,8 +208,15 @@ class Driver:
     def _submit(self, prepared: Prepared, number: int) -> None:
         node = prepared.node
         call = TaskCall(node.id, node.task, prepared.params, self.blob_root, self._local)
-        self._record(prepared, Status.RUNNING,
-                     (number, Status.RUNNING, time.time(), None, None, prepared.digests, {}))
+        attempt: RawAttempt = (number, Status.RUNNING, time.time(), None, None,
+                               prepared.digests, {})
+        state = prepared.state
+        if state is None:
+            state = prepared.state = StepState(node.id, node.kind, self._meta(prepared),
+                                               attempt)
+        else:
+            state.update(Status.RUNNING, attempt)
+        self._put_step(state)
         self.inflight += 1
         try:
             self.runtime.submit_then(run_task, (call,),
@@ -190,27 +225,6 @@ class Driver:
             self.inflight -= 1
             now = time.time()
             self._failed(prepared, Outcome(False, now, now, error=str(exc)), number)
-
-    def _succeeded(self, prepared: Prepared, outcome: Outcome, number: int) -> None:
-        node = prepared.node
-        node_id = node.id
-        output = outcome.output
-        assert output is not None
-        self.outputs[node_id] = output
-        state = prepared.state
-        assert state is not None  # made when the attempt was submitted
-        digest = output.digest
-        state.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
-                                        None, prepared.digests, {"result": digest}),
-                     {"output": output.doc})
-        self.recorder.put_step(state)
-        if output.in_blob and digest is not None:
-            self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
-                                                Stage.PUT, time.time(), node_id, "task-result"))
-        if node.kind == "task":
-            ready = self._release(node_id)
-            if ready:
-                self._advance(ready)
 
     def _failed(self, prepared: Prepared, outcome: Outcome, number: int) -> None:
         self._record(prepared, Status.FAILED, _attempt(number, outcome, prepared))
@@ -247,11 +261,16 @@ class Driver:
         state = prepared.state
         if state is None:
             node = prepared.node
-            meta = {"task": node.task.name, "task_hash": node.task.definition_hash,
-                    "key": node.key, "inputs": prepared.docs}
-            state = prepared.state = StepState(node.id, node.kind, meta)
+            state = prepared.state = StepState(node.id, node.kind, self._meta(prepared))
         state.update(status, attempt, extra)
-        self.recorder.put_step(state)
+        self._put_step(state)
+
+    @staticmethod
+    def _meta(prepared: Prepared) -> dict[str, Any]:
+        node = prepared.node
+        task = node.task
+        return {"task": task.name, "task_hash": task.definition_hash, "key": node.key,
+                "inputs": prepared.docs}
 
     def _logs(self, node_id: str, outcome: Outcome) -> None:
         self.recorder.put_logs([LogLine(t, text, stream, node_id)

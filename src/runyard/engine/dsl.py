@@ -165,10 +165,10 @@ def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
 class TaskFuture:
     """The result of a task invocation while a workflow is traced: pass it on, nothing else."""
 
-    __slots__ = ("_node", "_tracer")
+    __slots__ = ("_node", "_ref", "_tracer")
 
     def __init__(self, node: str, tracer: Tracer) -> None:
-        self._node, self._tracer = node, tracer
+        self._node, self._tracer, self._ref = node, tracer, Ref(node)
 
     def __repr__(self) -> str:
         return f"<result of task run {self._node}>"
@@ -200,14 +200,20 @@ class Tracer:
             arguments = task_def.bind(args, kwargs)
         except TypeError as exc:
             raise WorkflowDefinitionError(f"task {task_def.name!r} called wrongly: {exc}") from None
-        count = self._counts[task_def.name] = self._counts.get(task_def.name, 0) + 1
-        node_id = f"{task_def.name}-{count}"
-        params = {name: self.param(value) for name, value in arguments.items()}
+        name = task_def.name
+        count = self._counts[name] = self._counts.get(name, 0) + 1
+        node_id = f"{name}-{count}"
+        params: dict[str, Param] = {}
+        for key, value in arguments.items():  # param(), with a result passed on inlined
+            if value.__class__ is TaskFuture and value._tracer is self:
+                params[key] = value._ref
+            else:
+                params[key] = self.param(value)
         self.nodes.append(Node(node_id, task_def, params))
         return TaskFuture(node_id, self)
 
     def param(self, value: Any) -> Param:
-        if type(value) in _SCALARS:
+        if value.__class__ in _SCALARS:
             return encode(value)
         template = self.template(value)
         if isinstance(template, Ref):
@@ -222,7 +228,7 @@ class Tracer:
                 raise WorkflowDefinitionError(
                     f"{value!r} belongs to another workflow call; results cannot be shared"
                 )
-            return Ref(value._node)
+            return value._ref
         if isinstance(value, list | tuple | set | frozenset):
             items = [self.template(v) for v in value]
             return items if isinstance(value, list) else type(value)(items)

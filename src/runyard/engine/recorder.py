@@ -47,12 +47,13 @@ class StepState:
     __slots__ = ("attempts", "created", "kind", "meta", "name", "snapshot")
 
     def __init__(self, name: str, kind: str, meta: dict[str, Any],
-                 created: float | None = None) -> None:
+                 first: RawAttempt | None = None) -> None:
+        """A running record; with its ``first`` attempt (made running) when given."""
         self.name, self.kind, self.meta = name, kind, meta
-        self.created = time.time() if created is None else created
-        self.attempts: list[RawAttempt] = []
+        self.created = created = time.time()
+        self.attempts: list[RawAttempt] = [] if first is None else [first]
         self.snapshot: tuple[Status, tuple[RawAttempt, ...], dict[str, Any], float] = (
-            Status.RUNNING, (), meta, self.created)
+            Status.RUNNING, () if first is None else (first,), meta, created)
 
     def update(self, status: Status, attempt: RawAttempt | None = None,
                meta: dict[str, Any] | None = None) -> None:

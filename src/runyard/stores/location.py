@@ -8,6 +8,7 @@ nearest ``.runyard`` folder above the working directory (like ``.git``) or ``./.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,17 @@ def home(start: Path | None = None) -> Path:
 
 
 def parse_url(url: str) -> StoreURL:
+    if "~" in url:  # depends on $HOME: parsed each time
+        return _parse_url(url)
+    return _parse_url_cached(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_url_cached(url: str) -> StoreURL:
+    return _parse_url(url)  # a pure function of the URL (an error is never cached)
+
+
+def _parse_url(url: str) -> StoreURL:
     scheme, sep, rest = url.partition(":")
     scheme = scheme.lower()
     if not sep or scheme not in SCHEMES:
@@ -143,8 +155,13 @@ def resolve_url(explicit: str | None = None, start: Path | None = None) -> str:
 def blob_root(url: str, start: Path | None = None) -> Path:
     """The blob store that belongs with a run store: beside its files, else in the home."""
     parsed = parse_url(url)
-    if parsed.scheme in ("file", "chunked"):
-        return Path(parsed.target) / "blobs"
-    if parsed.scheme == "sqlite":
-        return Path(parsed.target).parent / "blobs"
+    if parsed.scheme in ("file", "chunked", "sqlite"):
+        return _blob_root_beside(parsed)
     return home(start) / "blobs"
+
+
+@functools.lru_cache(maxsize=64)
+def _blob_root_beside(parsed: StoreURL) -> Path:
+    """The blob folder of a file-based store: a pure function of its parsed URL."""
+    target = Path(parsed.target)
+    return (target if parsed.scheme in ("file", "chunked") else target.parent) / "blobs"
