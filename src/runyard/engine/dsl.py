@@ -131,6 +131,7 @@ def _lookup(module: str | None, qualname: str) -> Any:
     return obj
 
 
+@functools.lru_cache(maxsize=256)  # a worker unpickles the same task with every task run
 def _import_task(module: str, qualname: str) -> TaskDef:
     found = _lookup(module, qualname)
     if not isinstance(found, TaskDef):

@@ -24,7 +24,7 @@ from runyard.model import Artifact, Attempt, LogLine, Status, Step
 from runyard.stores import RunStore
 
 FLUSH_INTERVAL_S = 0.05
-HOLD_S = 0.2
+HOLD_S = 1.0  # long enough that calls queued on a busy cluster are written once, finished
 CANCEL_CHECK_S = 0.25
 HEARTBEAT_S = 5.0
 

@@ -49,15 +49,10 @@ class Value:
     text: str = ""
     obj: Any = field(default=_MISSING, repr=False)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["obj"] = _MISSING  # the pickle (or blob) travels, never the object twice
-        state.pop("_doc", None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.obj = _MISSING
+    def __reduce__(self) -> tuple[Any, ...]:
+        """The pickle (or blob) travels, never the object twice; as a plain tuple of fields
+        (no instance dict: a value crosses to a worker and back with every task run)."""
+        return (Value, (self.digest, self.size, self.payload, self.in_blob, self.text))
 
     def load(self, blob_root: str | None) -> Any:
         """The object (unpickled from the payload or the blob store on first use)."""

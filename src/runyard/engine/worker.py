@@ -31,6 +31,9 @@ class TaskCall:
     blob_root: str | None
     local: bool  # runs in the driver's process: results keep their objects
 
+    def __reduce__(self) -> tuple[Any, ...]:  # a plain tuple: pickled for every attempt
+        return (TaskCall, (self.node, self.task, self.params, self.blob_root, self.local))
+
 
 @dataclass
 class Bound:
@@ -38,6 +41,9 @@ class Bound:
 
     template: Any
     values: dict[str, Value]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Bound, (self.template, self.values))
 
     def digest_of_ref(self, ref: Ref) -> str | None:
         return self.values[ref.node].digest
@@ -52,6 +58,10 @@ class Outcome:
     error: str | None = None
     trace: str | None = None
     logs: list[tuple[float, str, str]] = field(default_factory=list)  # (time, stream, line)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a plain tuple: sent back for every attempt
+        return (Outcome, (self.ok, self.started, self.ended, self.output, self.error,
+                          self.trace, self.logs))
 
 
 class _Router(io.TextIOBase):

@@ -17,6 +17,7 @@ leaves the connection for the next runtime on the same address; ``disconnect`` c
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -44,6 +45,7 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 CONNECT_TRIES = 3
 WAIT_S = 0.01  # how long a round waits before it looks for newly submitted calls
+BATCH_S = 0.003  # once one call is done, how long a round waits for more of the others
 _connected: dict[str, Any] = {}  # address -> the remote function, while this process is connected
 
 
@@ -274,6 +276,14 @@ class RayRuntime(RuntimeBase):
         self._waiter.add(self._remote.remote(payload), future)
         return future
 
+    def submit_then(self, fn: Callable[..., T], args: tuple[Any, ...],
+                    done: Callable[[T | None, BaseException | None], None]) -> None:
+        """As ``submit``, answered by calling ``done`` on the waiter's thread (no Future)."""
+        self._check_started()
+        assert self._waiter is not None
+        payload = pickled_call(fn, args, self.name)
+        self._waiter.add(self._remote.remote(payload), done)
+
     def _shutdown(self, wait: bool) -> None:
         self._remote = None
         if self._waiter is not None:
@@ -292,55 +302,77 @@ def call_to_pickle(payload: bytes) -> bytes:
         return bytes(cloudpickle.dumps(result))
 
 
-class _Waiter:
-    """One thread that waits on Ray for every submitted call and completes its future.
+_Answer = Future[Any] | Callable[[Any, BaseException | None], None]
 
-    Each round it waits (``ray.wait``, without the GIL) until one call is done, sweeps up all
-    others done by then, fetches their results in one ``ray.get`` and completes the futures.
-    Nothing runs on Ray's own threads, so completions never stall Ray's submissions.
+
+class _Waiter:
+    """One thread that waits on Ray for every submitted call and answers it: completes its
+    future, or calls its done-callback (``submit_then``).
+
+    Each round it waits (``ray.wait``, without the GIL) until one call is done, then up to
+    ``BATCH_S`` more for the others (so a wide fan-out is collected in few rounds, each of
+    which costs a pass over everything pending), fetches the results of all that are done in
+    one ``ray.get`` and answers them. Nothing runs on Ray's own threads, so completions never
+    stall Ray's submissions.
     """
 
     def __init__(self, ray: Any) -> None:
         self._ray = ray
-        self._new: deque[tuple[Any, Future[Any]]] = deque()
+        self._new: deque[tuple[Any, _Answer]] = deque()
         self._wake = threading.Event()
         self._stopping = False
         threading.Thread(target=self._loop, name="runyard-ray-waiter", daemon=True).start()
 
-    def add(self, ref: Any, future: Future[Any]) -> None:
-        self._new.append((ref, future))
-        self._wake.set()
+    def add(self, ref: Any, answer: _Answer) -> None:
+        self._new.append((ref, answer))
+        if not self._wake.is_set():  # set already: the loop clears it before it looks
+            self._wake.set()
 
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
     def _loop(self) -> None:
-        pending: dict[Any, Future[Any]] = {}
+        pending: dict[Any, _Answer] = {}
+        wait = self._ray.wait
         while True:
             while self._new:
-                ref, future = self._new.popleft()
-                pending[ref] = future
+                ref, answer = self._new.popleft()
+                pending[ref] = answer
             if not pending:
                 if self._stopping:
                     return
                 self._wake.wait()
                 self._wake.clear()
                 continue
-            ready, rest = self._ray.wait(list(pending), num_returns=1, timeout=WAIT_S)
+            ready, rest = wait(list(pending), num_returns=1, timeout=WAIT_S)
             if ready and rest:
-                ready += self._ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-            self._complete([(ref, pending.pop(ref)) for ref in ready])
+                ready += wait(rest, num_returns=len(rest), timeout=BATCH_S)[0]
+            if ready:
+                self._complete([(ref, pending.pop(ref)) for ref in ready])
 
-    def _complete(self, done: list[tuple[Any, Future[Any]]]) -> None:
+    def _complete(self, done: list[tuple[Any, _Answer]]) -> None:
         try:
             results = self._ray.get([ref for ref, _ in done])
         except Exception:  # one of them failed: fetch each on its own
             results = None
-        for i, (ref, future) in enumerate(done):
+        for i, (ref, answer) in enumerate(done):
             try:
                 result = pickle.loads(results[i] if results is not None else self._ray.get(ref))
             except BaseException as exc:  # the call's (or Ray's) error, handed on
-                future.set_exception(exc)
+                _answer(answer, None, exc)
             else:
-                future.set_result(result)
+                _answer(answer, result, None)
+
+
+def _answer(answer: _Answer, result: Any, error: BaseException | None) -> None:
+    if isinstance(answer, Future):
+        if error is None:
+            answer.set_result(result)
+        else:
+            answer.set_exception(error)
+        return
+    try:
+        answer(result, error)
+    except Exception:  # as a future's callback: logged, never the waiter's end
+        logging.getLogger(__name__).exception("a done-callback of the ray runtime failed")
