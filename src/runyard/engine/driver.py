@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -54,6 +55,7 @@ class Driver:
         self.canceled = False
         self.counts = {"executed": 0, "reused": 0}
         self.done = threading.Event()
+        self.when_done: Callable[[], None] | None = None  # called once, as done is set
         self._lock = threading.Lock()
         self._inbox: deque[tuple[Prepared, int, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
@@ -252,8 +254,11 @@ class Driver:
     def _check_done(self) -> None:
         if self.inflight:
             return
-        if len(self.outputs) == len(self.dag.nodes) or self._stopping():
+        finished = len(self.outputs) == len(self.dag.nodes) or self._stopping()
+        if finished and not self.done.is_set():
             self.done.set()
+            if self.when_done is not None:
+                self.when_done()
 
     # -- recording --------------------------------------------------------------------------
     def _record(self, prepared: Prepared, status: Status, attempt: RawAttempt | None,

@@ -84,11 +84,13 @@ class Execution:
         except RunyardError as exc:
             self._end(Status.FAILED, f"runtime {self.config.name} did not start: {exc}")
             raise
-        recorder = Recorder(self.store, self.run.id, on_cancel=self.cancel).start()
+        # The recorder's thread also finishes the run: the driver stops it once done.
+        recorder = Recorder(self.store, self.run.id, on_cancel=self.cancel,
+                            then=lambda: self._finish(runtime, recorder))
         reuse = ReuseIndex.of_run(self.store, self.run.origin) if self.run.origin else None
         self.driver = Driver(self.plan.dag, runtime, recorder, self.blob_root, reuse)
-        threading.Thread(target=self._finish, args=(runtime, recorder),
-                         name=f"runyard-workflow-{self.run.id}").start()
+        self.driver.when_done = recorder.stop
+        recorder.start()
         self.driver.start()
 
     def cancel(self) -> None:

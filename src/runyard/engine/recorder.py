@@ -76,9 +76,13 @@ class StepState:
 
 class Recorder:
     def __init__(self, store: RunStore, run_id: str, *, heartbeat: float = HEARTBEAT_S,
-                 on_cancel: Callable[[], None] | None = None) -> None:
+                 on_cancel: Callable[[], None] | None = None,
+                 then: Callable[[], None] | None = None) -> None:
+        """``then``: called on the recorder's thread once ``stop`` is asked for (it may call
+        ``close``): so the thread that writes the log also finishes the run, with no thread
+        of its own to start and hand over to."""
         self.store, self.run_id = store, run_id
-        self.heartbeat, self.on_cancel = heartbeat, on_cancel
+        self.heartbeat, self.on_cancel, self.then = heartbeat, on_cancel, then
         self._steps: deque[StepState] = deque()
         # Queue ``state`` to be written (as it is when written): a deque's append, safe from
         # any thread without a lock (this is called twice per task run).
@@ -105,11 +109,15 @@ class Recorder:
         with self._lock:
             self._artifacts.append(artifact)
 
-    def close(self) -> None:
-        """Write everything queued and stop; raise the last write error if one remains."""
+    def stop(self) -> None:
+        """Ask the thread to stop (and then run ``then``); returns at once."""
         self._stop.set()
         self._wake.set()
-        if self._thread.is_alive():
+
+    def close(self) -> None:
+        """Write everything queued and stop; raise the last write error if one remains."""
+        self.stop()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()
         self._flush(final=True)
         if self._error is not None:
@@ -121,7 +129,7 @@ class Recorder:
         while not self._stop.is_set():
             self._wake.wait(FLUSH_INTERVAL_S)
             if self._stop.is_set():
-                return  # close() writes the rest
+                break  # close() writes the rest
             self._flush()
             now = time.monotonic()
             if now >= beat_due:
@@ -130,6 +138,8 @@ class Recorder:
             if self.on_cancel is not None and now >= cancel_due:
                 cancel_due = now + CANCEL_CHECK_S
                 self._quietly(self._check_cancel)
+        if self.then is not None:
+            self.then()
 
     def _check_cancel(self) -> None:
         if self.store.get_run(self.run_id).status is Status.CANCELING and self.on_cancel:
