@@ -52,7 +52,6 @@ from runyard.stores.sqlschema import (
     RUN_FIELDS,
     RUN_TABLES,
     SELECT_RUN,
-    UPDATE_RUN,
     Dialect,
     Row,
     Tx,
@@ -61,6 +60,7 @@ from runyard.stores.sqlschema import (
     id_range,
     row_run,
     row_values,
+    run_changes,
     run_row,
     schema_current,
 )
@@ -97,10 +97,14 @@ class SqlStore(StoreHelpers):
 
     # -- helpers ----------------------------------------------------------------------------
     def _load(self, tx: Tx, run_id: str, lock: str = "") -> Run:
+        return self._load_row(tx, run_id, lock)[0]
+
+    def _load_row(self, tx: Tx, run_id: str, lock: str = "") -> tuple[Run, Row]:
+        """The run, and its row as read."""
         row = tx.one(f"{SELECT_RUN} WHERE r.id = ?{lock}", (run_id,))
         if row is None:
             raise RunNotFound(run_id)
-        return row_run(row, self.dialect)
+        return row_run(row, self.dialect), row
 
     def _seq(self, tx: Tx, run_id: str, lock: str = "") -> int:
         """The run's number, which places its rows in the append-only tables.
@@ -112,12 +116,15 @@ class SqlStore(StoreHelpers):
             raise RunNotFound(run_id)
         return int(row[0])
 
-    def _write(self, tx: Tx, old: Run, new: Run) -> None:
-        row = run_row(new, self.dialect)
-        with self._unique(new):
-            tx.run(UPDATE_RUN, (*row[1:], new.id))
-        tx.many(INSERT_TAG, [(t, new.id) for t in sorted(new.tags - old.tags)])
-        tx.many(DELETE_TAG, [(t, new.id) for t in sorted(old.tags - new.tags)])
+    def _write(self, tx: Tx, old: Run, new: Run, row: Row | None = None) -> None:
+        """Write the columns that changed from ``old`` (read as ``row``, if given)."""
+        sets, values = run_changes(old, new, self.dialect, row)
+        if sets:
+            with self._unique(new):
+                tx.run(f"UPDATE runs SET {sets} WHERE id = ?", (*values, new.id))
+        if new.tags is not old.tags:
+            tx.many(INSERT_TAG, [(t, new.id) for t in sorted(new.tags - old.tags)])
+            tx.many(DELETE_TAG, [(t, new.id) for t in sorted(old.tags - new.tags)])
 
     @contextmanager
     def _unique(self, run: Run) -> Iterator[None]:
@@ -132,11 +139,11 @@ class SqlStore(StoreHelpers):
     def _edit(self, run_id: str, change: Callable[[RunDoc], T]) -> T:
         """Apply a ``RunDoc`` operation to the locked current run and write what changed."""
         with self._transaction(True) as tx:
-            old = self._load(tx, run_id, self.dialect.lock_edit)
+            old, row = self._load_row(tx, run_id, self.dialect.lock_edit)
             doc = RunDoc(old)
             result = change(doc)
-            if doc.run != old:
-                self._write(tx, old, doc.run)
+            if doc.run is not old:
+                self._write(tx, old, doc.run, row)
         return result
 
     def _rows(self, sql: str, run_id: str, params: Sequence[Any] = ()) -> list[Row]:

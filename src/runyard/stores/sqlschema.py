@@ -217,6 +217,57 @@ def run_row(run: Run, dialect: Dialect) -> Row:
     )
 
 
+def run_changes(old: Run, new: Run, dialect: Dialect, row: Row | None = None
+                ) -> tuple[str, list[Any]]:
+    """The ``SET`` list and values that turn ``old``'s row into ``new``'s: only the columns
+    whose value was replaced (``Run.replace`` keeps what it does not change), so a status
+    change does not encode the run's whole metadata, environment and config again.
+
+    ``row`` is ``old`` as read, when at hand: metadata that only gained keys is then written
+    as its stored text with the new keys appended (a workflow's closing summary beside its
+    DAG), instead of being encoded again as a whole.
+    """
+    sets: list[str] = []
+    values: list[Any] = []
+    for index, column in enumerate(RUN_COLUMNS[1:], 1):
+        value, was = getattr(new, column), getattr(old, column)
+        if value is was or value == was:
+            continue
+        sets.append(f"{column} = ?")
+        if index < FIRST_JSON:
+            plain = {"kind": Kind, "status": Status}.get(column)
+            values.append(value if plain is None or value is None else plain(value).value)
+        elif column == "metadata":
+            values.append(_metadata_text(was, value, dialect,
+                                         None if row is None else row[index]))
+        elif column == "tags":
+            values.append(dialect.dump_json(sorted(value)))
+        elif column == "owner" and isinstance(value, Owner):
+            values.append(dialect.dump_json(owner_to_dict(value)))
+        else:
+            values.append(dialect.dump_json(value))
+    return ", ".join(sets), values
+
+
+def _metadata_text(old: dict[str, Any], new: dict[str, Any], dialect: Dialect,
+                   stored: Any) -> str | None:
+    """``new`` as JSON; built on ``stored`` (the text of ``old``) when ``new`` only adds keys."""
+    if not (isinstance(stored, str) and len(stored) > 2 and stored[0] == "{"
+            and stored[-1] == "}" and len(new) > len(old)):
+        return dialect.dump_json(new)
+    added = {}
+    for key, value in new.items():
+        if key not in old:
+            added[key] = value
+        elif old[key] is not value:
+            return dialect.dump_json(new)
+    if len(old) + len(added) != len(new):  # a key of old is gone
+        return dialect.dump_json(new)
+    text = dialect.dump_json(added)
+    assert text is not None and text[0] == "{"
+    return stored[:-1] + "," + text[1:]
+
+
 def row_run(row: Row, dialect: Dialect) -> Run:
     data = dict(zip(RUN_COLUMNS[:FIRST_JSON], row[:FIRST_JSON], strict=True))
     for column, value in zip(RUN_COLUMNS[FIRST_JSON:], row[FIRST_JSON:], strict=True):

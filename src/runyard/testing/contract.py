@@ -180,6 +180,10 @@ class RunStoreContract:
         store.set_parameters(run.id, {"x": 1})
         assert store.set_parameters(run.id, {"y": [1, 2]}).parameters == {"x": 1, "y": [1, 2]}
         assert store.get_run(run.id).metadata["c"] == {"d": 4}
+        added = store.merge_metadata(run.id, {"e": [1.5, None, "é"], "f": {}})  # keys only added
+        assert added.metadata == {"a": 1, "b": 3, "c": {"d": 4}, "e": [1.5, None, "é"], "f": {}}
+        assert store.get_run(run.id) == added
+        assert store.merge_metadata(run.id, {}).metadata == added.metadata
 
     def test_rename(self, store: RunStore) -> None:
         run = store.create_run(make_run(name="old-name"))
