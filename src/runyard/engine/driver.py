@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from runyard.engine.dag import Dag, Node, Ref, digest_of, substitute
+from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, substitute
 from runyard.engine.recorder import RawAttempt, Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
+from runyard.engine.stepdoc import dumps, meta_head, quote
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
 from runyard.errors import RunyardError
@@ -34,12 +35,13 @@ from runyard.runtimes.base import Runtime
 
 @dataclass
 class Prepared:
-    """One task run ready to execute: its arguments and their digests, and its record."""
+    """One task run ready to execute: its arguments and their digests, and its record
+    (``inputs``: the arguments' records, as the JSON text the step's metadata holds)."""
 
     node: Node
     params: dict[str, Value | Bound]
     digests: dict[str, str | None]
-    docs: dict[str, Any]
+    inputs: str
     state: StepState | None = None
 
 
@@ -145,7 +147,7 @@ class Driver:
         digest = output.digest
         state.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
                                         None, prepared.digests, {"result": digest}),
-                     {"output": output.doc})
+                     ',"output":' + output.doc_json)
         self._put_step(state)
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
@@ -180,22 +182,26 @@ class Driver:
     def _prepare(self, node: Node) -> Prepared:
         params: dict[str, Value | Bound] = {}
         digests: dict[str, str | None] = {}
-        docs: dict[str, Any] = {}
+        docs: list[str] = []  # each argument's record, as JSON: {"digest", "from"} for a result
         outputs = self.outputs
         for name, param in node.params.items():
-            if isinstance(param, Value):
-                params[name], digests[name], docs[name] = param, param.digest, param.doc
-            elif isinstance(param, Ref):
+            if param.__class__ is Ref:
                 value = params[name] = outputs[param.node]
-                digests[name] = value.digest
-                docs[name] = {"digest": value.digest, "from": param.node}
+                digest = digests[name] = value.digest
+                shown = "null" if digest is None else quote(digest)
+                docs.append(f'{quote(name)}:{{"digest":{shown},"from":{quote(param.node)}}}')
+            elif isinstance(param, Value):
+                params[name], digests[name] = param, param.digest
+                docs.append(quote(name) + ":" + param.doc_json)
             else:
+                assert isinstance(param, Nested)
                 bound = Bound(param.template, {ref: outputs[ref] for ref in param.refs})
                 params[name] = bound
                 digests[name] = digest_of(param.template, bound.digest_of_ref)
-                docs[name] = {"digest": digests[name], "from": list(param.refs),
-                              "template": _pickled(param.template)}
-        return Prepared(node, params, digests, docs)
+                doc = {"digest": digests[name], "from": list(param.refs),
+                       "template": _pickled(param.template)}
+                docs.append(quote(name) + ":" + dumps(doc))
+        return Prepared(node, params, digests, "{" + ",".join(docs) + "}")
 
     def _release(self, node_id: str) -> list[str]:
         ready = []
@@ -249,7 +255,8 @@ class Driver:
     def _complete_reused(self, prepared: Prepared, value: Value, origin: dict[str, str]) -> None:
         self.outputs[prepared.node.id] = value
         self.counts["reused"] += 1
-        self._record(prepared, Status.SUCCEEDED, None, {"output": value.doc, "reused_from": origin})
+        self._record(prepared, Status.SUCCEEDED, None,
+                     f',"output":{value.doc_json},"reused_from":{dumps(origin)}')
 
     def _check_done(self) -> None:
         if self.inflight:
@@ -262,7 +269,7 @@ class Driver:
 
     # -- recording --------------------------------------------------------------------------
     def _record(self, prepared: Prepared, status: Status, attempt: RawAttempt | None,
-                extra: dict[str, Any] | None = None) -> None:
+                extra: str = "") -> None:
         state = prepared.state
         if state is None:
             node = prepared.node
@@ -271,11 +278,11 @@ class Driver:
         self._put_step(state)
 
     @staticmethod
-    def _meta(prepared: Prepared) -> dict[str, Any]:
+    def _meta(prepared: Prepared) -> str:
+        """The head of the step's metadata: task, its hash, the node's key, the inputs."""
         node = prepared.node
         task = node.task
-        return {"task": task.name, "task_hash": task.definition_hash, "key": node.key,
-                "inputs": prepared.docs}
+        return meta_head(task.name, task.definition_hash, node.key, prepared.inputs)
 
     def _logs(self, node_id: str, outcome: Outcome) -> None:
         self.recorder.put_logs([LogLine(t, text, stream, node_id)

@@ -13,15 +13,18 @@ is never reported finished with its log half written.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from runyard.engine.stepdoc import attempt_json, number, quote
 from runyard.errors import RunyardError, StoreError
-from runyard.model import Artifact, Attempt, LogLine, Status, Step
+from runyard.model import Artifact, LogLine, Status, Step, step_from_dict
 from runyard.stores import RunStore
+from runyard.stores.base import StepDoc
 
 FLUSH_INTERVAL_S = 0.05
 HOLD_S = 1.0  # long enough that calls queued on a busy cluster are written once, finished
@@ -40,38 +43,47 @@ class StepState:
 
     Each change replaces ``snapshot`` as a whole (one attribute store), so the recorder's
     thread always reads a consistent record without taking the driver's lock. Attempts are
-    kept as plain tuples: the ``Step`` and its ``Attempt`` objects are made only when the
-    recorder writes the record (usually once, when the task run has finished).
+    kept as plain tuples and the metadata as JSON text (``head``: task, hashes and inputs,
+    made when the task run was prepared; then the keys added since, each ``,"key":value``):
+    the recorder writes the record as text (``doc``) put together from these, usually once,
+    when the task run has finished, with no ``Step`` or ``Attempt`` made.
     """
 
-    __slots__ = ("attempts", "created", "kind", "meta", "name", "snapshot")
+    __slots__ = ("attempts", "created", "head", "kind", "name", "snapshot")
 
-    def __init__(self, name: str, kind: str, meta: dict[str, Any],
-                 first: RawAttempt | None = None) -> None:
+    def __init__(self, name: str, kind: str, head: str, first: RawAttempt | None = None
+                 ) -> None:
         """A running record; with its ``first`` attempt (made running) when given."""
-        self.name, self.kind, self.meta = name, kind, meta
+        self.name, self.kind, self.head = name, kind, head
         self.created = created = time.time()
         self.attempts: list[RawAttempt] = [] if first is None else [first]
-        self.snapshot: tuple[Status, tuple[RawAttempt, ...], dict[str, Any], float] = (
-            Status.RUNNING, () if first is None else (first,), meta, created)
+        self.snapshot: tuple[Status, tuple[RawAttempt, ...], str, float] = (
+            Status.RUNNING, () if first is None else (first,), "", created)
 
-    def update(self, status: Status, attempt: RawAttempt | None = None,
-               meta: dict[str, Any] | None = None) -> None:
-        """Record ``attempt`` (replacing the one of the same number) and the step's status."""
+    def update(self, status: Status, attempt: RawAttempt | None = None, extra: str = ""
+               ) -> None:
+        """Record ``attempt`` (replacing the one of the same number) and the step's status;
+        ``extra``: metadata keys to add, as JSON text (``,"output":{...}``)."""
         attempts = self.attempts
         if attempt is not None:
             if attempts and attempts[-1][0] == attempt[0]:
                 attempts[-1] = attempt
             else:
                 attempts.append(attempt)
-        if meta:
-            self.meta = {**self.meta, **meta}  # a new dict: a snapshot's is never changed
-        self.snapshot = (status, tuple(attempts), self.meta, time.time())
+        self.snapshot = (status, tuple(attempts), self.snapshot[2] + extra, time.time())
+
+    def doc(self) -> StepDoc:
+        """The record as ``upsert_step_docs`` takes it: the JSON of ``step_to_dict``."""
+        status, attempts, extra, _ = self.snapshot
+        name, created = self.name, self.created
+        text = ('{"name":' + quote(name) + ',"status":"' + status._value_ + '","kind":'
+                + quote(self.kind) + ',"created":' + number(created) + ',"attempts":['
+                + ",".join([attempt_json(a) for a in attempts]) + '],"metadata":'
+                + self.head + extra + "}}")
+        return name, created, text
 
     def step(self) -> Step:
-        status, attempts, meta, _ = self.snapshot
-        return Step(self.name, status, self.kind, self.created,
-                    tuple([Attempt(*a) for a in attempts]), meta)
+        return step_from_dict(json.loads(self.doc()[2]))
 
 
 class Recorder:
@@ -173,7 +185,7 @@ class Recorder:
             return
         try:
             if states:
-                self.store.upsert_steps(self.run_id, [state.step() for state in states])
+                self.store.upsert_step_docs(self.run_id, [state.doc() for state in states])
             if logs:
                 self.store.append_logs(self.run_id, logs)
             for artifact in artifacts:

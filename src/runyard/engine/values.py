@@ -14,7 +14,9 @@ import base64
 import hashlib
 import pickle
 import reprlib
+from binascii import b2a_base64
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
 from runyard.errors import ValidationError
@@ -71,7 +73,7 @@ class Value:
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON-ready record: digest, size, repr, and the inline pickle (base64)."""
-        inline = None if self.payload is None else base64.b64encode(self.payload).decode()
+        inline = None if self.payload is None else b2a_base64(self.payload, newline=False).decode()
         return {"digest": self.digest, "size": self.size, "blob": self.in_blob,
                 "repr": self.text, "inline": inline}
 
@@ -82,6 +84,21 @@ class Value:
         if doc is None:
             doc = self.__dict__["_doc"] = self.to_doc()
         return doc
+
+    @property
+    def doc_json(self) -> str:
+        """``doc`` as JSON text (as the stores write it), made once."""
+        text: str | None = self.__dict__.get("_doc_json")
+        if text is None:
+            payload = self.payload
+            inline = ("null" if payload is None
+                      else '"' + b2a_base64(payload, newline=False).decode() + '"')
+            digest = "null" if self.digest is None else quote(self.digest)
+            text = self.__dict__["_doc_json"] = (
+                f'{{"digest":{digest},"size":{self.size},"blob":'
+                f'{"true" if self.in_blob else "false"},"repr":{quote(self.text)},'
+                f'"inline":{inline}}}')
+        return text
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Value:

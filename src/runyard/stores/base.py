@@ -8,6 +8,7 @@ both win a transition, and it never loses a concurrent update.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,12 @@ from runyard.model import (
     Status,
     Step,
     looks_like_id,
+    step_from_dict,
 )
+
+# A step already encoded, for ``upsert_step_docs``: its name, its creation time and the JSON
+# text of ``step_to_dict(step)``.
+StepDoc = tuple[str, float, str]
 
 # Fields ``update_run`` may change; the others have their own checked operations.
 UPDATABLE = frozenset(
@@ -131,6 +137,7 @@ class RunStore(Protocol):
     def upsert_step(self, run_id: str, step: Step) -> Step: ...  # replaces by name
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step: ...
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None: ...  # one batch
+    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None: ...  # encoded
     def get_step(self, run_id: str, name: str) -> Step: ...  # StepNotFound
     def get_steps(self, run_id: str) -> list[Step]: ...  # by creation time, then name
 
@@ -175,6 +182,13 @@ class StoreHelpers(ABC):
         """Upsert several steps; backends that can write them in one transaction do."""
         for step in steps:
             self.upsert_step(run_id, step)
+
+    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
+        """``upsert_steps`` for steps already encoded: ``(name, created, text)`` where
+        ``text`` is the JSON of ``step_to_dict(step)``, as the workflow recorder makes it.
+        A trusted writer's path: backends that keep steps as JSON text (the SQL stores) store
+        the text as it is, after checking the name; the others decode it first."""
+        self.upsert_steps(run_id, [step_from_dict(json.loads(text)) for _, _, text in docs])
 
     def find_run(self, ref: str) -> Run:
         if looks_like_id(ref):

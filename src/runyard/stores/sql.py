@@ -40,7 +40,13 @@ from runyard.model import (
 from runyard.model import validate as check
 from runyard.model.codec import owner_from_dict
 from runyard.stores import sqlmetrics
-from runyard.stores.base import MetricSummary, RunFilter, StoreHelpers, checked_new_run
+from runyard.stores.base import (
+    MetricSummary,
+    RunFilter,
+    StepDoc,
+    StoreHelpers,
+    checked_new_run,
+)
 from runyard.stores.doc import RunDoc
 from runyard.stores.sqlschema import (
     APPEND,
@@ -301,6 +307,15 @@ class SqlStore(StoreHelpers):
             docs = [self.dialect.dump_json(step_to_dict(step)) for step in steps]
             tx.many(UPSERT_STEP, [(run_id, s.name, s.created, d) for s, d in zip(steps, docs,
                                                                                  strict=True)])
+
+    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
+        """Steps already encoded (see ``StoreHelpers.upsert_step_docs``): stored as they are,
+        all in one write transaction."""
+        for name, _, _ in docs:
+            check.step_name(name)
+        with self._transaction(True) as tx:
+            self._seq(tx, run_id, self.dialect.lock_share)
+            tx.many(UPSERT_STEP, [(run_id, name, created, text) for name, created, text in docs])
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         with self._transaction(True) as tx:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from runyard.model import (
     Stage,
     Status,
     Step,
+    step_to_dict,
 )
 from runyard.stores.base import RunFilter, RunStore
 from runyard.testing.factories import make_run
@@ -280,6 +282,26 @@ class RunStoreContract:
             store.get_step(run.id, "zzz")
         with pytest.raises(StepNotFound):
             store.upsert_attempt(run.id, "zzz", Attempt(1))
+
+    def test_step_docs_are_steps(self, store: RunStore) -> None:
+        run = store.create_run(make_run())
+        attempt = Attempt(1, Status.SUCCEEDED, 1.25, 2.5, None, {"x": "d1", "y": None},
+                          {"result": "d2"})
+        step = Step("add-1", Status.SUCCEEDED, "task", 1.0, (attempt,),
+                    {"task": "add", "inputs": {"x": {"digest": "d1", "from": "é-1"}}})
+        other = Step("add-2", Status.RUNNING, "task", 0.5, (), {})
+        store.upsert_step_docs(run.id, [(s.name, s.created, json.dumps(step_to_dict(s)))
+                                        for s in (step, other)])
+        assert store.get_steps(run.id) == [other, step]
+        failed = Step("add-2", Status.FAILED, "task", 0.5, (Attempt(1, Status.FAILED, 0.5, 0.75,
+                                                                      "boom"),), {})
+        store.upsert_step_docs(run.id, [("add-2", 0.5, json.dumps(step_to_dict(failed)))])
+        assert store.get_step(run.id, "add-2") == failed
+        nameless = json.dumps({**step_to_dict(other), "name": ""})
+        with pytest.raises(ValidationError):
+            store.upsert_step_docs(run.id, [("", 0.0, nameless)])
+        with pytest.raises(RunNotFound):
+            store.upsert_step_docs("missing-run", [("a", 0.0, json.dumps(step_to_dict(other)))])
 
     def test_upsert_step_replaces(self, store: RunStore) -> None:
         run = store.create_run(make_run())
