@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from runyard.engine.recorder import StepState
-from runyard.engine.stepdoc import attempt_json, dumps, meta_head, quote
+from runyard.engine.stepdoc import attempt_json, digest_json, dumps, meta_head, quote
 from runyard.engine.values import encode
 from runyard.model import Attempt, Status, Step, step_to_dict
 
@@ -24,19 +24,23 @@ def test_a_finished_task_run_is_its_step_dict() -> None:
         quote("x") + ":" + value.doc_json,
         quote("y") + ':{"digest":null,"from":' + quote("tâche-1") + "}",
     ]) + "}"
+    assert value.digest is not None
+    digests = {"x": value.digest, "y": None}
+    marks = dumps(digests)
     state = StepState("tâche-2", "task", meta_head("tâche", "h" * 64, "k" * 64, inputs),
-                      (1, Status.RUNNING, 10.25, None, None, {"x": value.digest, "y": None}, {}))
-    failed = (1, Status.FAILED, 10.25, 11.0, 'ValueError: "bad" \u2013 é', {"x": value.digest}, {})
+                      (1, Status.RUNNING, 10.25, None, None, marks, "{}"))
+    failed = (1, Status.FAILED, 10.25, 11.0, 'ValueError: "bad" \u2013 é', marks, "{}")
     state.update(Status.RUNNING, failed)
-    state.update(Status.RUNNING, (2, Status.RUNNING, 12.0, None, None, {"x": value.digest}, {}))
-    done = (2, Status.SUCCEEDED, 12.0, 12.000001, None, {"x": value.digest},
-            {"result": value.digest})
+    state.update(Status.RUNNING, (2, Status.RUNNING, 12.0, None, None, marks, "{}"))
+    done = (2, Status.SUCCEEDED, 12.0, 12.000001, None, marks, digest_json("result", value.digest))
     state.update(Status.SUCCEEDED, done, ',"output":' + value.doc_json)
     metadata = {"task": "tâche", "task_hash": "h" * 64, "key": "k" * 64,
                 "inputs": {"x": value.to_doc(), "y": {"digest": None, "from": "tâche-1"}},
                 "output": value.to_doc()}
-    expected = Step("tâche-2", Status.SUCCEEDED, "task", state.created,
-                    (Attempt(*failed), Attempt(*done)), metadata)
+    attempts = (Attempt(1, Status.FAILED, 10.25, 11.0, 'ValueError: "bad" \u2013 é', digests),
+                Attempt(2, Status.SUCCEEDED, 12.0, 12.000001, None, digests,
+                        {"result": value.digest}))
+    expected = Step("tâche-2", Status.SUCCEEDED, "task", state.created, attempts, metadata)
     assert _decoded(state) == step_to_dict(expected)
     assert state.step() == expected
 
@@ -58,9 +62,11 @@ def test_a_reused_task_run_and_a_running_one() -> None:
 
 
 def test_attempt_numbers_as_the_encoder_writes_them() -> None:
-    attempt = (3, Status.FAILED, 1795284225.7882793, float("inf"), None, {"a": None}, {})
+    attempt = (3, Status.FAILED, 1795284225.7882793, float("inf"), None, '{"a":null}', "{}")
     assert json.loads(attempt_json(attempt)) == {
         "number": 3, "status": "failed", "started": 1795284225.7882793, "ended": float("inf"),
         "duration": float("inf"), "message": None, "inputs": {"a": None}, "outputs": {}}
-    odd = (1, Status.RUNNING, None, None, None, {"n": 5}, {})  # not a digest: encoded in full
-    assert json.loads(attempt_json(odd))["inputs"] == {"n": 5}
+    running = (1, Status.RUNNING, 5.5, None, "é", "{}", digest_json("r", None))
+    assert json.loads(attempt_json(running)) == {
+        "number": 1, "status": "running", "started": 5.5, "ended": None, "duration": None,
+        "message": "é", "inputs": {}, "outputs": {"r": None}}

@@ -25,7 +25,7 @@ from typing import Any
 from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, substitute
 from runyard.engine.recorder import RawAttempt, Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
-from runyard.engine.stepdoc import dumps, meta_head, quote
+from runyard.engine.stepdoc import digest_json, dumps, meta_head, quote
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
 from runyard.errors import RunyardError
@@ -42,6 +42,7 @@ class Prepared:
     params: dict[str, Value | Bound]
     digests: dict[str, str | None]
     inputs: str
+    digests_json: str  # ``digests`` as JSON: each attempt's inputs
     state: StepState | None = None
 
 
@@ -146,7 +147,8 @@ class Driver:
         assert state is not None  # made when the attempt was submitted
         digest = output.digest
         state.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
-                                        None, prepared.digests, {"result": digest}),
+                                        None, prepared.digests_json,
+                                        digest_json("result", digest)),
                      ',"output":' + output.doc_json)
         self._put_step(state)
         if output.in_blob and digest is not None:
@@ -183,25 +185,32 @@ class Driver:
         params: dict[str, Value | Bound] = {}
         digests: dict[str, str | None] = {}
         docs: list[str] = []  # each argument's record, as JSON: {"digest", "from"} for a result
+        marks: list[str] = []  # each argument's digest, as JSON
         outputs = self.outputs
         for name, param in node.params.items():
+            key = quote(name)
             if param.__class__ is Ref:
                 value = params[name] = outputs[param.node]
                 digest = digests[name] = value.digest
                 shown = "null" if digest is None else quote(digest)
-                docs.append(f'{quote(name)}:{{"digest":{shown},"from":{quote(param.node)}}}')
+                docs.append(f'{key}:{{"digest":{shown},"from":{quote(param.node)}}}')
             elif isinstance(param, Value):
-                params[name], digests[name] = param, param.digest
-                docs.append(quote(name) + ":" + param.doc_json)
+                params[name] = param
+                digest = digests[name] = param.digest
+                shown = "null" if digest is None else quote(digest)
+                docs.append(key + ":" + param.doc_json)
             else:
                 assert isinstance(param, Nested)
                 bound = Bound(param.template, {ref: outputs[ref] for ref in param.refs})
                 params[name] = bound
-                digests[name] = digest_of(param.template, bound.digest_of_ref)
-                doc = {"digest": digests[name], "from": list(param.refs),
+                digest = digests[name] = digest_of(param.template, bound.digest_of_ref)
+                shown = "null" if digest is None else quote(digest)
+                doc = {"digest": digest, "from": list(param.refs),
                        "template": _pickled(param.template)}
-                docs.append(quote(name) + ":" + dumps(doc))
-        return Prepared(node, params, digests, "{" + ",".join(docs) + "}")
+                docs.append(key + ":" + dumps(doc))
+            marks.append(key + ":" + shown)
+        return Prepared(node, params, digests, "{" + ",".join(docs) + "}",
+                        "{" + ",".join(marks) + "}")
 
     def _release(self, node_id: str) -> list[str]:
         ready = []
@@ -217,7 +226,7 @@ class Driver:
         node = prepared.node
         call = TaskCall(node.id, node.task, prepared.params, self.blob_root, self._local)
         attempt: RawAttempt = (number, Status.RUNNING, time.time(), None, None,
-                               prepared.digests, {})
+                               prepared.digests_json, "{}")
         state = prepared.state
         if state is None:
             state = prepared.state = StepState(node.id, node.kind, self._meta(prepared),
@@ -305,8 +314,8 @@ def _attempt(number: int, outcome: Outcome, prepared: Prepared | None = None,
              output: Value | None = None) -> RawAttempt:
     status = Status.SUCCEEDED if outcome.ok else Status.FAILED
     return (number, status, outcome.started, outcome.ended, outcome.error,
-            {} if prepared is None else prepared.digests,
-            {} if output is None else {"result": output.digest})
+            "{}" if prepared is None else prepared.digests_json,
+            "{}" if output is None else digest_json("result", output.digest))
 
 
 def _lost(error: BaseException | None) -> Outcome:

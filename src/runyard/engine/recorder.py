@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 from runyard.engine.stepdoc import attempt_json, number, quote
 from runyard.errors import RunyardError, StoreError
@@ -32,10 +31,10 @@ CANCEL_CHECK_S = 0.25
 HEARTBEAT_S = 5.0
 
 
-# One attempt as the driver records it: (number, status, started, ended, message, inputs,
-# outputs), the fields of ``Attempt`` in order; made an ``Attempt`` only when it is written.
-RawAttempt = tuple[int, Status, float | None, float | None, str | None, dict[str, Any],
-                   dict[str, Any]]
+# One attempt as the driver records it: the fields of ``Attempt`` in order, with the input
+# and output digests already as JSON text: (number, status, started, ended, message,
+# inputs_json, outputs_json).
+RawAttempt = tuple[int, Status, float | None, float | None, str | None, str, str]
 
 
 class StepState:

@@ -17,7 +17,7 @@ from typing import Any
 _INFINITY = float("inf")
 _dumps = json.JSONEncoder(allow_nan=True, separators=(",", ":")).encode
 
-__all__ = ["attempt_json", "dumps", "meta_head", "number", "quote", "strings_json"]
+__all__ = ["attempt_json", "digest_json", "dumps", "meta_head", "number", "quote"]
 
 
 def dumps(value: Any) -> str:
@@ -33,26 +33,26 @@ def number(value: float | int | None) -> str:
     return _dumps(value)  # NaN and the infinities as the stores' encoder spells them
 
 
-def strings_json(mapping: dict[str, Any]) -> str:
-    """A mapping of names to strings (or ``None``): an attempt's input or output digests."""
-    parts = []
-    for key, value in mapping.items():
-        if key.__class__ is not str or not (value is None or value.__class__ is str):
-            return _dumps(mapping)
-        parts.append(quote(key) + (":null" if value is None else ":" + quote(value)))
-    return "{" + ",".join(parts) + "}"
-
-
 def attempt_json(attempt: tuple[Any, ...]) -> str:
     """``attempt_to_dict`` of a raw attempt ``(number, status, started, ended, message,
-    inputs, outputs)``, as JSON."""
+    inputs_json, outputs_json)`` (the digests already JSON), as JSON."""
     num, status, started, ended, message, inputs, outputs = attempt
     status_value: str = status._value_
-    duration = None if started is None or ended is None else ended - started
-    return ('{"number":' + number(num) + ',"status":"' + status_value + '","started":'
-            + number(started) + ',"ended":' + number(ended) + ',"duration":' + number(duration)
-            + ',"message":' + ("null" if message is None else quote(message))
-            + ',"inputs":' + strings_json(inputs) + ',"outputs":' + strings_json(outputs) + "}")
+    if (started.__class__ is float and ended.__class__ is float
+            and -_INFINITY < started < _INFINITY and -_INFINITY < ended < _INFINITY):
+        times = f'"started":{started!r},"ended":{ended!r},"duration":{ended - started!r}'
+    else:
+        duration = None if started is None or ended is None else ended - started
+        times = (f'"started":{number(started)},"ended":{number(ended)},'
+                 f'"duration":{number(duration)}')
+    shown = "null" if message is None else quote(message)
+    return (f'{{"number":{number(num)},"status":"{status_value}",{times},"message":{shown},'
+            f'"inputs":{inputs},"outputs":{outputs}}}')
+
+
+def digest_json(name: str, digest: str | None) -> str:
+    """``{name: digest}`` as JSON: an attempt's output."""
+    return "{" + quote(name) + (":null}" if digest is None else ":" + quote(digest) + "}")
 
 
 def meta_head(task: str, task_hash: str, key: str, inputs_json: str) -> str:
