@@ -99,11 +99,15 @@ class Driver:
         inbox = self._inbox
         inbox.append((prepared, number, outcome, error))
         lock = self._lock
-        while inbox:  # as _drain (inlined: this runs once per task run)
+        while inbox:  # as _drain and _handle_inbox (inlined: this runs once per task run)
             if not lock.acquire(blocking=False):
                 return
             try:
-                self._handle_inbox()
+                while inbox:
+                    prepared, number, outcome, error = inbox.popleft()
+                    self._finished(prepared, number,
+                                   outcome if outcome is not None else _lost(error))
+                self._check_done()
             finally:
                 lock.release()
 
@@ -170,8 +174,12 @@ class Driver:
         return self.failure is not None or self.canceled
 
     def _advance(self, ready: list[str]) -> None:
-        queue = deque(ready)
         nodes, reuse = self.dag.nodes, self.reuse
+        if len(ready) == 1 and reuse is None:  # the common case of a chain: one, submitted
+            if self.failure is None and not self.canceled:
+                self._submit(self._prepare(nodes[ready[0]]), 1)
+            return
+        queue = deque(ready)
         while queue and self.failure is None and not self.canceled:
             prepared = self._prepare(nodes[queue.popleft()])
             found = reuse.find(prepared) if reuse is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,14 @@ class WorkflowDef:
 
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
+
+    @property
+    def signature(self) -> inspect.Signature:
+        """The function's signature (made once: every call's parameters are bound to it)."""
+        found: inspect.Signature | None = self.__dict__.get("_signature")
+        if found is None:
+            found = self.__dict__["_signature"] = inspect.signature(self.fn)
+        return found
 
     @property
     def ref(self) -> str | None:
@@ -77,10 +86,8 @@ class WorkflowPlan:
     @property
     def parameters(self) -> dict[str, Any]:
         """The call's arguments by parameter name, shown as short text."""
-        import inspect
-
         try:
-            bound = inspect.signature(self.definition.fn).bind(*self.args, **self.kwargs)
+            bound = self.definition.signature.bind(*self.args, **self.kwargs)
         except (TypeError, ValueError):
             return {f"arg{i}": short_repr(a) for i, a in enumerate(self.args)}
         return {k: _json_or_repr(v) for k, v in bound.arguments.items()}
