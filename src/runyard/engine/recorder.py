@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from runyard.engine.stepdoc import attempt_json, number, quote
+from runyard.engine.stepdoc import attempt_json, quote
 from runyard.errors import RunyardError, StoreError
 from runyard.model import Artifact, LogLine, Status, Step, step_from_dict
 from runyard.stores import RunStore
@@ -76,7 +76,7 @@ class StepState:
         status, attempts, extra, _ = self.snapshot
         name, created = self.name, self.created
         text = ('{"name":' + quote(name) + ',"status":"' + status._value_ + '","kind":'
-                + quote(self.kind) + ',"created":' + number(created) + ',"attempts":['
+                + quote(self.kind) + ',"created":' + repr(created) + ',"attempts":['
                 + ",".join([attempt_json(a) for a in attempts]) + '],"metadata":'
                 + self.head + extra + "}}")
         return name, created, text

@@ -46,7 +46,7 @@ def attempt_json(attempt: tuple[Any, ...]) -> str:
         times = (f'"started":{number(started)},"ended":{number(ended)},'
                  f'"duration":{number(duration)}')
     shown = "null" if message is None else quote(message)
-    return (f'{{"number":{number(num)},"status":"{status_value}",{times},"message":{shown},'
+    return (f'{{"number":{num!r},"status":"{status_value}",{times},"message":{shown},'
             f'"inputs":{inputs},"outputs":{outputs}}}')
 
 
