@@ -155,11 +155,14 @@ def test_sandbox_streams_buffers_and_runs_the_venv_python(tmp_path: Path) -> Non
 
 
 def peak_rss(cli: int, stop: threading.Event, found: dict[int, int]) -> None:
-    """Sample the CLI and its supervisor (forked from it, so with the same command line)."""
+    """Sample the CLI and its supervisor (forked from it, so with the same command line), or
+    from the agent's copy that runs the command (with the agent's command line)."""
     cmdline = psutil.Process(cli).cmdline()
     while not stop.is_set():
         for proc in psutil.process_iter(["cmdline", "memory_info"]):
-            if proc.info["cmdline"] == cmdline and proc.info["memory_info"] is not None:
+            ours = proc.info["cmdline"] == cmdline or "runyard.cli.agent" in (
+                proc.info["cmdline"] or [])
+            if ours and proc.info["memory_info"] is not None:
                 found[proc.pid] = max(found.get(proc.pid, 0), proc.info["memory_info"].rss)
         time.sleep(0.05)
 

@@ -5,8 +5,8 @@ The public names are imported lazily so that ``import runyard`` stays fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # ``typing`` itself is not imported: the command line's warm start
+# (``runyard.cli.entry``) would pay for it
 __version__ = "0.1.0"
 
 _EXPORTS = {
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'runyard' has no attribute {name!r}")

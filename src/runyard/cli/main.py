@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         silence_stdout()
         return 1
+    except KeyboardInterrupt:
+        fail("interrupted")
+        return ABORTED
     return result if isinstance(result, int) else 0
 
 

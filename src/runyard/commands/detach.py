@@ -102,6 +102,7 @@ def _detached_child(url: str, go: int, report: int, events: int) -> None:
         with contextlib.suppress(OSError):  # the caller may not want it any more
             os.write(report, str(os.getpid()).encode())
         os.close(report)
+        _close_all_but(go, events)  # nothing of the caller's (its sockets, say) stays open
         _redirect(Path(os.devnull))  # hold none of the caller's streams open (until the log)
         with contextlib.suppress(Exception):  # what fails here fails again, and is reported
             from runyard.commands.supervisor import prepare
@@ -118,6 +119,15 @@ def _detached_child(url: str, go: int, report: int, events: int) -> None:
         code = _become_supervisor(url, run_id, Path(log_path), events)
     finally:
         os._exit(code)
+
+
+def _close_all_but(*keep: int) -> None:
+    """Close every descriptor above the standard streams except ``keep``."""
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def _become_supervisor(url: str, run_id: str, log_path: Path, events: int) -> int:

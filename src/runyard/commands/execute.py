@@ -8,6 +8,7 @@ logs) are reported through callbacks, so the command line decides how they look.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from runyard.commands import follow, launch
 from runyard.commands.buffers import copy_chunk, write_buffer
 from runyard.commands.context import Context
 from runyard.commands.runspec import RunSpec
-from runyard.errors import ValidationError
+from runyard.errors import RunyardError, ValidationError
 from runyard.model import LogLine, Run
 
 if TYPE_CHECKING:
@@ -52,13 +53,25 @@ def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = N
     if io.on_logs is not None:
         workers.append(_thread(_logs, ctx, created.run.id, io, stop))
     events = None if handle is None else handle.events
-    run = follow.wait(ctx.store, created.run.id, io.on_status, events)
+    run = _follow_or_cancel(ctx, created.run.id, io, events)
     stop.set()
     for name in inputs:
         ctx.registry.finish(created.buffers[name], False, "the run ended before stdin did")
     for worker in workers:
         worker.join()
     return run
+
+
+def _follow_or_cancel(ctx: Context, run_id: str, io: Streams, events: int | None) -> Run:
+    """Follow the run to its end; Ctrl-C (``KeyboardInterrupt``) cancels it and follows it
+    to ``canceled``, a second one stops following (the supervisor still ends the run)."""
+    try:
+        return follow.wait(ctx.store, run_id, io.on_status, events)
+    except KeyboardInterrupt:
+        io.errors.append("interrupted: the run was asked to cancel")
+        with contextlib.suppress(RunyardError):  # it ended meanwhile
+            launch.cancel(ctx, run_id)
+        return follow.wait(ctx.store, run_id, io.on_status, events)
 
 
 def _unbound(spec: RunSpec, names: tuple[str, ...], what: str) -> list[str]:

@@ -1,0 +1,231 @@
+"""The agent: a warm process that runs ``run exec`` and ``run create`` for ``runyard.cli.entry``.
+
+The first of those commands that finds no agent starts one in the background. It imports the
+command line and what a command run needs, then waits on a UNIX socket in a folder only its
+user may enter, and serves only its own user. For each command it forks a copy of itself: the
+copy takes the caller's standard streams (passed over the socket), working folder,
+environment and umask, runs the ordinary command line, and sends back its exit code. The
+agent itself never runs a command, so each copy starts clean: modules imported, nothing
+opened, nothing cached.
+
+It exits after ``IDLE_S`` seconds without a command, when its socket file is removed or
+replaced, and when the installed runyard changes: it answers ``stale`` to that command (which
+then runs in the caller's own process) and leaves, and the next command starts a new agent.
+Each command it hands on is logged as a line on its standard error.
+Run: ``python -m runyard.cli.agent SOCKET``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import marshal
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+IDLE_S = 900.0
+LOCK_WAIT_S = 5.0
+PRELOAD = (
+    "runyard.cli.main", "runyard.cli.run_all", "runyard.cli.command_runs",
+    "runyard.cli.commands", "runyard.commands.execute", "runyard.commands.launch",
+    "runyard.commands.runspec", "runyard.commands.supervisor", "runyard.commands.detach",
+    "runyard.commands.owners", "runyard.commands.pipes", "runyard.commands.buffers",
+    "runyard.stores.sqlite", "runyard.stores.filesystem", "runyard.stores.chunked",
+    "subprocess", "shutil", "ctypes", "select",
+)
+PACKAGE = Path(__file__).resolve().parent.parent
+_KEEP_OUT: list[int] = []  # the agent's own descriptors, closed in each copy
+
+
+def serve(path: str) -> None:
+    """Serve commands on the socket at ``path`` until idle, replaced or out of date."""
+    folder = os.path.dirname(path)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    if os.stat(folder).st_uid != os.getuid() or os.stat(folder).st_mode & 0o077:
+        return  # someone else's folder, or one others may enter: not safe to serve in
+    with open(path + ".lock", "a") as lock:
+        if not _locked(lock.fileno()):
+            return  # another agent serves here
+        _KEEP_OUT.append(lock.fileno())
+        for module in PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(module)
+        stamp = code_stamp()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        listener.bind(path)
+        listener.listen(16)
+        listener.settimeout(1.0)
+        _KEEP_OUT.append(listener.fileno())
+        inode = os.stat(path).st_ino
+        import gc
+
+        gc.freeze()  # the copies never collect the modules' objects
+        _loop(listener, path, inode, stamp)
+
+
+def _locked(fd: int) -> bool:
+    deadline = time.monotonic() + LOCK_WAIT_S  # an agent on its way out may still hold it
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+
+
+def code_stamp() -> tuple[int, int]:
+    """How many modules the installed package has and the newest one's change time."""
+    count, newest = 0, 0
+    for folder, _, files in os.walk(PACKAGE):
+        for name in files:
+            if name.endswith(".py"):
+                count += 1
+                newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+    return count, newest
+
+
+def _loop(listener: socket.socket, path: str, inode: int, stamp: tuple[int, int]) -> None:
+    last = time.monotonic()
+    while time.monotonic() - last < IDLE_S:
+        _reap()
+        try:
+            if os.stat(path).st_ino != inode:
+                return  # replaced by another agent's socket
+        except FileNotFoundError:
+            return
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        last = time.monotonic()
+        with conn:
+            if not _same_user(conn):
+                continue
+            if code_stamp() != stamp:
+                with contextlib.suppress(OSError):
+                    conn.send(b"stale")
+                return
+            _fork_copy(conn)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    import struct
+
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return bool(uid == os.getuid())
+
+
+def _reap() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] > 0:
+            pass
+
+
+def _fork_copy(conn: socket.socket) -> None:
+    try:
+        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+        request = marshal.loads(message)
+    except (OSError, ValueError, EOFError, TypeError):
+        return
+    _log(f"runs {' '.join(request['argv'])}")
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        return
+    if pid == 0:
+        code = 1
+        try:
+            for fd in _KEEP_OUT:
+                os.close(fd)
+            code = _run_copy(conn, request, fds)
+        finally:
+            os._exit(code)
+    for fd in fds:
+        os.close(fd)
+    _log(f"copy {pid} started")
+
+
+def _log(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"runyard agent: {line}", file=sys.stderr, flush=True)
+
+
+def _run_copy(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
+    """In the forked copy: become the caller's command, run it, report the exit code."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                      else signal.SIG_DFL)
+    os.setsid()  # out of the agent's session: the agent's end does not touch it
+    _take_streams(request["fds"], fds)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.umask(request["umask"])
+    sys.argv = ["runyard", *request["argv"]]
+    conn.send(b"started")
+    threading.Thread(target=_obey, args=(conn,), daemon=True).start()
+    code = _command_line(request["argv"])
+    conn.send(b"exit %d" % code)
+    return code
+
+
+def _take_streams(numbers: list[int], fds: list[int]) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    given = dict(zip(numbers, fds, strict=True))
+    for target in (0, 1, 2):
+        os.dup2(given.get(target, null), target)
+    for fd in {null, *fds}:
+        if fd > 2:
+            os.close(fd)
+
+
+def _command_line(argv: list[str]) -> int:
+    import atexit
+
+    from runyard.cli.main import main
+
+    try:
+        code = main(argv)
+    except KeyboardInterrupt:
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        atexit._run_exitfuncs()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    return code
+
+
+def _obey(conn: socket.socket) -> None:
+    """Take the caller's signals; if the caller is gone, go too (as its own process would)."""
+    while True:
+        try:
+            order = conn.recv(64)
+        except OSError:
+            order = b""
+        if order.startswith(b"signal "):
+            os.kill(os.getpid(), int(order[7:]))
+        elif not order:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m runyard.cli.agent SOCKET")
+    serve(sys.argv[1])

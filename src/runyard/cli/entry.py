@@ -1,0 +1,149 @@
+"""The ``runyard`` program: the command line, with a warm start for command runs.
+
+Starting Python and importing click and the store take most of a ``runyard run exec`` of a
+short job. So ``run exec`` and ``run create`` are handed to the *agent* of this user and
+installation when one is up (see ``runyard.cli.agent``): a process that has imported the
+command line already and forks a copy of itself per command. The copy takes this process's
+standard streams, working folder, environment and umask, runs the same command line code, and
+reports its exit status back; signals this process gets (Ctrl-C, ``SIGTERM``, ``SIGHUP``) are
+passed on to it, and if this process dies the copy dies with it.
+
+When no agent answers, the command runs here as usual, and an agent is started in the
+background for the next one. ``RUNYARD_AGENT=0`` turns the agent off; ``RUNYARD_AGENT_SOCKET``
+names its socket (default: one per user, interpreter and installation, under ``$TMPDIR``).
+This module imports only what a hand-over needs: it must stay light.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+AGENT_COMMANDS = (("run", "exec"), ("run", "create"))
+SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+MAX_PATH = 108  # bytes in a UNIX socket's address, with the final NUL
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if _for_agent(argv) and os.environ.get("RUNYARD_AGENT", "1") != "0":
+        code = _hand_over(argv)
+        if code is not None:
+            sys.exit(code)
+    from runyard.cli.main import main as run_here
+
+    sys.exit(run_here(argv))
+
+
+def _for_agent(argv: list[str]) -> bool:
+    """Whether ``argv`` is ``[--store URL] run exec|create …`` (the latency-bound commands)."""
+    words = list(argv[:4])
+    if words[:1] == ["--store"]:
+        words = words[2:]
+    elif words[:1] and words[0].startswith("--store="):
+        words = words[1:]
+    return tuple(words[:2]) in AGENT_COMMANDS
+
+
+def socket_path() -> str:
+    """The agent's socket for this user, interpreter and installation of runyard (or
+    ``RUNYARD_AGENT_SOCKET``)."""
+    chosen = os.environ.get("RUNYARD_AGENT_SOCKET")
+    if chosen:
+        return chosen
+    import zlib
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    key = zlib.crc32(f"{sys.executable}\0{here}".encode())
+    base = os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(base, f"runyard-{os.getuid()}", f"agent-{key:08x}.sock")
+
+
+def _hand_over(argv: list[str]) -> int | None:
+    """Run ``argv`` in the agent; its exit code, or ``None`` when no agent took it.
+
+    It talks through ``_socket``, the C half of ``socket``: the Python half imports ``enum``
+    and ``selectors``, a sixth of what a hand-over costs."""
+    import _socket
+    from array import array
+
+    path = socket_path()
+    if len(path.encode()) >= MAX_PATH:
+        return None  # too long for a UNIX socket's address: no agent
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+    try:
+        conn.settimeout(1.0)
+        conn.connect(path)
+        conn.settimeout(None)
+        fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
+        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds))]
+        conn.sendmsg([_request(argv, fds)], rights)
+        answer = conn.recv(64)
+    except OSError:  # no agent (or it went away before it took the command)
+        conn.close()
+        _start_agent(path)
+        return None
+    if answer != b"started":  # ``stale`` (older than the installed code), or it failed
+        conn.close()  # before the command began: run it here
+        return None
+    return _follow(conn)
+
+
+def _request(argv: list[str], fds: list[int]) -> bytes:
+    import marshal
+
+    umask = os.umask(0o22)
+    os.umask(umask)
+    return marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
+                          "umask": umask, "fds": fds})
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def _follow(conn: Any) -> int:
+    """Pass signals on to the agent's copy until it reports its exit code."""
+    import _signal  # the C half of ``signal`` (which imports ``enum``)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:  # noqa: SIM105 - contextlib is not imported here
+            conn.send(b"signal %d" % signum)
+        except OSError:
+            pass
+
+    for name in SIGNALS:
+        _signal.signal(getattr(_signal, name), forward)
+    while True:
+        answer = conn.recv(64)
+        if answer.startswith(b"exit "):
+            return int(answer[5:])
+        if not answer:  # the copy died without a word
+            os.write(2, b"error: the runyard agent ended the command without an exit status\n")
+            return 1
+
+
+def _start_agent(path: str) -> None:
+    """Start an agent in the background (it serves the next command, not this one)."""
+    import subprocess
+
+    try:  # noqa: SIM105 - contextlib is not imported here
+        subprocess.Popen(
+            [sys.executable, "-m", "runyard.cli.agent", path],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )
+    except OSError:
+        pass  # no agent then: every command runs in its own process
+
+
+if __name__ == "__main__":
+    main()
