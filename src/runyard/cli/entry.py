@@ -139,7 +139,7 @@ def _start_agent(path: str) -> None:
         subprocess.Popen(
             [sys.executable, "-m", "runyard.cli.agent", path],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
+            start_new_session=True, close_fds=True, cwd="/",
         )
     except OSError:
         pass  # no agent then: every command runs in its own process
