@@ -104,7 +104,9 @@ class Execution:
         status, reason = driver.outcome()
         summary: dict[str, Any] = {"task_runs": dict(driver.counts)}
         try:
-            runtime.shutdown(wait=status is Status.SUCCEEDED)
+            # Nothing is in flight once the driver is done: the in-process pool's threads
+            # are idle and end by themselves, so only a remote runtime is waited for.
+            runtime.shutdown(wait=status is Status.SUCCEEDED and runtime.remote)
             recorder.close()
             if status is Status.SUCCEEDED:
                 self.result = driver.result_value()
