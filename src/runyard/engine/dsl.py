@@ -197,19 +197,25 @@ class Tracer:
         self._counts: dict[str, int] = {}
 
     def invoke(self, task_def: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        try:
-            arguments = task_def.bind(args, kwargs)
-        except TypeError as exc:
-            raise WorkflowDefinitionError(f"task {task_def.name!r} called wrongly: {exc}") from None
+        names, required, _ = task_def._plain or task_def.plain
+        params: dict[str, Param] = {}
+        if not kwargs and 0 <= required <= len(args) <= len(names):  # bind(), inlined
+            for key, value in zip(names, args, strict=False):  # param(), results inlined
+                if value.__class__ is TaskFuture and value._tracer is self:
+                    params[key] = value._ref
+                else:
+                    params[key] = self.param(value)
+        else:
+            try:
+                arguments = task_def.bind(args, kwargs)
+            except TypeError as exc:
+                raise WorkflowDefinitionError(
+                    f"task {task_def.name!r} called wrongly: {exc}") from None
+            for key, value in arguments.items():
+                params[key] = self.param(value)
         name = task_def.name
         count = self._counts[name] = self._counts.get(name, 0) + 1
         node_id = f"{name}-{count}"
-        params: dict[str, Param] = {}
-        for key, value in arguments.items():  # param(), with a result passed on inlined
-            if value.__class__ is TaskFuture and value._tracer is self:
-                params[key] = value._ref
-            else:
-                params[key] = self.param(value)
         self.nodes.append(Node(node_id, task_def, params))
         return TaskFuture(node_id, self)
 
