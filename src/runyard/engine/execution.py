@@ -90,8 +90,13 @@ class Execution:
         reuse = ReuseIndex.of_run(self.store, self.run.origin) if self.run.origin else None
         self.driver = Driver(self.plan.dag, runtime, recorder, self.blob_root, reuse)
         self.driver.when_done = recorder.stop
-        recorder.start()
-        self.driver.start()
+        # The first task runs are submitted before the recorder's thread is started, so that
+        # start (which waits for the new thread) overlaps with them; what the driver records
+        # meanwhile is queued, and a run done before the thread starts is finished by it.
+        try:
+            self.driver.start()
+        finally:
+            recorder.start()
 
     def cancel(self) -> None:
         if self.driver is not None:
