@@ -24,6 +24,11 @@ printf '%s %s %s\\\\n' \\"$inp\\" \\"$GREETING\\" \\"$(umask)\\" > \\"$OUTPUT_PI
 exit ${CODE:-0}"]
 """
 SLEEPER = 'name: sleeper\ncommand: ["sleep", "60"]\n'
+LIMITS = """\
+name: limits
+buffers: {outputs: [output]}
+command: ["bash", "-c", "echo $(nice) $(ulimit -n) $(nproc) > \\"$OUTPUT_PIPE\\""]
+"""
 
 
 @pytest.fixture
@@ -42,6 +47,8 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     env = {**environment(), "RUNYARD_AGENT_SOCKET": str(sock)}
     (tmp_path / "echo.yml").write_text(ECHO_ENV)
     (tmp_path / "sleeper.yml").write_text(SLEEPER)
+    (tmp_path / "limits.yml").write_text(LIMITS)
+    ok(tmp_path, "codespec", "create", "-f", "limits.yml")
     ok(tmp_path, "codespec", "create", "-f", "echo.yml")
     ok(tmp_path, "codespec", "create", "-f", "sleeper.yml")
     yield env, log
@@ -69,6 +76,19 @@ def test_a_run_exec_through_the_agent_is_the_same_as_one_run_here(
     assert failed.returncode != 0 and failed.stdout == "Paul hi 0027\n"
     assert "exit code 3" in failed.stderr and failed.stderr.strip().startswith("run ")
     assert failed.returncode == exec_echo(tmp_path, env, CODE="3", RUNYARD_AGENT="0").returncode
+
+
+def test_the_job_keeps_the_callers_niceness_limits_and_cpus(
+        tmp_path: Path, served: tuple[dict[str, str], Path]) -> None:
+    env, log = served
+    command = "ulimit -n 512; taskset -c 0 nice -n 3 runyard run exec -c limits"
+    outs = [subprocess.run(command, shell=True, cwd=tmp_path, env={**env, **extra},
+                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=120) for extra in ({}, {"RUNYARD_AGENT": "0"})]
+    assert "runs run exec -c limits" in log.read_text()
+    for done in outs:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "3 512 1\n"
 
 
 def test_bad_input_through_the_agent_is_one_line_and_non_zero(

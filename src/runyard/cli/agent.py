@@ -170,17 +170,38 @@ def _run_copy(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> i
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
                       else signal.SIG_DFL)
     os.setsid()  # out of the agent's session: the agent's end does not touch it
+    try:
+        _take_settings(request)
+    except (OSError, ValueError, KeyError) as exc:  # a limit it may not raise, say: the caller
+        _log(f"refused: {exc}")  # runs the command itself (nothing has run here)
+        conn.send(b"refused")
+        return 1
     _take_streams(request["fds"], fds)
-    os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    os.umask(request["umask"])
     sys.argv = ["runyard", *request["argv"]]
     conn.send(b"started")
     threading.Thread(target=_obey, args=(conn,), daemon=True).start()
     code = _command_line(request["argv"])
     conn.send(b"exit %d" % code)
     return code
+
+
+def _take_settings(request: dict[str, Any]) -> None:
+    """The caller's folder and what a job inherits from it: umask, resource limits,
+    niceness and CPU affinity."""
+    import resource
+
+    os.chdir(request["cwd"])
+    os.umask(request["umask"])
+    for name, limits in request["limits"].items():
+        which = getattr(resource, name, None)
+        if which is not None and resource.getrlimit(which) != tuple(limits):
+            resource.setrlimit(which, tuple(limits))
+    nice = request["nice"] - os.nice(0)
+    if nice:
+        os.nice(nice)  # lowering it needs a privilege: an OSError then
+    os.sched_setaffinity(0, request["cpus"])
 
 
 def _take_streams(numbers: list[int], fds: list[int]) -> None:

@@ -58,9 +58,19 @@ def socket_path() -> str:
     import zlib
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    key = zlib.crc32(f"{sys.executable}\0{here}".encode())
+    key = zlib.crc32(f"{sys.executable}\0{here}\0{_cgroup()}".encode())
     base = os.environ.get("TMPDIR") or "/tmp"
     return os.path.join(base, f"runyard-{os.getuid()}", f"agent-{key:08x}.sock")
+
+
+def _cgroup() -> str:
+    """This process's control groups: an agent serves only callers in its own (a batch
+    system's job limits and accounting then hold for what it runs)."""
+    try:
+        with open("/proc/self/cgroup", encoding="utf-8") as groups:
+            return groups.read()
+    except OSError:
+        return ""
 
 
 def _hand_over(argv: list[str]) -> int | None:
@@ -78,28 +88,37 @@ def _hand_over(argv: list[str]) -> int | None:
     try:
         conn.settimeout(1.0)
         conn.connect(path)
+    except OSError:  # no agent here
+        conn.close()
+        _start_agent(path)
+        return None
+    try:
         conn.settimeout(None)
         fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
         rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds))]
         conn.sendmsg([_request(argv, fds)], rights)
         answer = conn.recv(64)
-    except OSError:  # no agent (or it went away before it took the command)
-        conn.close()
-        _start_agent(path)
-        return None
-    if answer != b"started":  # ``stale`` (older than the installed code), or it failed
-        conn.close()  # before the command began: run it here
+    except OSError:  # it went away before it took the command
+        answer = b""
+    if answer != b"started":  # ``stale`` (older than the installed code), ``refused`` (it
+        conn.close()  # cannot take this process's limits), or it failed: run it here
         return None
     return _follow(conn)
 
 
 def _request(argv: list[str], fds: list[int]) -> bytes:
+    """What the copy takes over: the command, folder, environment, and the process settings
+    a job inherits (umask, resource limits, niceness, CPU affinity)."""
     import marshal
+    import resource
 
     umask = os.umask(0o22)
     os.umask(umask)
+    limits = {name: resource.getrlimit(getattr(resource, name))
+              for name in dir(resource) if name.startswith("RLIMIT_")}
     return marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ),
-                          "umask": umask, "fds": fds})
+                          "umask": umask, "fds": fds, "limits": limits, "nice": os.nice(0),
+                          "cpus": sorted(os.sched_getaffinity(0))})
 
 
 def _is_open(fd: int) -> bool:
