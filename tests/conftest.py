@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +15,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 pytest_plugins = ["pg_server", "ray_cluster"]
 
 BACKENDS = ["memory", "file", "chunked", "sqlite", "postgresql"]
+_STARTED = pytest.StashKey[float]()  # when the session started (see pytest_sessionfinish)
 
 
 def backend_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
@@ -50,3 +53,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             # one Ray cluster for the session: every test that needs it runs on one xdist
             # worker (scripts/test.sh runs pytest with --dist loadgroup)
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_STARTED] = time.time()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the ``run exec`` agents this session's commands started (on the main process
+    only: with xdist, after every worker has finished)."""
+    if hasattr(session.config, "workerinput") or _STARTED not in session.config.stash:
+        return
+    import psutil
+
+    started = session.config.stash[_STARTED]
+    for proc in psutil.process_iter(["cmdline", "create_time"]):
+        cmdline = proc.info["cmdline"] or []
+        if "runyard.cli.agent" in cmdline and (proc.info["create_time"] or 0) >= started - 1:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
+
