@@ -340,3 +340,17 @@ def test_unreachable_postgres_is_a_store_error_without_the_password() -> None:
     with pytest.raises(StoreError) as caught:
         PostgresStore("postgresql://someone:secret@127.0.0.1:1/none?connect_timeout=2")
     assert "secret" not in str(caught.value) and "someone:***@" in str(caught.value)
+
+
+def test_open_store_shares_a_sqlite_store_while_its_file_is_the_same(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/db/runyard.db"
+    first = open_store(url)
+    assert open_store(url) is first
+    run = first.create_run(Run(id="01ARZ3NDEKTSV4RRFFQ69G5FAV", name="kept"))
+    first.close()  # a closed store is not handed out again
+    second = open_store(url)
+    assert second is not first and second.get_run(run.id).name == "kept"
+    second.close()
+    (tmp_path / "db" / "runyard.db").unlink()  # a new file at the same path: a new store
+    third = open_store(url)
+    assert third is not second and third.list_runs() == []

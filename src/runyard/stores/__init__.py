@@ -20,12 +20,16 @@ __all__ = [
 
 _memory: dict[str, RunStore] = {}
 _memory_lock = threading.Lock()
+# SQLite stores opened in this process, by URL: (pid, the file's device and inode, the store).
+_sqlite: dict[str, tuple[int, tuple[int, int], RunStore]] = {}
 
 
 def open_store(url: str | None = None, *, start: Path | None = None) -> RunStore:
     """Open the store at ``url``, or the configured one (see ``location.resolve_url``).
 
     ``memory://NAME`` stores live as long as the process; the same name gives the same store.
+    A ``sqlite:`` store is shared too while its file is the one it has open (same device and
+    inode, in the same process): no connection is opened and no schema checked again per call.
     """
     resolved = resolve_url(url, start)
     parsed = parse_url(resolved)
@@ -45,9 +49,38 @@ def open_store(url: str | None = None, *, start: Path | None = None) -> RunStore
 
         return ChunkedStore(parsed.target, url=resolved)
     if parsed.scheme == "sqlite":
-        from runyard.stores.sqlite import SqliteStore
-
-        return SqliteStore(parsed.target, url=resolved)
+        return _sqlite_store(parsed.target, resolved)
     from runyard.stores.postgres import PostgresStore
 
     return PostgresStore(parsed.target)
+
+
+def _sqlite_store(target: str, url: str) -> RunStore:
+    import os
+
+    from runyard.stores.sqlite import SqliteStore
+
+    pid = os.getpid()
+    with _memory_lock:
+        known = _sqlite.get(url)
+    if known is not None and known[0] == pid:
+        store = known[2]
+        assert isinstance(store, SqliteStore)
+        # The file must still be the one the store's open connection holds (a removed file's
+        # inode stays taken while it is open, so a new file at that path has another one).
+        if store.connected() and _identity(store.path) == known[1]:
+            return store
+    store = SqliteStore(target, url=url)
+    identity = _identity(store.path)
+    if identity is not None:
+        with _memory_lock:
+            _sqlite[url] = (pid, identity, store)
+    return store
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

@@ -93,6 +93,10 @@ class SqliteStore(SqlStore):
                     raise StoreError(f"SQLite store {self.path}: {exc}") from exc
                 raise
 
+    def connected(self) -> bool:
+        """Whether this process has the store's connection open."""
+        return self._conn is not None and self._pid == os.getpid()
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self._pid == os.getpid():
