@@ -51,7 +51,9 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     ok(tmp_path, "codespec", "create", "-f", "limits.yml")
     ok(tmp_path, "codespec", "create", "-f", "echo.yml")
     ok(tmp_path, "codespec", "create", "-f", "sleeper.yml")
+    env["AGENT_PID"] = str(proc.pid)
     yield env, log
+    proc.send_signal(signal.SIGCONT)
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -155,6 +157,25 @@ def test_without_an_agent_the_command_runs_here_and_starts_one(tmp_path: Path) -
     for proc in psutil.process_iter(["cmdline"]):
         if str(sock) in (proc.info["cmdline"] or []):
             proc.terminate()
+
+
+def test_a_stuck_agent_is_waited_for_a_while_and_the_command_never_runs_twice(
+        tmp_path: Path, served: tuple[dict[str, str], Path]) -> None:
+    env, log = served
+    agent_pid = int(env["AGENT_PID"])
+    os.kill(agent_pid, signal.SIGSTOP)
+    try:
+        done = exec_echo(tmp_path, env)  # waits entry.READY_S, then runs here
+    finally:
+        os.kill(agent_pid, signal.SIGCONT)
+    assert done.returncode == 0 and done.stdout == "Paul hi 0027\n", done.stderr
+    deadline = time.monotonic() + 30
+    while "runs run exec" not in log.read_text():  # it takes the old request late...
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    listed = ok(tmp_path, "run", "list", "--json")
+    assert listed.count('"kind": "command"') == 1, listed  # ...and does not run it
 
 
 def test_only_run_exec_and_create_are_handed_over() -> None:

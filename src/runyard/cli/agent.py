@@ -4,7 +4,9 @@ The first of those commands that finds no agent starts one in the background. It
 command line and what a command run needs, then waits on a UNIX socket in a folder only its
 user may enter, and serves only its own user. For each command it forks a copy of itself: the
 copy takes the caller's standard streams (passed over the socket), working folder,
-environment and umask, runs the ordinary command line, and sends back its exit code. The
+environment and umask (and limits, niceness, CPU affinity), says ``ready``, and once the
+caller says ``go`` (a caller that gave up waiting closes instead, and runs the command
+itself: never both) runs the ordinary command line and sends back its exit code. The
 agent itself never runs a command, so each copy starts clean: modules imported, nothing
 opened, nothing cached.
 
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 IDLE_S = 900.0
+ANSWER_S = 5.0  # how long the agent waits for a caller's request
 LOCK_WAIT_S = 5.0
 PRELOAD = (
     "runyard.cli.main", "runyard.cli.run_all", "runyard.cli.command_runs",
@@ -135,27 +138,23 @@ def _reap() -> None:
 
 def _fork_copy(conn: socket.socket) -> None:
     try:
-        message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
-        request = marshal.loads(message)
+        conn.settimeout(ANSWER_S)  # a caller that says nothing does not hold up the others
+        request = marshal.loads(conn.recv(1 << 20))
     except (OSError, ValueError, EOFError, TypeError):
         return
     _log(f"runs {' '.join(request['argv'])}")
     try:
         pid = os.fork()
     except OSError:
-        for fd in fds:
-            os.close(fd)
         return
     if pid == 0:
         code = 1
         try:
             for fd in _KEEP_OUT:
                 os.close(fd)
-            code = _run_copy(conn, request, fds)
+            code = _run_copy(conn, request)
         finally:
             os._exit(code)
-    for fd in fds:
-        os.close(fd)
     _log(f"copy {pid} started")
 
 
@@ -164,8 +163,11 @@ def _log(line: str) -> None:
         print(f"runyard agent: {line}", file=sys.stderr, flush=True)
 
 
-def _run_copy(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> int:
-    """In the forked copy: become the caller's command, run it, report the exit code."""
+def _run_copy(conn: socket.socket, request: dict[str, Any]) -> int:
+    """In the forked copy: become the caller's command, run it, report the exit code.
+
+    The caller's streams come with its ``go``, after ``ready``: a caller that gives up
+    waiting has none in flight to a stuck agent (they would stay open there)."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
                       else signal.SIG_DFL)
@@ -176,11 +178,15 @@ def _run_copy(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> i
         _log(f"refused: {exc}")  # runs the command itself (nothing has run here)
         conn.send(b"refused")
         return 1
-    _take_streams(request["fds"], fds)
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = ["runyard", *request["argv"]]
-    conn.send(b"started")
+    conn.send(b"ready")
+    conn.settimeout(None)
+    order, fds, _, _ = socket.recv_fds(conn, 16, 3)
+    if order != b"go":  # the caller gave up waiting: it runs the command itself
+        return 1
+    _take_streams(request["fds"], fds)
     threading.Thread(target=_obey, args=(conn,), daemon=True).start()
     code = _command_line(request["argv"])
     conn.send(b"exit %d" % code)

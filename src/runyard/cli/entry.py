@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 AGENT_COMMANDS = (("run", "exec"), ("run", "create"))
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 MAX_PATH = 108  # bytes in a UNIX socket's address, with the final NUL
+READY_S = 10.0  # how long to wait for the agent's copy to be ready before running here
 
 
 def main() -> None:
@@ -93,17 +94,18 @@ def _hand_over(argv: list[str]) -> int | None:
         _start_agent(path)
         return None
     try:
-        conn.settimeout(None)
+        conn.settimeout(READY_S)
         fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
-        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds))]
-        conn.sendmsg([_request(argv, fds)], rights)
-        answer = conn.recv(64)
-    except OSError:  # it went away before it took the command
-        answer = b""
-    if answer != b"started":  # ``stale`` (older than the installed code), ``refused`` (it
-        conn.close()  # cannot take this process's limits), or it failed: run it here
-        return None
-    return _follow(conn)
+        conn.send(_request(argv, fds))
+        if conn.recv(64) == b"ready":  # the streams go with ``go``: none stay in flight
+            conn.settimeout(None)  # to an agent that never answers
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array("i", fds))]
+            conn.sendmsg([b"go"], rights)  # from here on the copy runs it, and only it
+            return _follow(conn)
+    except OSError:  # it went away, or took too long: it will not run the command
+        pass
+    conn.close()  # ``stale`` (older than the installed code), ``refused`` (it cannot take
+    return None  # this process's limits), or no answer: the command runs here
 
 
 def _request(argv: list[str], fds: list[int]) -> bytes:
