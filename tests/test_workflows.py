@@ -304,3 +304,23 @@ def test_cli_runs_reruns_and_manages_configs(store_url: str, tmp_path: Path,
                  "missing"]) == 3
     assert "no runtime configuration named 'missing'" in capsys.readouterr().err
     assert main(["workflow", "run", "wf_defs:add"]) == 2
+
+
+@task
+def kind_of(x: object) -> str:
+    return type(x).__name__
+
+
+@workflow
+def kinds() -> object:
+    return [kind_of(1), kind_of(True), kind_of(1), kind_of("1"), kind_of(None), kind_of(1.0)]
+
+
+def test_equal_constants_of_different_classes_stay_apart(store_url: str) -> None:
+    first = kinds()  # traced twice: the second tracing reuses constants encoded by the first
+    assert kinds().dag.hash == first.dag.hash
+    nodes = list(first.dag.nodes.values())
+    assert nodes[0].params["x"] is nodes[2].params["x"]  # the same constant, encoded once
+    assert nodes[0].key != nodes[1].key
+    assert kinds().run("in_process", store=store_url).get_results() == [
+        "int", "bool", "int", "str", "NoneType", "float"]

@@ -18,11 +18,17 @@ from collections.abc import Callable
 from typing import Any, overload
 
 from runyard.engine.dag import Dag, Nested, Node, Param, Ref, refs_in
-from runyard.engine.values import encode
+from runyard.engine.values import Value, encode
 from runyard.errors import RunyardError, ValidationError, WorkflowDefinitionError
 
 _tracing = threading.local()
 _SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
+# Constant arguments already encoded, by class and value: ints, bools, None and short strings,
+# whose ``Value`` (pickle, digest, record) never differs for an equal one of the same class
+# (floats are left out: 0.0 == -0.0). A value is never changed once made, so it is shared.
+_ENCODED: dict[tuple[type, Any], Value] = {}
+_ENCODED_MAX = 4096
+_SHARED = frozenset({int, str, bool, type(None)})
 
 
 def definition_hash(fn: Callable[..., Any]) -> str:
@@ -220,8 +226,17 @@ class Tracer:
         return TaskFuture(node_id, self)
 
     def param(self, value: Any) -> Param:
-        if value.__class__ in _SCALARS:
-            return encode(value)
+        kind = value.__class__
+        if kind in _SCALARS:
+            if kind not in _SHARED or (kind is str and len(value) > 80):
+                return encode(value)
+            key = (kind, value)
+            found = _ENCODED.get(key)
+            if found is None:
+                if len(_ENCODED) >= _ENCODED_MAX:
+                    _ENCODED.clear()
+                found = _ENCODED[key] = encode(value)
+            return found
         template = self.template(value)
         if isinstance(template, Ref):
             return template
