@@ -103,14 +103,19 @@ def test_bad_input_through_the_agent_is_one_line_and_non_zero(
     assert "no-such-spec" in log.read_text()
 
 
+def start_sleeper(cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """``run exec`` of a job that sleeps a minute, and its run id (once it is created)."""
+    proc = subprocess.Popen([RUNYARD, "run", "exec", "-c", "sleeper"], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    return proc, proc.stderr.readline().split()[1]
+
+
 def test_ctrl_c_is_passed_on_and_cancels_the_run(
         tmp_path: Path, served: tuple[dict[str, str], Path]) -> None:
     env, _ = served
-    proc = subprocess.Popen([RUNYARD, "run", "exec", "-c", "sleeper"], cwd=tmp_path, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    run_id = proc.stderr.readline().split()[1]
+    proc, run_id = start_sleeper(tmp_path, env)
     wait_status(tmp_path, run_id, {"running"})
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -122,11 +127,7 @@ def test_ctrl_c_is_passed_on_and_cancels_the_run(
 def test_a_killed_caller_takes_its_copy_with_it(
         tmp_path: Path, served: tuple[dict[str, str], Path]) -> None:
     env, log = served
-    proc = subprocess.Popen([RUNYARD, "run", "exec", "-c", "sleeper"], cwd=tmp_path, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    run_id = proc.stderr.readline().split()[1]
+    proc, run_id = start_sleeper(tmp_path, env)
     deadline = time.monotonic() + 30
     while "copy " not in log.read_text():  # the agent logs it after the fork
         assert time.monotonic() < deadline, log.read_text()
