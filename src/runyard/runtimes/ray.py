@@ -44,8 +44,6 @@ DEFAULT_PORT = 29650  # GCS port of the default local cluster; other ports follo
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 CONNECT_TRIES = 3
-WAIT_S = 0.01  # how long a round waits before it looks for newly submitted calls
-BATCH_S = 0.003  # once one call is done, how long a round waits for more of the others
 _connected: dict[str, Any] = {}  # address -> the remote function, while this process is connected
 
 
@@ -306,63 +304,57 @@ _Answer = Future[Any] | Callable[[Any, BaseException | None], None]
 
 
 class _Waiter:
-    """One thread that waits on Ray for every submitted call and answers it: completes its
-    future, or calls its done-callback (``submit_then``).
+    """Answers every submitted call as it finishes: completes its future, or calls its
+    done-callback (``submit_then``).
 
-    Each round it waits (``ray.wait``, without the GIL) until one call is done, then up to
-    ``BATCH_S`` more for the others (so a wide fan-out is collected in few rounds, each of
-    which costs a pass over everything pending), fetches the results of all that are done in
-    one ``ray.get`` and answers them. Nothing runs on Ray's own threads, so completions never
-    stall Ray's submissions.
+    Ray tells each call's end through the call's ``ObjectRef.future()``; the callback Ray runs
+    on its own thread only queues the finished future and wakes this waiter's thread, which
+    unpickles the results and answers them in batches. Nothing else runs on Ray's threads, so
+    completions never stall Ray, and no call is polled: the cost per call does not grow with
+    how many are pending.
     """
 
     def __init__(self, ray: Any) -> None:
         self._ray = ray
-        self._new: deque[tuple[Any, _Answer]] = deque()
+        self._done: deque[tuple[Future[Any], _Answer]] = deque()
         self._wake = threading.Event()
+        self._pending = 0
+        self._lock = threading.Lock()
         self._stopping = False
         threading.Thread(target=self._loop, name="runyard-ray-waiter", daemon=True).start()
 
     def add(self, ref: Any, answer: _Answer) -> None:
-        self._new.append((ref, answer))
-        if not self._wake.is_set():  # set already: the loop clears it before it looks
-            self._wake.set()
+        with self._lock:
+            self._pending += 1
+        done, wake = self._done, self._wake
+
+        def finished(future: Future[Any]) -> None:  # on Ray's thread: queue it, nothing more
+            done.append((future, answer))
+            wake.set()
+
+        ref.future().add_done_callback(finished)
 
     def stop(self) -> None:
         self._stopping = True
         self._wake.set()
 
     def _loop(self) -> None:
-        pending: dict[Any, _Answer] = {}
-        wait = self._ray.wait
+        done = self._done
         while True:
-            while self._new:
-                ref, answer = self._new.popleft()
-                pending[ref] = answer
-            if not pending:
-                if self._stopping:
-                    return
-                self._wake.wait()
-                self._wake.clear()
-                continue
-            ready, rest = wait(list(pending), num_returns=1, timeout=WAIT_S)
-            if ready and rest:
-                ready += wait(rest, num_returns=len(rest), timeout=BATCH_S)[0]
-            if ready:
-                self._complete([(ref, pending.pop(ref)) for ref in ready])
-
-    def _complete(self, done: list[tuple[Any, _Answer]]) -> None:
-        try:
-            results = self._ray.get([ref for ref, _ in done])
-        except Exception:  # one of them failed: fetch each on its own
-            results = None
-        for i, (ref, answer) in enumerate(done):
-            try:
-                result = pickle.loads(results[i] if results is not None else self._ray.get(ref))
-            except BaseException as exc:  # the call's (or Ray's) error, handed on
-                _answer(answer, None, exc)
-            else:
-                _answer(answer, result, None)
+            self._wake.wait()
+            self._wake.clear()
+            while done:
+                finished, answer = done.popleft()
+                with self._lock:
+                    self._pending -= 1
+                try:
+                    result = pickle.loads(finished.result())
+                except BaseException as exc:  # the call's (or Ray's) error, handed on
+                    _answer(answer, None, exc)
+                else:
+                    _answer(answer, result, None)
+            if self._stopping and not self._pending and not done:
+                return
 
 
 def _answer(answer: _Answer, result: Any, error: BaseException | None) -> None:
