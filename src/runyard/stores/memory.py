@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import copy
+import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from runyard.errors import NameTaken, RunExists, RunNotFound
-from runyard.model import Artifact, Attempt, Event, LogLine, Metric, Run, Status, Step
+from runyard.model import (
+    Artifact,
+    Attempt,
+    Event,
+    LogLine,
+    Metric,
+    Run,
+    Status,
+    Step,
+    step_from_dict,
+)
 from runyard.model import validate as check
 from runyard.stores.base import (
     MetricSummary,
     RunFilter,
+    StepDoc,
     StoreHelpers,
     checked_new_run,
     page,
@@ -140,6 +152,26 @@ class MemoryStore(StoreHelpers):
     def upsert_step(self, run_id: str, step: Step) -> Step:
         result: Step = self._edit(run_id, "upsert_step", step)
         return result
+
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
+        """All of ``steps`` in one locked edit (each copied, so the caller keeps its own)."""
+        copies = copy.deepcopy(list(steps))
+        for step in copies:  # all or none: every name is checked first
+            check.step_name(step.name)
+        with self._lock:
+            doc = self._doc(run_id)
+            for step in copies:
+                doc.upsert_step(step)
+
+    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
+        """Decoded from their text: new objects no caller holds, kept without a copy."""
+        steps = [step_from_dict(json.loads(text)) for _, _, text in docs]
+        for step in steps:  # all or none: every name is checked first
+            check.step_name(step.name)
+        with self._lock:
+            doc = self._doc(run_id)
+            for step in steps:
+                doc.upsert_step(step)
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         result: Step = self._edit(run_id, "upsert_attempt", step_name, attempt)
