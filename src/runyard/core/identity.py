@@ -41,13 +41,12 @@ def _git(cwd: Path, *args: str) -> str | None:
 
 def code_identity(cwd: Path | str | None = None) -> dict[str, Any] | None:
     """``{commit, branch, dirty, remote}`` of the git checkout at ``cwd``, or ``None``."""
-    folder = Path(cwd or Path.cwd()).resolve()
-    key = str(folder)
+    key = os.fspath(cwd) if cwd else os.getcwd()  # as given: no path resolved on a hit
     with _lock:
         cached = _code_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CACHE_S:
         return cached[1]
-    found = _ask_git(folder)
+    found = _ask_git(Path(key).resolve())
     with _lock:
         _code_cache[key] = (time.monotonic(), found)
     return found
