@@ -16,7 +16,11 @@ from runyard.errors import StoreError
 
 
 def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    flags = getattr(os, "O_DIRECTORY", None)
+    if flags is None:
+        return
+    fd = os.open(folder, os.O_RDONLY | flags)
     try:
         os.fsync(fd)
     finally:

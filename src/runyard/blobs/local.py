@@ -22,61 +22,35 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, BinaryIO
 
-from runyard.errors import (
-    BlobNotFound,
-    IntegrityError,
-    NotFoundError,
-    StoreError,
-    ValidationError,
+from runyard.blobs.digests import (
+    B3_PREFIX,
+    BLAKE3,
+    DIGEST,
+    SHA256,
+    BlobRef,
+    HashingReader,
+    algorithm,
+    check_digest,
+    corrupt,
+    digest_of,
+    hash_bytes,
+    hasher,
 )
+from runyard.errors import BlobNotFound, NotFoundError, StoreError, ValidationError
+from runyard.fsio import fsync_dir
 
 if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+    pass
 
 CHUNK = 1 << 20  # bytes read and written at a time
 DIRECT_UNIT = 4096  # direct writes cover whole pages
 TEMP_PREFIX = ".tmp-"
 BLOB_MODE = 0o444
 FETCHED_MODE = 0o644
-SHA256, BLAKE3 = "sha256", "blake3"
-B3_PREFIX = "blake3:"
-_DIGEST = re.compile(r"^(?:blake3:)?[0-9a-f]{64}$")
 _FANOUT = re.compile(r"^[0-9a-f]{2}$")
-
-
-@dataclass(frozen=True)
-class BlobRef:
-    """What a put returns: the content's digest and its size in bytes. The digest is the
-    SHA-256 in lowercase hex, or ``blake3:`` and the BLAKE3 (see the module docstring)."""
-
-    digest: str
-    size: int
-
-
-def check_digest(digest: str) -> str:
-    """A blob digest in its canonical (lowercase) form, or ``ValidationError``."""
-    if isinstance(digest, str) and _DIGEST.match(digest.lower()):
-        return digest.lower()
-    raise ValidationError(
-        f"invalid blob digest {str(digest)[:80]!r}: a SHA-256 digest is 64 hex characters "
-        "(a BLAKE3 one, blake3: and 64 hex characters)"
-    )
-
-
-def algorithm(digest: str) -> str:
-    """The hash a (canonical) digest names: ``sha256`` or ``blake3``."""
-    return BLAKE3 if digest.startswith(B3_PREFIX) else SHA256
-
-
-def corrupt(digest: str, actual: str) -> IntegrityError:
-    return IntegrityError(
-        f"blob {digest} is corrupt: its content hashes to {actual}; "
-        "restore it from a copy of the store or put the original file again"
-    )
 
 
 class BlobStore:
@@ -102,7 +76,7 @@ class BlobStore:
 
     def __contains__(self, digest: object) -> bool:
         """``digest in blobs``: False for anything that is not a stored digest."""
-        return isinstance(digest, str) and bool(_DIGEST.match(digest.lower())) and self.exists(
+        return isinstance(digest, str) and bool(DIGEST.match(digest.lower())) and self.exists(
             digest
         )
 
@@ -150,12 +124,12 @@ class BlobStore:
         view = memoryview(data).cast("B")
         if len(view) != ref.size:
             raise ValidationError(f"a blob of {len(view)} bytes given as {ref.size} bytes")
-        temp = None
         try:
             if self._intact(self.path(ref.digest), ref.size):
                 return ref
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, temp = make_temp(self.root)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
+        with self._temp() as (fd, temp):
             try:
                 if aligned:
                     view = _write_direct(fd, view)
@@ -166,12 +140,7 @@ class BlobStore:
             finally:
                 os.close(fd)
             self._install(temp, ref)
-            return ref
-        except OSError as exc:
-            raise StoreError(f"cannot write a blob under {self.root}: {exc}") from exc
-        finally:
-            if temp is not None:
-                temp.unlink(missing_ok=True)
+        return ref
 
     def put_file(self, path: Path | str) -> BlobRef:
         try:
@@ -189,26 +158,37 @@ class BlobStore:
         ``IntegrityError`` is raised (used when copying blobs between stores).
         """
         expected = None if expect is None else check_digest(expect)
-        temp = None
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, temp = make_temp(self.root)
+        with self._temp() as (fd, temp):
             ref = self._write_temp(fd, stream, SHA256 if expected is None else algorithm(expected))
             if expected is not None and ref.digest != expected:
                 raise corrupt(expected, ref.digest)
             os.chmod(temp, BLOB_MODE)
             self._install(temp, ref)
-            return ref
+        return ref
+
+    @contextlib.contextmanager
+    def _temp(self) -> Iterator[tuple[int, Path]]:
+        """A new temporary file in ``root`` (open, for the caller to write and close),
+        removed afterwards unless it was moved into place; an ``OSError`` becomes
+        ``StoreError``."""
+        temp = None
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, temp = make_temp(self.root)
+            yield fd, temp
         except OSError as exc:
-            raise StoreError(f"cannot write a blob under {self.root}: {exc}") from exc
+            raise self._write_error(exc) from exc
         finally:
             if temp is not None:
                 temp.unlink(missing_ok=True)
 
+    def _write_error(self, exc: OSError) -> StoreError:
+        return StoreError(f"cannot write a blob under {self.root}: {exc}")
+
     @staticmethod
     def _write_temp(fd: int, stream: IO[bytes], hash_name: str = SHA256) -> BlobRef:
         """Copy ``stream`` into the open temp file ``fd``, hashing it; fsync; close."""
-        sha, size = _hasher(hash_name), 0
+        sha, size = hasher(hash_name), 0
         readinto = getattr(stream, "readinto", None)
         buf = bytearray(CHUNK) if readinto is not None else None
         with os.fdopen(fd, "wb", buffering=0) as out:
@@ -230,7 +210,7 @@ class BlobStore:
                     view = view[out.write(view) or 0:]
                 size += len(chunk)
             os.fsync(out.fileno())
-        return BlobRef(_digest_of(sha, hash_name), size)
+        return BlobRef(digest_of(sha, hash_name), size)
 
     def _install(self, temp: Path, ref: BlobRef) -> None:
         """Move ``temp`` into place unless an intact blob is there already."""
@@ -321,11 +301,11 @@ class BlobStore:
         """The digest of the blob's content as it is on disk now, with the hash that
         ``digest`` names."""
         name = algorithm(check_digest(digest))
-        sha = _hasher(name)
+        sha = hasher(name)
         with self.open(digest) as handle:
             while chunk := handle.read(CHUNK):
                 sha.update(chunk)
-        return _digest_of(sha, name)
+        return digest_of(sha, name)
 
     def verify(self, digest: str) -> bool:
         """Re-hash the blob: ``True`` if its content matches its digest. ``BlobNotFound``
@@ -342,38 +322,6 @@ class BlobStore:
     def verify_all(self) -> list[str]:
         """Re-hash every blob; the digests of the corrupt ones, sorted (empty if all good)."""
         return [d for d in self.digests() if not self.verify(d)]
-
-
-class HashingReader(io.RawIOBase):
-    """Reads a blob file, hashing as it goes; at the end, a mismatch raises IntegrityError."""
-
-    def __init__(self, handle: BinaryIO, digest: str) -> None:
-        super().__init__()
-        self._handle = handle
-        self._digest = digest
-        self._hash_name = algorithm(digest)
-        self._sha = _hasher(self._hash_name)
-        self._checked = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self._handle.read(len(view))
-        if data:
-            view[: len(data)] = data
-            self._sha.update(data)
-        elif not self._checked:
-            self._checked = True
-            actual = _digest_of(self._sha, self._hash_name)
-            if actual != self._digest:
-                raise corrupt(self._digest, actual)
-        return len(data)
-
-    def close(self) -> None:
-        self._handle.close()
-        super().close()
 
 
 def _write_direct(fd: int, view: memoryview) -> memoryview:
@@ -403,32 +351,6 @@ def _write_direct(fd: int, view: memoryview) -> memoryview:
     return view[whole:]
 
 
-def _hasher(hash_name: str, data: bytes | bytearray | memoryview = b"") -> Any:
-    """A hash object of ``hash_name`` (``hashlib`` loads OpenSSL, ``blake3`` its own
-    extension: imported when first needed)."""
-    if hash_name == BLAKE3:
-        from blake3 import blake3
-
-        return blake3(data)
-    import hashlib
-
-    return hashlib.sha256(data)
-
-
-def _digest_of(hasher: Any, hash_name: str) -> str:
-    hexdigest = str(hasher.hexdigest())
-    return B3_PREFIX + hexdigest if hash_name == BLAKE3 else hexdigest
-
-
-def hash_bytes(data: bytes | bytearray | memoryview, hash_name: str = SHA256) -> BlobRef:
-    """The digest (with ``hash_name``: ``sha256`` or ``blake3``) and size of ``data``,
-    hashed in place (the GIL is released meanwhile)."""
-    if hash_name not in (SHA256, BLAKE3):
-        raise ValidationError(f"unknown hash {hash_name!r}; use {SHA256} or {BLAKE3}")
-    view = memoryview(data).cast("B")
-    return BlobRef(_digest_of(_hasher(hash_name, view), hash_name), len(view))
-
-
 def _digests_under(root: Path, prefix: str) -> Iterator[str]:
     if not root.is_dir():
         return
@@ -437,7 +359,7 @@ def _digests_under(root: Path, prefix: str) -> Iterator[str]:
             continue
         for entry in sorted(fan.iterdir()):
             digest = prefix + fan.name + entry.name
-            if _DIGEST.match(digest) and entry.is_file():
+            if DIGEST.match(digest) and entry.is_file():
                 yield digest
 
 
@@ -451,15 +373,3 @@ def make_temp(folder: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary file name in {folder}")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
-    flags = getattr(os, "O_DIRECTORY", None)
-    if flags is None:
-        return
-    fd = os.open(folder, os.O_RDONLY | flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
