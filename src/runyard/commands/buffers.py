@@ -8,7 +8,7 @@ the same blobs.
 Threads take each chunk on: hashers identify chunks side by side and store them in the blob
 store (fsynced, skipped when the blob is there already), a writer records them in order, so
 reading, hashing and disk writes overlap. Chunks are addressed by BLAKE3 (``blake3:…``
-digests, see ``runyard.blobs.local``): a strong hash that runs at gigabytes per second where
+digests, see ``runyard.blobs.digests``): a strong hash that runs at gigabytes per second where
 SHA-256 (without SHA instructions) manages under 250 MB/s and would bound the stream. A chunk
 is hashed once, in place (the GIL is released meanwhile); one whose blob is stored already,
 such as a job's output that repeats its input, is not written again. Chunks stored by earlier
