@@ -155,17 +155,13 @@ class MemoryStore(StoreHelpers):
 
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
         """All of ``steps`` in one locked edit (each copied, so the caller keeps its own)."""
-        copies = copy.deepcopy(list(steps))
-        for step in copies:  # all or none: every name is checked first
-            check.step_name(step.name)
-        with self._lock:
-            doc = self._doc(run_id)
-            for step in copies:
-                doc.upsert_step(step)
+        self._put_steps(run_id, copy.deepcopy(list(steps)))
 
     def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
         """Decoded from their text: new objects no caller holds, kept without a copy."""
-        steps = [step_from_dict(json.loads(text)) for _, _, text in docs]
+        self._put_steps(run_id, [step_from_dict(json.loads(text)) for _, _, text in docs])
+
+    def _put_steps(self, run_id: str, steps: list[Step]) -> None:
         for step in steps:  # all or none: every name is checked first
             check.step_name(step.name)
         with self._lock:
