@@ -20,16 +20,13 @@ from runyard.errors import (
     RunNotFound,
     StepNotFound,
     StoreError,
-    ValidationError,
 )
 from runyard.model import (
     Artifact,
     Attempt,
     Event,
-    Kind,
     LogLine,
     Metric,
-    Owner,
     Run,
     Stage,
     Status,
@@ -38,7 +35,6 @@ from runyard.model import (
     step_to_dict,
 )
 from runyard.model import validate as check
-from runyard.model.codec import owner_from_dict
 from runyard.stores import sqlmetrics
 from runyard.stores.base import (
     MetricSummary,
@@ -58,6 +54,8 @@ from runyard.stores.sqlschema import (
     RUN_FIELDS,
     RUN_TABLES,
     SELECT_RUN,
+    UPSERT_ARTIFACT,
+    UPSERT_STEP,
     Dialect,
     Row,
     Tx,
@@ -69,16 +67,10 @@ from runyard.stores.sqlschema import (
     run_changes,
     run_row,
     schema_current,
+    storable_fields,
 )
 
 T = TypeVar("T")
-
-UPSERT_STEP = """INSERT INTO steps (run_id, name, created, doc) VALUES (?, ?, ?, ?)
-    ON CONFLICT (run_id, name) DO UPDATE SET created = excluded.created, doc = excluded.doc"""
-UPSERT_ARTIFACT = """INSERT INTO artifacts (run_id, name, stage, hash, size, time, step, category)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name, stage) DO UPDATE SET
-    hash = excluded.hash, size = excluded.size, time = excluded.time, step = excluded.step,
-    category = excluded.category"""
 
 
 class SqlStore(StoreHelpers):
@@ -241,7 +233,7 @@ class SqlStore(StoreHelpers):
                                                              metadata))
 
     def update_run(self, run_id: str, **fields: Any) -> Run:
-        return self._edit(run_id, lambda doc: doc.update(_storable_fields(fields)))
+        return self._edit(run_id, lambda doc: doc.update(storable_fields(fields)))
 
     def add_tags(self, run_id: str, tags: Iterable[str]) -> Run:
         tags = list(tags)
@@ -419,18 +411,3 @@ class SqlStore(StoreHelpers):
         rows = self._rows(sql + " WHERE run_id = ? ORDER BY id", run_id)
         return [Artifact(n, h, size, Stage(st), t, s, c) for n, h, size, st, t, s, c in rows]
 
-
-def _storable_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """``update_run`` fields in the types the columns hold (kind, owner)."""
-    out = dict(fields)
-    if "kind" in out:
-        try:
-            out["kind"] = Kind(out["kind"])
-        except ValueError:
-            kinds = ", ".join(k.value for k in Kind)
-            raise ValidationError(f"unknown kind {out['kind']!r}; use one of: {kinds}") from None
-    if isinstance(out.get("owner"), Mapping):
-        out["owner"] = owner_from_dict(dict(out["owner"]))
-    elif out.get("owner") is not None and not isinstance(out["owner"], Owner):
-        raise ValidationError(f"owner must be an Owner, not {type(out['owner']).__name__}")
-    return out

@@ -15,7 +15,7 @@ from typing import Any
 
 from runyard.errors import StoreError, ValidationError
 from runyard.model import Kind, Owner, Run, Status, run_from_dict
-from runyard.model.codec import owner_to_dict
+from runyard.model.codec import owner_from_dict, owner_to_dict
 from runyard.stores import sqlmetrics
 from runyard.stores.base import RunFilter
 
@@ -76,6 +76,12 @@ UPDATE_RUN = (
 )
 INSERT_TAG = "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 DELETE_TAG = "DELETE FROM run_tags WHERE tag = ? AND run_id = ?"
+UPSERT_STEP = """INSERT INTO steps (run_id, name, created, doc) VALUES (?, ?, ?, ?)
+    ON CONFLICT (run_id, name) DO UPDATE SET created = excluded.created, doc = excluded.doc"""
+UPSERT_ARTIFACT = """INSERT INTO artifacts (run_id, name, stage, hash, size, time, step, category)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name, stage) DO UPDATE SET
+    hash = excluded.hash, size = excluded.size, time = excluded.time, step = excluded.step,
+    category = excluded.category"""
 IN_RANGE = "id BETWEEN ? AND ?"
 APPEND = {  # the columns of the append-only tables, id first
     "events": ("id", "time", "message", "level"),
@@ -340,3 +346,19 @@ def _field_conditions(
     if wanted.created_until is not None:
         conditions.append("r.created < ?")
         params.append(wanted.created_until)
+
+
+def storable_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """``update_run`` fields in the types the columns hold (kind, owner)."""
+    out = dict(fields)
+    if "kind" in out:
+        try:
+            out["kind"] = Kind(out["kind"])
+        except ValueError:
+            kinds = ", ".join(k.value for k in Kind)
+            raise ValidationError(f"unknown kind {out['kind']!r}; use one of: {kinds}") from None
+    if isinstance(out.get("owner"), Mapping):
+        out["owner"] = owner_from_dict(dict(out["owner"]))
+    elif out.get("owner") is not None and not isinstance(out["owner"], Owner):
+        raise ValidationError(f"owner must be an Owner, not {type(out['owner']).__name__}")
+    return out
