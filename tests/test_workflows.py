@@ -34,7 +34,13 @@ def test_chain_runs_and_is_recorded_as_a_workflow_run(store_url: str) -> None:
     assert record.kind is Kind.WORKFLOW and record.status is Status.SUCCEEDED
     assert record.parameters == {"n": 10}
     assert record.metadata["dag_hash"] == wf_defs.chain(10).dag.hash
-    assert [n["id"] for n in record.metadata["dag"]["nodes"]][:2] == ["add-1", "add-2"]
+    assert record.metadata["dag"]["hash"] == record.metadata["dag_hash"]
+    assert record.metadata["dag"]["task_runs"] == 10
+    dag = run.get_dag()
+    assert dag["hash"] == record.metadata["dag_hash"] and len(dag["nodes"]) == 10
+    assert [n["id"] for n in dag["nodes"]][:2] == ["add-1", "add-2"]
+    assert dag["nodes"][1]["deps"] == ["add-1"] and "deps" not in dag["nodes"][0]
+    assert dag == wf_defs.chain(10).dag.to_doc()
     runs = run.get_task_runs()
     assert len(runs) == 10 and all(t.status is Status.SUCCEEDED for t in runs)
     fourth = next(t for t in runs if t.name == "add-4")

@@ -11,9 +11,11 @@ a task's code, a constant or the wiring changes it.
 from __future__ import annotations
 
 import hashlib
+import json
 import pickle
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
 from runyard.engine.values import Value
@@ -187,19 +189,28 @@ class Dag:
                 parts.append(f"{name}={_param_mark(param, keys)}")
         node.key = _sha(*parts)
 
-    def to_doc(self) -> dict[str, Any]:
-        """The DAG as the run log keeps it (metadata ``dag``): each task's definition hash
-        once, and per node its id, task, key and (when it has any) the nodes it needs."""
+    def doc_json(self) -> str:
+        """The DAG as the run log keeps it (a blob named in the run's metadata ``dag``), as
+        JSON text: each task's definition hash once, and per node its id, task, key and (when
+        it has any) the nodes it needs."""
         tasks: dict[str, str] = {}
         nodes = []
         for n in self.nodes.values():
-            if n.task.name not in tasks:
-                tasks[n.task.name] = n.task.definition_hash
-            doc = {"id": n.id, "task": n.task.name, "key": n.key}
-            if n.deps:
-                doc["deps"] = list(n.deps)
-            nodes.append(doc)
-        return {"hash": self.hash, "tasks": tasks, "nodes": nodes}
+            task = n.task
+            name = task.name
+            if name not in tasks:
+                tasks[name] = task.definition_hash
+            deps = n.deps
+            nodes.append('{"id":' + quote(n.id) + ',"task":' + quote(name) + ',"key":"' + n.key
+                         + ('","deps":[' + ",".join(map(quote, deps)) + "]}" if deps else '"}'))
+        listed = ",".join(quote(name) + ':"' + digest + '"' for name, digest in tasks.items())
+        return ('{"hash":"' + self.hash + '","tasks":{' + listed + '},"nodes":['
+                + ",".join(nodes) + "]}")
+
+    def to_doc(self) -> dict[str, Any]:
+        """``doc_json`` decoded."""
+        doc: dict[str, Any] = json.loads(self.doc_json())
+        return doc
 
 
 def _param_mark(param: Param, keys: dict[str, str]) -> str:

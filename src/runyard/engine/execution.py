@@ -25,7 +25,7 @@ from runyard.engine.driver import Driver
 from runyard.engine.recorder import HEARTBEAT_S, Recorder
 from runyard.engine.reuse import ReuseIndex
 from runyard.engine.values import Value
-from runyard.engine.workflow import WorkflowPlan, plan_record
+from runyard.engine.workflow import WorkflowPlan, dag_record, plan_record
 from runyard.errors import ConflictError, RunyardError, WorkflowDefinitionError
 from runyard.model import Artifact, Kind, Owner, Run, Stage, Status
 from runyard.stores import RunStore, blob_root
@@ -40,10 +40,10 @@ def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration
     from runyard.core.liveness import this_owner
     from runyard.core.runs import create_run
 
-    dag = plan.dag
-    metadata = {"workflow": plan.definition.name, "dag_hash": dag.hash, "dag": dag.to_doc(),
-                **(extra or {})}
-    record = plan_record(plan, str(blob_root(store.url)))
+    dag, blobs = plan.dag, str(blob_root(store.url))
+    metadata = {"workflow": plan.definition.name, "dag_hash": dag.hash,
+                "dag": dag_record(dag, blobs), **(extra or {})}
+    record = plan_record(plan, blobs)
     if config.detached and record.get("error"):
         raise WorkflowDefinitionError(str(record["error"]))
     run_config = {"runtime": config.to_dict(redact=True), "runtime_name": config.name,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from runyard.engine.config import RuntimeConfiguration, resolve
 from runyard.engine.dag import compare
-from runyard.engine.workflow import load_plan
+from runyard.engine.workflow import dag_doc, load_plan
 from runyard.stores import blob_root
 
 if TYPE_CHECKING:
@@ -25,8 +25,9 @@ def rerun(old: WorkflowRun, config: str | RuntimeConfiguration | None = None) ->
     from runyard.engine.run import WorkflowRun
 
     run = old.store.get_run(old.run_id)
-    plan = load_plan(run.config["plan"], str(blob_root(old.store.url)))
-    change = compare(run.metadata.get("dag", {}), plan.dag)
+    blobs = str(blob_root(old.store.url))
+    plan = load_plan(run.config["plan"], blobs)
+    change = compare(dag_doc(run.metadata.get("dag", {}), blobs), plan.dag)
     chosen = resolve(config if config is not None else run.config.get("runtime_name"))
     extra = {"rerun": {"origin": run.id, "dag_changed": not change.same,
                        "changed": list(change.changed), "unchanged": len(change.kept),

@@ -169,6 +169,14 @@ class WorkflowRun:
             found.setdefault(line.step or "", []).append(line)
         return found
 
+    def get_dag(self) -> dict[str, Any]:
+        """The run's DAG: ``{"hash", "tasks": {task: definition hash}, "nodes": [{"id",
+        "task", "key", "deps"}, ...]}``, nodes in the order the workflow invoked them."""
+        from runyard.engine.workflow import dag_doc
+
+        metadata = self.store.get_run(self.run_id).metadata
+        return dag_doc(metadata.get("dag", {}), str(blob_root(self.store.url)))
+
     def get_artifacts(self) -> list[Artifact]:
         return self.store.list_artifacts(self.run_id)
 

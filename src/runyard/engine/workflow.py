@@ -133,6 +133,30 @@ def plan_record(plan: WorkflowPlan, blob_root: str) -> dict[str, Any]:
     return {"workflow": ref, "plan_blob": BlobStore(blob_root).put_bytes(data).digest}
 
 
+def dag_record(dag: Dag, blob_root: str) -> dict[str, Any]:
+    """What a run's metadata ``dag`` holds: the DAG's hash, its number of task runs, and the
+    digest of its document (``Dag.doc_json``) in the blob store. The document is stored once
+    per distinct DAG, so the run record stays small however big the workflow is, and running
+    the same workflow again writes nothing new."""
+    from runyard.blobs import BlobStore
+
+    ref = BlobStore(blob_root).put_bytes(dag.doc_json().encode())
+    return {"hash": dag.hash, "task_runs": len(dag.nodes), "blob": ref.digest}
+
+
+def dag_doc(record: dict[str, Any], blob_root: str) -> dict[str, Any]:
+    """The DAG document a run's metadata ``dag`` names (runs of older versions hold it
+    inline); ``{}`` when the run has none."""
+    if "blob" not in record:
+        return record
+    import json
+
+    from runyard.blobs import BlobStore
+
+    doc: dict[str, Any] = json.loads(BlobStore(blob_root).read_bytes(str(record["blob"])))
+    return doc
+
+
 def load_plan(record: dict[str, Any], blob_root: str) -> WorkflowPlan:
     """The plan of a run, rebuilt from its ``plan_record`` (traced again when importable)."""
     if record.get("error"):
