@@ -24,6 +24,12 @@ from runyard.stores.sql import SqlStore
 from runyard.stores.sqlschema import Dialect, Tx
 
 SCHEMA_LOCK_KEY = 0x72756E79617264  # "runyard"
+# the names a rebuilt steps table's keys and identity would have had if made as "steps"
+RENAMED = (
+    "ALTER TABLE {table} RENAME CONSTRAINT {temp}_pkey TO {table}_pkey",
+    "ALTER TABLE {table} RENAME CONSTRAINT {temp}_run_id_name_key TO {table}_run_id_name_key",
+    "ALTER SEQUENCE {temp}_id_seq RENAME TO {table}_id_seq",
+)
 
 
 def _import_psycopg() -> Any:
@@ -52,6 +58,7 @@ def postgres_dialect(psycopg: Any) -> Dialect:
         load_json=_same,
         allow_nan=False,  # PostgreSQL's JSON has no NaN or Infinity
         schema_lock=f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})",
+        renamed=RENAMED,
         placeholder="%s",
     )
 

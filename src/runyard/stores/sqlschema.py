@@ -19,7 +19,8 @@ from runyard.model.codec import owner_from_dict, owner_to_dict
 from runyard.stores import sqlmetrics
 from runyard.stores.base import RunFilter
 
-SCHEMA_VERSION = 2  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value
+SCHEMA_VERSION = 3  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value;
+# 3: steps in a rowid table (a step's ~1 KB document overflowed WITHOUT ROWID pages)
 Row = tuple[Any, ...]
 
 # The append-only tables (metric chunks, events, logs) hold no run id: a row's id is in its
@@ -28,6 +29,13 @@ Row = tuple[Any, ...]
 # no second index to update (which halves SQLite's insert rate).
 SPAN = 1 << 36  # rows per run and table; 2**27 runs fit in a signed 64-bit id
 MAX_SEQ = (1 << 63) // SPAN - 1
+
+# A step's document is ~1 KB: too large for a WITHOUT ROWID table, whose rows SQLite keeps in
+# the primary key's b-tree (it spills them to overflow pages: 3x the upsert time and file size).
+# So the rows sit in a rowid table and (run_id, name) is a unique index beside it.
+STEPS_TABLE = """CREATE TABLE {table} (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
+    name {key} NOT NULL, created {real}, doc {json} NOT NULL, UNIQUE (run_id, name))"""
+STEP_COLUMNS = "run_id, name, created, doc"
 
 # {key}: text compared by code point (ids, names, folders, tags sort as in Python)
 SCHEMA = (
@@ -44,8 +52,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created)",
     """CREATE TABLE IF NOT EXISTS run_tags (tag {key} NOT NULL, run_id {key} NOT NULL,
         PRIMARY KEY (tag, run_id)){without_rowid}""",
-    """CREATE TABLE IF NOT EXISTS steps (run_id {key} NOT NULL, name {key} NOT NULL,
-        created {real}, doc {json} NOT NULL, PRIMARY KEY (run_id, name)){without_rowid}""",
+    STEPS_TABLE.replace("{table}", "IF NOT EXISTS steps"),
     sqlmetrics.CHUNK_TABLE,
     """CREATE TABLE IF NOT EXISTS events (id {int} PRIMARY KEY, time {real}, message TEXT,
         level TEXT)""",
@@ -76,7 +83,7 @@ UPDATE_RUN = (
 )
 INSERT_TAG = "INSERT INTO run_tags (tag, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING"
 DELETE_TAG = "DELETE FROM run_tags WHERE tag = ? AND run_id = ?"
-UPSERT_STEP = """INSERT INTO steps (run_id, name, created, doc) VALUES (?, ?, ?, ?)
+UPSERT_STEP = f"""INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?)
     ON CONFLICT (run_id, name) DO UPDATE SET created = excluded.created, doc = excluded.doc"""
 UPSERT_ARTIFACT = """INSERT INTO artifacts (run_id, name, stage, hash, size, time, step, category)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name, stage) DO UPDATE SET
@@ -103,6 +110,9 @@ class Dialect:
     load_json: Callable[[Any], Any]  # a JSON column's value as the driver returns it -> Python
     allow_nan: bool  # whether JSON columns may hold NaN and infinities
     schema_lock: str | None = None  # statement that serialises schema creation
+    # statements run once a table rebuilt as {temp} is renamed {table}: they give its keys the
+    # names they have when created as {table} (PostgreSQL names constraints after their table)
+    renamed: tuple[str, ...] = ()
     placeholder: str = "?"
 
     def sql(self, text: str) -> str:
@@ -202,12 +212,28 @@ def ensure_schema(tx: Tx) -> None:
 
 def _migrate(tx: Tx, version: int) -> None:
     """Bring a store made by an older runyard up to ``SCHEMA_VERSION``, in the caller's write."""
-    if version != 1:
+    if version not in (1, 2):
         raise StoreError(f"this store has schema version {version}, which this runyard cannot "
                          "upgrade; copy its runs with an older runyard first")
-    seqs = [int(r[0]) for r in tx.all("SELECT seq FROM runs ORDER BY seq")]
-    sqlmetrics.migrate_rows(tx, (id_range(seq) for seq in seqs))
+    if version == 1:
+        seqs = [int(r[0]) for r in tx.all("SELECT seq FROM runs ORDER BY seq")]
+        sqlmetrics.migrate_rows(tx, (id_range(seq) for seq in seqs))
+    _rebuild_steps(tx)
     tx.run("UPDATE runyard_schema SET version = ?", (SCHEMA_VERSION,))
+
+
+def _rebuild_steps(tx: Tx, temp: str = "steps_v3") -> None:
+    """Move the steps into a table of today's layout, whatever the old one's (version 3).
+
+    The new table is made under another name and renamed once the old one is gone, so no
+    constraint or index name of the two clashes meanwhile (PostgreSQL's ``steps_pkey``)."""
+    tx.run(STEPS_TABLE.format(table=temp, **tx.dialect.types))
+    tx.run(f"INSERT INTO {temp} ({STEP_COLUMNS}) SELECT {STEP_COLUMNS} FROM steps "
+           "ORDER BY run_id, name")
+    tx.run("DROP TABLE steps")
+    tx.run(f"ALTER TABLE {temp} RENAME TO steps")
+    for statement in tx.dialect.renamed:
+        tx.run(statement.format(temp=temp, table="steps"))
 
 
 # -- runs <-> rows -----------------------------------------------------------------------------
