@@ -175,3 +175,32 @@ def test_a_current_store_is_opened_without_a_rebuild(backend: tuple[str, str]) -
         assert store.get_steps(runs[1]) == steps[runs[1]]
     finally:
         store.close()
+
+
+def test_a_batch_of_step_docs_is_written_in_multi_row_statements(backend: tuple[str, str]
+                                                                 ) -> None:
+    """More docs than one statement holds, and a name given twice in one batch: the last of a
+    name wins, none is lost, and a later batch updates the rows in place."""
+    from runyard.model import step_to_dict
+
+    store = _open(backend)
+    try:
+        run = store.create_run(make_run())
+
+        def doc(name: str, status: Status) -> tuple[str, float, str]:
+            step = Step(name, status, created=float(int(name[5:])))
+            return name, step.created, json.dumps(step_to_dict(step))
+
+        batch = [doc(f"task_{i}", Status.RUNNING) for i in range(450)]
+        batch.append(doc("task_7", Status.SUCCEEDED))
+        store.upsert_step_docs(run.id, batch)
+        steps = {s.name: s for s in store.get_steps(run.id)}
+        assert len(steps) == 450 and steps["task_7"].status is Status.SUCCEEDED
+        assert steps["task_449"].status is Status.RUNNING
+        store.upsert_step_docs(run.id, [doc(f"task_{i}", Status.FAILED) for i in range(0, 450, 2)])
+        steps = {s.name: s for s in store.get_steps(run.id)}
+        assert len(steps) == 450
+        assert sum(s.status is Status.FAILED for s in steps.values()) == 225
+        assert steps["task_1"].status is Status.RUNNING
+    finally:
+        store.close()

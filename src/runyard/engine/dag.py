@@ -22,11 +22,27 @@ from runyard.engine.values import Value
 from runyard.errors import WorkflowDefinitionError
 
 
-@dataclass(frozen=True)
 class Ref:
-    """The result of node ``node``."""
+    """The result of node ``node``: a plain class with one slot (one is made for every task
+    invocation), equal and hashed by ``node``, never changed once made."""
 
+    __slots__ = ("node",)
     node: str
+
+    def __init__(self, node: str) -> None:
+        self.node = node  # never changed after
+
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is Ref and other.node == self.node
+
+    def __hash__(self) -> int:
+        return hash((Ref, self.node))
+
+    def __repr__(self) -> str:
+        return f"Ref(node={self.node!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Ref, (self.node,))
 
 
 @dataclass(frozen=True)
@@ -88,7 +104,7 @@ def digest_of(template: Any, names: Callable[[Ref], str | None]) -> str | None:
         return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     id: str
     task: Any  # a TaskDef
@@ -136,25 +152,38 @@ class Dag:
                 f"workflow {name!r} invokes no task; call at least one @task inside it"
             )
         dag = cls(name, by_id, result)
-        dag._link()
-        order = dag.topological_order()  # this order makes the hash: keep it as it is
-        for node_id in order:
-            dag._key(by_id[node_id])
-        dag.hash = _sha(*(by_id[n].key for n in order), repr(_shape(result, by_id)))
+        order = dag._link()  # this order makes the hash: keep it as it is
+        for node in order:
+            dag._key(node)
+        dag.hash = _sha(*(node.key for node in order), repr(_shape(result, by_id)))
         return dag
 
-    def _link(self) -> None:
-        dependents: dict[str, list[str]] = {node_id: [] for node_id in self.nodes}
+    def _link(self) -> list[Node]:
+        """Set each node's ``deps`` and the ``dependents``; the nodes in an order where each
+        comes after the nodes it needs: the order they were given in when that is one (as a
+        trace gives them: a task can only be passed results it was handed already), else a
+        topological order (which finds a cycle)."""
+        nodes = self.nodes
+        dependents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
         self.dependents = dependents
-        for node in self.nodes.values():
+        seen: set[str] = set()
+        in_order = True
+        for node_id, node in nodes.items():
             node.deps = deps = node.dep_ids()
             for dep in deps:
-                if dep not in dependents:
+                found = dependents.get(dep)
+                if found is None:
                     raise WorkflowDefinitionError(
-                        f"task run {node.id!r} of workflow {self.name!r} uses the result of "
+                        f"task run {node_id!r} of workflow {self.name!r} uses the result of "
                         f"{dep!r}, which is not part of this workflow"
                     )
-                dependents[dep].append(node.id)
+                if dep not in seen:
+                    in_order = False
+                found.append(node_id)
+            seen.add(node_id)
+        if in_order:
+            return list(nodes.values())
+        return [nodes[node_id] for node_id in self.topological_order()]
 
     def topological_order(self) -> list[str]:
         """Node ids, each after everything it needs; a cycle is a ``WorkflowDefinitionError``."""

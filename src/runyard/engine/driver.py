@@ -33,7 +33,7 @@ from runyard.model import Artifact, LogLine, Stage, Status
 from runyard.runtimes.base import Runtime
 
 
-@dataclass
+@dataclass(slots=True)
 class Prepared:
     """One task run ready to execute: its arguments and their digests, and its record
     (``inputs``: the arguments' records, as the JSON text the step's metadata holds)."""
@@ -44,6 +44,9 @@ class Prepared:
     inputs: str
     digests_json: str  # ``digests`` as JSON: each attempt's inputs
     state: StepState | None = None
+
+
+NUDGE_EVERY = 64  # finished task runs that make the recorder write without waiting its turn
 
 
 class Driver:
@@ -63,6 +66,8 @@ class Driver:
         self._inbox: deque[tuple[Prepared, int, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
         self._put_step = recorder.put_step
+        self._nudge = recorder.nudge
+        self._unwritten = 0  # task runs finished since the recorder was last nudged
         self.dependents = dag.dependents
 
     # -- control ----------------------------------------------------------------------------
@@ -155,6 +160,10 @@ class Driver:
                                         digest_json("result", digest)),
                      ',"output":' + output.doc_json)
         self._put_step(state)
+        self._unwritten += 1
+        if self._unwritten >= NUDGE_EVERY:
+            self._unwritten = 0
+            self._nudge()
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))

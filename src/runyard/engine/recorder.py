@@ -120,6 +120,11 @@ class Recorder:
         with self._lock:
             self._artifacts.append(artifact)
 
+    def nudge(self) -> None:
+        """Ask for a write now (many finished records are queued): so the store's work, most
+        of which is done without the GIL, overlaps with the run instead of following it."""
+        self._wake.set()
+
     def stop(self) -> None:
         """Ask the thread to stop (and then run ``then``); returns at once."""
         self._stop.set()
@@ -137,8 +142,10 @@ class Recorder:
     def _loop(self) -> None:
         now = time.monotonic()
         beat_due, cancel_due = now + self.heartbeat, now + CANCEL_CHECK_S
+        wake = self._wake
         while not self._stop.is_set():
-            self._wake.wait(FLUSH_INTERVAL_S)
+            if wake.wait(FLUSH_INTERVAL_S):
+                wake.clear()  # stop() sets _stop first, so a stop is never missed
             if self._stop.is_set():
                 break  # close() writes the rest
             self._flush()

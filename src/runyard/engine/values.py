@@ -15,7 +15,6 @@ import hashlib
 import pickle
 import reprlib
 from binascii import b2a_base64
-from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
@@ -40,16 +39,23 @@ def short_repr(obj: Any) -> str:
         return f"<{type(obj).__name__}>"
 
 
-@dataclass(eq=False)
 class Value:
-    """One value: its digest and size, its pickle (inline) or blob, and maybe the object."""
+    """One value: its digest and size, its pickle (inline) or blob, and maybe the object.
 
-    digest: str | None
-    size: int
-    payload: bytes | None = None
-    in_blob: bool = False
-    text: str = ""
-    obj: Any = field(default=_MISSING, repr=False)
+    A plain class with slots: one is made for every task result, so it is kept small."""
+
+    __slots__ = ("_doc", "_doc_json", "digest", "in_blob", "obj", "payload", "size", "text")
+
+    def __init__(self, digest: str | None, size: int, payload: bytes | None = None,
+                 in_blob: bool = False, text: str = "", obj: Any = _MISSING) -> None:
+        self.digest, self.size, self.payload, self.in_blob = digest, size, payload, in_blob
+        self.text, self.obj = text, obj
+        self._doc: dict[str, Any] | None = None
+        self._doc_json: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"Value(digest={self.digest!r}, size={self.size}, in_blob={self.in_blob}, "
+                f"text={self.text!r})")
 
     def __reduce__(self) -> tuple[Any, ...]:
         """The pickle (or blob) travels, never the object twice; as a plain tuple of fields
@@ -80,21 +86,21 @@ class Value:
     @property
     def doc(self) -> dict[str, Any]:
         """``to_doc()``, made once (a value is never changed after it is made)."""
-        doc: dict[str, Any] | None = self.__dict__.get("_doc")
+        doc = self._doc
         if doc is None:
-            doc = self.__dict__["_doc"] = self.to_doc()
+            doc = self._doc = self.to_doc()
         return doc
 
     @property
     def doc_json(self) -> str:
         """``doc`` as JSON text (as the stores write it), made once."""
-        text: str | None = self.__dict__.get("_doc_json")
+        text = self._doc_json
         if text is None:
             payload = self.payload
             inline = ("null" if payload is None
                       else '"' + b2a_base64(payload, newline=False).decode() + '"')
             digest = "null" if self.digest is None else quote(self.digest)
-            text = self.__dict__["_doc_json"] = (
+            text = self._doc_json = (
                 f'{{"digest":{digest},"size":{self.size},"blob":'
                 f'{"true" if self.in_blob else "false"},"repr":{quote(self.text)},'
                 f'"inline":{inline}}}')

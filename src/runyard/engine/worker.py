@@ -23,7 +23,7 @@ _local = threading.local()
 _install_lock = threading.Lock()
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskCall:
     node: str
     task: Any  # TaskDef
@@ -35,7 +35,7 @@ class TaskCall:
         return (TaskCall, (self.node, self.task, self.params, self.blob_root, self.local))
 
 
-@dataclass
+@dataclass(slots=True)
 class Bound:
     """A parameter that holds several results: the template and the ``Value`` of each ref."""
 
@@ -49,7 +49,7 @@ class Bound:
         return self.values[ref.node].digest
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     ok: bool
     started: float

@@ -296,9 +296,9 @@ class SqlStore(StoreHelpers):
             check.step_name(step.name)
         with self._transaction(True) as tx:
             self._seq(tx, run_id, self.dialect.lock_share)
-            docs = [self.dialect.dump_json(step_to_dict(step)) for step in steps]
-            tx.many(UPSERT_STEP, [(run_id, s.name, s.created, d) for s, d in zip(steps, docs,
-                                                                                 strict=True)])
+            dump = self.dialect.dump_json
+            tx.upsert_steps(run_id, [(s.name, s.created, dump(step_to_dict(s)) or "{}")
+                                     for s in steps])  # a step's dict is never empty
 
     def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
         """Steps already encoded (see ``StoreHelpers.upsert_step_docs``): stored as they are,
@@ -307,7 +307,7 @@ class SqlStore(StoreHelpers):
             check.step_name(name)
         with self._transaction(True) as tx:
             self._seq(tx, run_id, self.dialect.lock_share)
-            tx.many(UPSERT_STEP, [(run_id, name, created, text) for name, created, text in docs])
+            tx.upsert_steps(run_id, docs)
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         with self._transaction(True) as tx:
