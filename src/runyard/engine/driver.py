@@ -18,8 +18,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, substitute
@@ -33,17 +31,30 @@ from runyard.model import Artifact, LogLine, Stage, Status
 from runyard.runtimes.base import Runtime
 
 
-@dataclass(slots=True)
 class Prepared:
     """One task run ready to execute: its arguments and their digests, and its record
-    (``inputs``: the arguments' records, as the JSON text the step's metadata holds)."""
+    (``inputs``: the arguments' records, as the JSON text the step's metadata holds).
 
-    node: Node
-    params: dict[str, Value | Bound]
-    digests: dict[str, str | None]
-    inputs: str
-    digests_json: str  # ``digests`` as JSON: each attempt's inputs
-    state: StepState | None = None
+    For a runtime in this process it is also the call (it has the attributes of a
+    ``TaskCall``) and the callback the runtime tells of the attempt's end: one object per
+    task run, where a call, a callback and a record would be three."""
+
+    __slots__ = ("blob_root", "digests", "digests_json", "driver", "inputs", "local", "name",
+                 "node", "number", "params", "state", "task")
+
+    def __init__(self, driver: Driver, node: Node, params: dict[str, Value | Bound],
+                 digests: dict[str, str | None], inputs: str, digests_json: str) -> None:
+        self.driver, self.node, self.params, self.digests = driver, node, params, digests
+        self.inputs = inputs
+        self.digests_json = digests_json  # ``digests`` as JSON: each attempt's inputs
+        self.name, self.task, self.blob_root = node.id, node.task, driver.blob_root
+        self.local = True
+        self.number = 1  # the attempt in flight (or last made)
+        self.state: StepState | None = None
+
+    def __call__(self, outcome: Outcome | None, error: BaseException | None) -> None:
+        """The runtime's done-callback for the attempt in flight."""
+        self.driver._on_done(self, outcome, error)
 
 
 NUDGE_EVERY = 64  # finished task runs that make the recorder write without waiting its turn
@@ -63,7 +74,7 @@ class Driver:
         self.done = threading.Event()
         self.when_done: Callable[[], None] | None = None  # called once, as done is set
         self._lock = threading.Lock()
-        self._inbox: deque[tuple[Prepared, int, Outcome | None, BaseException | None]] = deque()
+        self._inbox: deque[tuple[Prepared, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
         self._put_step = recorder.put_step
         self._nudge = recorder.nudge
@@ -99,19 +110,18 @@ class Driver:
         return encode(resolved, self.blob_root)
 
     # -- completions ------------------------------------------------------------------------
-    def _on_done(self, prepared: Prepared, number: int, outcome: Outcome | None,
+    def _on_done(self, prepared: Prepared, outcome: Outcome | None,
                  error: BaseException | None) -> None:
         inbox = self._inbox
-        inbox.append((prepared, number, outcome, error))
+        inbox.append((prepared, outcome, error))
         lock = self._lock
         while inbox:  # as _drain and _handle_inbox (inlined: this runs once per task run)
             if not lock.acquire(blocking=False):
                 return
             try:
                 while inbox:
-                    prepared, number, outcome, error = inbox.popleft()
-                    self._finished(prepared, number,
-                                   outcome if outcome is not None else _lost(error))
+                    prepared, outcome, error = inbox.popleft()
+                    self._finished(prepared, outcome if outcome is not None else _lost(error))
                 self._check_done()
             finally:
                 lock.release()
@@ -129,11 +139,12 @@ class Driver:
     def _handle_inbox(self) -> None:
         inbox = self._inbox
         while inbox:
-            prepared, number, outcome, error = inbox.popleft()
-            self._finished(prepared, number, outcome if outcome is not None else _lost(error))
+            prepared, outcome, error = inbox.popleft()
+            self._finished(prepared, outcome if outcome is not None else _lost(error))
         self._check_done()
 
-    def _finished(self, prepared: Prepared, number: int, outcome: Outcome) -> None:
+    def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
+        number = prepared.number
         self.inflight -= 1
         if number == 1:
             self.counts["executed"] += 1
@@ -226,7 +237,7 @@ class Driver:
                        "template": _pickled(param.template)}
                 docs.append(key + ":" + dumps(doc))
             marks.append(key + ":" + shown)
-        return Prepared(node, params, digests, "{" + ",".join(docs) + "}",
+        return Prepared(self, node, params, digests, "{" + ",".join(docs) + "}",
                         "{" + ",".join(marks) + "}")
 
     def _release(self, node_id: str) -> list[str]:
@@ -241,7 +252,7 @@ class Driver:
 
     def _submit(self, prepared: Prepared, number: int) -> None:
         node = prepared.node
-        call = TaskCall(node.id, node.task, prepared.params, self.blob_root, self._local)
+        prepared.number = number
         attempt: RawAttempt = (number, Status.RUNNING, time.time(), None, None,
                                prepared.digests_json, "{}")
         state = prepared.state
@@ -253,8 +264,9 @@ class Driver:
         self._put_step(state)
         self.inflight += 1
         try:
-            self.runtime.submit_then(run_task, (call,),
-                                     partial(self._on_done, prepared, number))
+            call = prepared if self._local else TaskCall(
+                node.id, node.task, prepared.params, self.blob_root, False)
+            self.runtime.submit_then(run_task, (call,), prepared)
         except RunyardError as exc:
             self.inflight -= 1
             now = time.time()

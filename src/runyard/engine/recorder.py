@@ -22,6 +22,7 @@ from collections.abc import Callable
 from runyard.engine.stepdoc import attempt_json, quote
 from runyard.errors import RunyardError, StoreError
 from runyard.model import Artifact, LogLine, Status, Step, step_from_dict
+from runyard.runtimes import threads
 from runyard.stores import RunStore
 from runyard.stores.base import StepDoc
 
@@ -104,11 +105,11 @@ class Recorder:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._error: RunyardError | None = None
-        self._thread = threading.Thread(target=self._loop, name=f"runyard-recorder-{run_id}",
-                                        daemon=True)
+        self._done: threads.Done | None = None  # set when the thread has ended its loop
+        self._ident: int | None = None  # the thread's, while it runs the loop
 
     def start(self) -> Recorder:
-        self._thread.start()
+        self._done = threads.start(self._loop, f"runyard-recorder-{self.run_id}")
         return self
 
     def put_logs(self, lines: list[LogLine]) -> None:
@@ -133,13 +134,14 @@ class Recorder:
     def close(self) -> None:
         """Write everything queued and stop; raise the last write error if one remains."""
         self.stop()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join()
+        if self._done is not None and threading.get_ident() != self._ident:
+            self._done.join()
         self._flush(final=True)
         if self._error is not None:
             raise self._error
 
     def _loop(self) -> None:
+        self._ident = threading.get_ident()
         now = time.monotonic()
         beat_due, cancel_due = now + self.heartbeat, now + CANCEL_CHECK_S
         wake = self._wake

@@ -4,8 +4,9 @@ The recorder writes every task run's step (``RunStore.upsert_step_docs``) as the
 ``step_to_dict(step)``. Encoding that dictionary whole is most of what writing a step costs,
 so the text is put together here instead, from pieces that are mostly made once: a step's
 metadata head (task, hashes, inputs) when the task run is prepared, a value's record when the
-value is made. What comes out decodes to exactly what ``step_to_dict`` gives (the tests check
-it), as the stores' own JSON encoder writes it (ASCII, no spaces).
+value is made. What comes out is what the stores' own JSON encoder writes for ``step_to_dict``
+(ASCII, no spaces) less each attempt's ``duration``, which reading computes again: it decodes
+to the same ``Step`` (the tests check it).
 """
 
 from __future__ import annotations
@@ -35,18 +36,16 @@ def number(value: float | int | None) -> str:
 
 def attempt_json(attempt: tuple[Any, ...]) -> str:
     """``attempt_to_dict`` of a raw attempt ``(number, status, started, ended, message,
-    inputs_json, outputs_json)`` (the digests already JSON), as JSON."""
+    inputs_json, outputs_json)`` (the digests already JSON), as JSON, less ``duration``:
+    reading an attempt computes that from ``started`` and ``ended``."""
     num, status, started, ended, message, inputs, outputs = attempt
-    status_value: str = status._value_
     if (started.__class__ is float and ended.__class__ is float
             and -_INFINITY < started < _INFINITY and -_INFINITY < ended < _INFINITY):
-        times = f'"started":{started!r},"ended":{ended!r},"duration":{ended - started!r}'
+        times = f'"started":{started!r},"ended":{ended!r}'
     else:
-        duration = None if started is None or ended is None else ended - started
-        times = (f'"started":{number(started)},"ended":{number(ended)},'
-                 f'"duration":{number(duration)}')
+        times = f'"started":{number(started)},"ended":{number(ended)}'
     shown = "null" if message is None else quote(message)
-    return (f'{{"number":{num!r},"status":"{status_value}",{times},"message":{shown},'
+    return (f'{{"number":{num!r},"status":"{status._value_}",{times},"message":{shown},'
             f'"inputs":{inputs},"outputs":{outputs}}}')
 
 
@@ -57,5 +56,13 @@ def digest_json(name: str, digest: str | None) -> str:
 
 def meta_head(task: str, task_hash: str, key: str, inputs_json: str) -> str:
     """The start of a task run's metadata (closed by the caller, after any later keys)."""
-    return ('{"task":' + quote(task) + ',"task_hash":' + quote(task_hash) + ',"key":'
-            + quote(key) + ',"inputs":' + inputs_json)
+    start = _HEADS.get((task, task_hash))
+    if start is None:
+        if len(_HEADS) > 4096:
+            _HEADS.clear()
+        start = _HEADS[task, task_hash] = (
+            '{"task":' + quote(task) + ',"task_hash":' + quote(task_hash) + ',"key":')
+    return start + quote(key) + ',"inputs":' + inputs_json
+
+
+_HEADS: dict[tuple[str, str], str] = {}  # the start of meta_head, by task and its hash

@@ -25,14 +25,17 @@ _install_lock = threading.Lock()
 
 @dataclass(slots=True)
 class TaskCall:
-    node: str
+    """One attempt as ``run_task`` takes it. (A runtime in the driver's process is given the
+    driver's own record of the task run instead, which has these same attributes.)"""
+
+    name: str  # the task run's
     task: Any  # TaskDef
     params: dict[str, Value | Bound]
     blob_root: str | None
     local: bool  # runs in the driver's process: results keep their objects
 
     def __reduce__(self) -> tuple[Any, ...]:  # a plain tuple: pickled for every attempt
-        return (TaskCall, (self.node, self.task, self.params, self.blob_root, self.local))
+        return (TaskCall, (self.name, self.task, self.params, self.blob_root, self.local))
 
 
 @dataclass(slots=True)
@@ -147,7 +150,7 @@ def run_task(call: TaskCall) -> Outcome:
     output = encode(result, blob_root, keep=call.local)
     logs = lines_of(chunks) if chunks else []
     if output.digest is None and not call.local:
-        error = f"the result of task run {call.node} ({output.text}) does not pickle"
+        error = f"the result of task run {call.name} ({output.text}) does not pickle"
         return Outcome(False, started, time.time(), None, error, None, logs)
     return Outcome(True, started, time.time(), output, None, None, logs)
 

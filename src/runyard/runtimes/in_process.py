@@ -22,6 +22,7 @@ from concurrent.futures import CancelledError, Future
 from queue import SimpleQueue
 from typing import Any, TypeVar
 
+from runyard.runtimes import threads
 from runyard.runtimes.base import RuntimeBase
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ class _Pool:
         self.max_workers, self.prefix = max_workers, prefix
         self._queue: SimpleQueue[_Item | None] = SimpleQueue()
         self._idle: list[None] = []  # one entry per idle, unclaimed thread
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threads.Done] = []  # one per thread started for this pool
         self._spawn_lock = threading.Lock()
         self._closed = False
 
@@ -62,24 +63,26 @@ class _Pool:
         return future
 
     def _spawn(self) -> None:
+        """Put one more thread to work (a kept one when there is one: ``threads.start``)."""
         with self._spawn_lock:
             if len(self._threads) >= self.max_workers or self._closed:
                 return
-            thread = threading.Thread(target=self._work, daemon=True,
-                                      name=f"{self.prefix}_{len(self._threads)}")
-            self._threads.append(thread)
-        thread.start()
+            self._threads.append(threads.start(self._work,
+                                               f"{self.prefix}_{len(self._threads)}"))
 
     def _work(self) -> None:
         _local.pool = self
-        while True:
-            item = self._queue.get()
-            if item is None:
-                self._queue.put(None)  # wake the next thread too
-                return
-            while item is not None:
-                item = self._run(item)
-            self._idle.append(None)
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    self._queue.put(None)  # wake the next thread too
+                    return
+                while item is not None:
+                    item = self._run(item)
+                self._idle.append(None)
+        finally:
+            _local.pool = None  # the thread may go on to serve another pool
 
     def _run(self, item: _Item) -> _Item | None:
         """Run ``item``; the callable its callbacks submitted to this thread, if any."""
@@ -109,7 +112,7 @@ class _Pool:
     def shutdown(self, wait: bool, cancel: bool) -> None:
         with self._spawn_lock:
             self._closed = True
-            threads = list(self._threads)
+            started = list(self._threads)
         if cancel:
             while not self._queue.empty():
                 item = self._queue.get_nowait()
@@ -119,8 +122,8 @@ class _Pool:
                     item[3](None, CancelledError())
         self._queue.put(None)
         if wait:
-            for thread in threads:
-                thread.join()
+            for done in started:
+                done.join()
 
 
 def _report(future: Future[Any] | None, done: _Done | None, result: Any,

@@ -1,0 +1,110 @@
+"""Background threads that are kept and reused: ``start(target)`` without waiting for a start.
+
+A workflow run in this process needs a few threads (the in-process runtime's workers, the
+recorder) for a short while. Starting a ``threading.Thread`` costs a few hundred microseconds,
+most of it waiting for the new thread to come up, and a short run would pay that every time.
+Here a finished target leaves its thread parked for ``IDLE_S`` seconds, and the next ``start``
+hands its target to a parked thread (waking it is all the caller does) or starts a new one with
+``_thread.start_new_thread`` (which does not wait for the thread either). Threads are daemonic:
+they never hold up the interpreter's exit. A child made by ``fork`` forgets the parked threads,
+which do not exist there.
+"""
+
+from __future__ import annotations
+
+import _thread
+import logging
+import os
+from collections.abc import Callable
+
+IDLE_S = 30.0
+_log = logging.getLogger(__name__)
+
+
+class Done:
+    """Set once a started target has returned (``join`` waits for it)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = _thread.allocate_lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
+    def is_set(self) -> bool:
+        return not self._lock.locked()
+
+    def join(self, timeout: float | None = None) -> bool:
+        if self._lock.acquire(True, -1 if timeout is None else timeout):
+            self._lock.release()
+            return True
+        return False
+
+
+class _Parked:
+    __slots__ = ("wake", "work")
+
+    def __init__(self) -> None:
+        self.wake = _thread.allocate_lock()
+        self.wake.acquire()
+        self.work: tuple[Callable[[], object], str, Done] | None = None
+
+
+_idle: list[_Parked] = []
+_idle_lock = _thread.allocate_lock()
+
+
+def start(target: Callable[[], object], name: str = "runyard") -> Done:
+    """Run ``target()`` on a background thread (a parked one if any); returns at once."""
+    done = Done()
+    with _idle_lock:
+        parked = _idle.pop() if _idle else None
+    if parked is not None:
+        parked.work = (target, name, done)
+        parked.wake.release()
+    else:
+        _thread.start_new_thread(_serve, (target, name, done))
+    return done
+
+
+def _serve(target: Callable[[], object], name: str, done: Done) -> None:
+    parked: _Parked | None = None
+    while True:
+        _run(target, name, done)
+        if parked is None:
+            parked = _Parked()
+        with _idle_lock:
+            _idle.append(parked)
+        if not parked.wake.acquire(True, IDLE_S):
+            with _idle_lock:
+                if parked in _idle:  # nobody took it: end this thread
+                    _idle.remove(parked)
+                    return
+            parked.wake.acquire()  # taken just now: its work is on the way
+        work = parked.work
+        assert work is not None
+        target, name, done = work
+        parked.work = None
+
+
+def _run(target: Callable[[], object], name: str, done: Done) -> None:
+    # (``threading.current_thread()`` is not called to name the thread: for a thread that
+    # ``threading`` did not start it makes a record that is never removed.)
+    try:
+        target()
+    except BaseException:  # a target's failure is its own: the thread serves the next one
+        _log.exception("runyard background thread %s failed", name)
+    finally:
+        done.set()
+
+
+def _forget_parked() -> None:
+    global _idle, _idle_lock
+    _idle, _idle_lock = [], _thread.allocate_lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parked)
