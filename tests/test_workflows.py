@@ -48,6 +48,39 @@ def test_chain_runs_and_is_recorded_as_a_workflow_run(store_url: str) -> None:
     assert fourth.attempts[0].inputs == fourth.inputs and fourth.output_digest
 
 
+def test_the_dag_document_is_stored_once_and_again_when_its_blob_is_gone(store_url: str
+                                                                        ) -> None:
+    first = wf_defs.chain(4).run(store=store_url)
+    again = wf_defs.chain(4).run(store=store_url)
+    store = open_store(store_url)
+    blob = store.get_run(first.run_id).metadata["dag"]["blob"]
+    assert store.get_run(again.run_id).metadata["dag"]["blob"] == blob
+    from runyard.blobs import BlobStore
+    from runyard.stores import blob_root
+
+    blobs = BlobStore(blob_root(store_url))
+    blobs.path(blob).unlink()
+    third = wf_defs.chain(4).run(store=store_url)
+    assert store.get_run(third.run_id).metadata["dag"]["blob"] == blob and blobs.exists(blob)
+    assert third.get_dag() == first.get_dag() == wf_defs.chain(4).dag.to_doc()
+
+
+def test_the_dag_hash_covers_task_names() -> None:
+    renamed = task(name="plus")(wf_defs.add.fn)
+
+    @workflow
+    def one(n: int) -> object:
+        return wf_defs.add(n, 1)
+
+    @workflow
+    def other(n: int) -> object:
+        return renamed(n, 1)
+
+    first, second = one(1).dag, other(1).dag
+    assert [n.key for n in first.nodes.values()] == [n.key for n in second.nodes.values()]
+    assert first.hash != second.hash
+
+
 def test_fan_out_with_a_list_of_results_and_by_id(store_url: str) -> None:
     run = wf_defs.fan(30).run(store=store_url)
     assert run.get_results() == sum(range(1, 31))

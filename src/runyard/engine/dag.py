@@ -155,7 +155,9 @@ class Dag:
         order = dag._link()  # this order makes the hash: keep it as it is
         for node in order:
             dag._key(node)
-        dag.hash = _sha(*(node.key for node in order), repr(_shape(result, by_id)))
+        # The hash covers all the DAG's document holds (``doc_json``): keys, ids and names.
+        dag.hash = _sha(*(node.key for node in order), *by_id,
+                        *(node.task.name for node in order), repr(_shape(result, by_id)))
         return dag
 
     def _link(self) -> list[Node]:

@@ -140,8 +140,16 @@ def dag_record(dag: Dag, blob_root: str) -> dict[str, Any]:
     the same workflow again writes nothing new."""
     from runyard.blobs import BlobStore
 
-    ref = BlobStore(blob_root).put_bytes(dag.doc_json().encode())
-    return {"hash": dag.hash, "task_runs": len(dag.nodes), "blob": ref.digest}
+    blobs = BlobStore(blob_root)
+    digest = _DAG_BLOBS.get((blob_root, dag.hash))  # the hash covers all the document holds
+    if digest is None or not blobs.exists(digest):
+        digest = _DAG_BLOBS[blob_root, dag.hash] = blobs.put_bytes(dag.doc_json().encode()).digest
+        if len(_DAG_BLOBS) > 1024:
+            _DAG_BLOBS.clear()
+    return {"hash": dag.hash, "task_runs": len(dag.nodes), "blob": digest}
+
+
+_DAG_BLOBS: dict[tuple[str, str], str] = {}  # the digest of each DAG document stored, by hash
 
 
 def dag_doc(record: dict[str, Any], blob_root: str) -> dict[str, Any]:
