@@ -171,7 +171,8 @@ class Dag:
         seen: set[str] = set()
         in_order = True
         for node_id, node in nodes.items():
-            node.deps = deps = node.dep_ids()
+            deps = node.deps or node.dep_ids()  # (a trace gives most nodes their deps)
+            node.deps = deps
             for dep in deps:
                 found = dependents.get(dep)
                 if found is None:
@@ -209,16 +210,16 @@ class Dag:
 
     def _key(self, node: Node) -> None:
         nodes = self.nodes
-        parts = [node.task.definition_hash]
+        text = node.task.definition_hash  # as _sha of the parts, without a list to join
         for name, param in node.params.items():
             if param.__class__ is Ref:  # the common cases of _param_mark, without a call
-                parts.append(f"{name}=ref:{nodes[param.node].key}")
+                text += f"\n{name}=ref:{nodes[param.node].key}"
             elif param.__class__ is Value and param.digest is not None:
-                parts.append(f"{name}=value:{param.digest}")
+                text += f"\n{name}=value:{param.digest}"
             else:
                 keys = {n: nodes[n].key for n in node.deps}
-                parts.append(f"{name}={_param_mark(param, keys)}")
-        node.key = _sha(*parts)
+                text += f"\n{name}={_param_mark(param, keys)}"
+        node.key = _sha256(text.encode()).hexdigest()
 
     def doc_json(self) -> str:
         """The DAG as the run log keeps it (a blob named in the run's metadata ``dag``), as
@@ -257,7 +258,10 @@ def _shape(result: Any, nodes: dict[str, Node]) -> Any:
 
 
 def _sha(*parts: str) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return _sha256("\n".join(parts).encode()).hexdigest()
+
+
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True)

@@ -205,12 +205,21 @@ class Tracer:
     def invoke(self, task_def: TaskDef, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         names, required, _ = task_def._plain or task_def.plain
         params: dict[str, Param] = {}
+        deps: list[str] | None = None  # the nodes needed, when known here (else Dag.build's)
         if not kwargs and 0 <= required <= len(args) <= len(names):  # bind(), inlined
+            deps = []
             for key, value in zip(names, args, strict=False):  # param(), results inlined
                 if value.__class__ is TaskFuture and value._tracer is self:
                     params[key] = value._ref
+                    deps.append(value._node)
                 else:
-                    params[key] = self.param(value)
+                    param = params[key] = self.param(value)
+                    if param.__class__ is not Value:
+                        deps = None  # results inside containers: Node.dep_ids finds them
+                        break
+            if deps is None:
+                params = {key: self.param(value) for key, value in zip(names, args,
+                                                                     strict=False)}
         else:
             try:
                 arguments = task_def.bind(args, kwargs)
@@ -222,7 +231,10 @@ class Tracer:
         name = task_def.name
         count = self._counts[name] = self._counts.get(name, 0) + 1
         node_id = f"{name}-{count}"
-        self.nodes.append(Node(node_id, task_def, params))
+        node = Node(node_id, task_def, params)
+        if deps:
+            node.deps = tuple(dict.fromkeys(deps)) if len(deps) > 1 else tuple(deps)
+        self.nodes.append(node)
         return TaskFuture(node_id, self)
 
     def param(self, value: Any) -> Param:

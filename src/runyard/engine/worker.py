@@ -139,7 +139,7 @@ def run_task(call: TaskCall) -> Outcome:
             obj = param.obj if param.__class__ is Value else _MISSING
             arguments[name] = obj if obj is not _MISSING else load_param(param, blob_root)
         task = call.task
-        result = task.fn(**arguments) if task.plain[2] else task.call(arguments)
+        result = task.fn(**arguments) if (task._plain or task.plain)[2] else task.call(arguments)
     except BaseException as exc:  # a task's failure is an outcome
         if not isinstance(exc, Exception):
             raise
