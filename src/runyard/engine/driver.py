@@ -57,9 +57,6 @@ class Prepared:
         self.driver._on_done(self, outcome, error)
 
 
-NUDGE_EVERY = 64  # finished task runs that make the recorder write without waiting its turn
-
-
 class Driver:
     def __init__(self, dag: Dag, runtime: Runtime, recorder: Recorder, blob_root: str | None,
                  reuse: ReuseIndex | None = None) -> None:
@@ -77,8 +74,6 @@ class Driver:
         self._inbox: deque[tuple[Prepared, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
         self._put_step = recorder.put_step
-        self._nudge = recorder.nudge
-        self._unwritten = 0  # task runs finished since the recorder was last nudged
         self.dependents = dag.dependents
 
     # -- control ----------------------------------------------------------------------------
@@ -171,10 +166,6 @@ class Driver:
                                         digest_json("result", digest)),
                      ',"output":' + output.doc_json)
         self._put_step(state)
-        self._unwritten += 1
-        if self._unwritten >= NUDGE_EVERY:
-            self._unwritten = 0
-            self._nudge()
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))

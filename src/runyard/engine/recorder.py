@@ -121,11 +121,6 @@ class Recorder:
         with self._lock:
             self._artifacts.append(artifact)
 
-    def nudge(self) -> None:
-        """Ask for a write now (many finished records are queued): so the store's work, most
-        of which is done without the GIL, overlaps with the run instead of following it."""
-        self._wake.set()
-
     def stop(self) -> None:
         """Ask the thread to stop (and then run ``then``); returns at once."""
         self._stop.set()
