@@ -211,15 +211,12 @@ class Tracer:
             for key, value in zip(names, args, strict=False):  # param(), results inlined
                 if value.__class__ is TaskFuture and value._tracer is self:
                     params[key] = value._ref
-                    deps.append(value._node)
+                    if deps is not None:
+                        deps.append(value._node)
                 else:
                     param = params[key] = self.param(value)
                     if param.__class__ is not Value:
                         deps = None  # results inside containers: Node.dep_ids finds them
-                        break
-            if deps is None:
-                params = {key: self.param(value) for key, value in zip(names, args,
-                                                                     strict=False)}
         else:
             try:
                 arguments = task_def.bind(args, kwargs)

@@ -139,10 +139,8 @@ class Recorder:
         self._ident = threading.get_ident()
         now = time.monotonic()
         beat_due, cancel_due = now + self.heartbeat, now + CANCEL_CHECK_S
-        wake = self._wake
         while not self._stop.is_set():
-            if wake.wait(FLUSH_INTERVAL_S):
-                wake.clear()  # stop() sets _stop first, so a stop is never missed
+            self._wake.wait(FLUSH_INTERVAL_S)
             if self._stop.is_set():
                 break  # close() writes the rest
             self._flush()

@@ -143,9 +143,9 @@ def dag_record(dag: Dag, blob_root: str) -> dict[str, Any]:
     blobs = BlobStore(blob_root)
     digest = _DAG_BLOBS.get((blob_root, dag.hash))  # the hash covers all the document holds
     if digest is None or not blobs.exists(digest):
-        digest = _DAG_BLOBS[blob_root, dag.hash] = blobs.put_bytes(dag.doc_json().encode()).digest
-        if len(_DAG_BLOBS) > 1024:
+        if len(_DAG_BLOBS) >= 1024:
             _DAG_BLOBS.clear()
+        digest = _DAG_BLOBS[blob_root, dag.hash] = blobs.put_bytes(dag.doc_json().encode()).digest
     return {"hash": dag.hash, "task_runs": len(dag.nodes), "blob": digest}
 
 

@@ -59,16 +59,15 @@ from runyard.stores.sqlschema import (
     Dialect,
     Row,
     Tx,
-    ensure_schema,
     filter_query,
     id_range,
     row_run,
     row_values,
     run_changes,
     run_row,
-    schema_current,
     storable_fields,
 )
+from runyard.stores.sqlupgrade import ensure_schema, schema_current
 
 T = TypeVar("T")
 

@@ -162,13 +162,7 @@ class Tx:
 
     def append(self, table: str, flat: list[Any]) -> None:
         """Insert rows of ``APPEND[table]`` given one after another in one flat list."""
-        width = len(APPEND[table])
-        chunk = ROWS_PER_INSERT * width
-        whole = len(flat) // chunk * chunk
-        full = _values_sql(table, ROWS_PER_INSERT)
-        self.many(full, [flat[at : at + chunk] for at in range(0, whole, chunk)])
-        if whole < len(flat):
-            self.run(_values_sql(table, (len(flat) - whole) // width), flat[whole:])
+        self._rows_at_once(lambda rows: _values_sql(table, rows), len(APPEND[table]), flat)
 
     def upsert_steps(self, run_id: str, docs: Sequence[tuple[str, float, str]]) -> None:
         """Upsert steps given as ``(name, created, doc JSON)`` (the last of a name wins) with
@@ -177,13 +171,18 @@ class Tx:
         flat: list[Any] = []
         for name, (created, text) in {name: (c, t) for name, c, t in docs}.items():
             flat += (run_id, name, created, text)
-        chunk = ROWS_PER_INSERT * 4
+        self._rows_at_once(_upsert_steps_sql, 4, flat)
+
+    def _rows_at_once(self, sql_for: Callable[[int], str], width: int, flat: list[Any]) -> None:
+        """Rows of ``width`` values, one after another in ``flat``, written with statements of
+        ``ROWS_PER_INSERT`` rows (``sql_for(rows)``), then one for the rest."""
+        chunk = ROWS_PER_INSERT * width
         whole = len(flat) // chunk * chunk
         if whole:
-            self.many(_upsert_steps_sql(ROWS_PER_INSERT),
+            self.many(sql_for(ROWS_PER_INSERT),
                       [flat[at : at + chunk] for at in range(0, whole, chunk)])
         if whole < len(flat):
-            self.run(_upsert_steps_sql((len(flat) - whole) // 4), flat[whole:])
+            self.run(sql_for((len(flat) - whole) // width), flat[whole:])
 
 
 @lru_cache(maxsize=256)
@@ -204,58 +203,6 @@ def _upsert_steps_sql(rows: int) -> str:
     """``UPSERT_STEP`` for ``rows`` rows in one statement."""
     head, _, tail = UPSERT_STEP.partition("VALUES (?, ?, ?, ?)")
     return head + "VALUES " + ", ".join(["(?, ?, ?, ?)"] * rows) + tail
-
-
-def schema_current(tx: Tx) -> bool:
-    """Whether the tables are there at this runyard's schema version: a plain read, so an
-    up-to-date store is opened without taking a write lock (the tables and the version row
-    are written in one transaction, so the version says the tables are complete)."""
-    row = tx.one("SELECT MAX(version) FROM runyard_schema")
-    return row is not None and row[0] == SCHEMA_VERSION
-
-
-def ensure_schema(tx: Tx) -> None:
-    """Create the tables (idempotent) and check the schema version; call inside a write."""
-    if tx.dialect.schema_lock:
-        tx.run(tx.dialect.schema_lock)
-    for statement in tx.dialect.schema():
-        tx.run(statement)
-    row = tx.one("SELECT MAX(version) FROM runyard_schema")
-    if row is None or row[0] is None:
-        tx.run("INSERT INTO runyard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-    elif row[0] > SCHEMA_VERSION:
-        raise StoreError(
-            f"this store has schema version {row[0]}, newer than this runyard understands "
-            f"({SCHEMA_VERSION}); upgrade runyard"
-        )
-    elif row[0] < SCHEMA_VERSION:
-        _migrate(tx, int(row[0]))
-
-
-def _migrate(tx: Tx, version: int) -> None:
-    """Bring a store made by an older runyard up to ``SCHEMA_VERSION``, in the caller's write."""
-    if version not in (1, 2):
-        raise StoreError(f"this store has schema version {version}, which this runyard cannot "
-                         "upgrade; copy its runs with an older runyard first")
-    if version == 1:
-        seqs = [int(r[0]) for r in tx.all("SELECT seq FROM runs ORDER BY seq")]
-        sqlmetrics.migrate_rows(tx, (id_range(seq) for seq in seqs))
-    _rebuild_steps(tx)
-    tx.run("UPDATE runyard_schema SET version = ?", (SCHEMA_VERSION,))
-
-
-def _rebuild_steps(tx: Tx, temp: str = "steps_v3") -> None:
-    """Move the steps into a table of today's layout, whatever the old one's (version 3).
-
-    The new table is made under another name and renamed once the old one is gone, so no
-    constraint or index name of the two clashes meanwhile (PostgreSQL's ``steps_pkey``)."""
-    tx.run(STEPS_TABLE.format(table=temp, **tx.dialect.types))
-    tx.run(f"INSERT INTO {temp} ({STEP_COLUMNS}) SELECT {STEP_COLUMNS} FROM steps "
-           "ORDER BY run_id, name")
-    tx.run("DROP TABLE steps")
-    tx.run(f"ALTER TABLE {temp} RENAME TO steps")
-    for statement in tx.dialect.renamed:
-        tx.run(statement.format(temp=temp, table="steps"))
 
 
 # -- runs <-> rows -----------------------------------------------------------------------------
