@@ -23,34 +23,36 @@ from typing import Any
 from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, substitute
 from runyard.engine.recorder import RawAttempt, Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
-from runyard.engine.stepdoc import digest_json, dumps, meta_head, quote
+from runyard.engine.stepdoc import digest_json, dumps, meta_start, quote
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
 from runyard.errors import RunyardError
 from runyard.model import Artifact, LogLine, Stage, Status
+from runyard.runtimes import threads
 from runyard.runtimes.base import Runtime
 
 
-class Prepared:
+class Prepared(StepState):
     """One task run ready to execute: its arguments and their digests, and its record
     (``inputs``: the arguments' records, as the JSON text the step's metadata holds).
 
-    For a runtime in this process it is also the call (it has the attributes of a
-    ``TaskCall``) and the callback the runtime tells of the attempt's end: one object per
-    task run, where a call, a callback and a record would be three."""
+    It is the task run's step record too (a ``StepState``), and for a runtime in this
+    process also the call (it has the attributes of a ``TaskCall``) and the callback the
+    runtime tells of the attempt's end: one object per task run, where a record, a call and
+    a callback would be three."""
 
-    __slots__ = ("blob_root", "digests", "digests_json", "driver", "inputs", "local", "name",
-                 "node", "number", "params", "state", "task")
+    __slots__ = ("blob_root", "digests", "digests_json", "driver", "inputs", "local", "node",
+                 "number", "params", "task")
 
     def __init__(self, driver: Driver, node: Node, params: dict[str, Value | Bound],
                  digests: dict[str, str | None], inputs: str, digests_json: str) -> None:
         self.driver, self.node, self.params, self.digests = driver, node, params, digests
         self.inputs = inputs
         self.digests_json = digests_json  # ``digests`` as JSON: each attempt's inputs
-        self.name, self.task, self.blob_root = node.id, node.task, driver.blob_root
+        self.task, self.blob_root = node.task, driver.blob_root
         self.local = True
         self.number = 1  # the attempt in flight (or last made)
-        self.state: StepState | None = None
+        StepState.__init__(self, node.id, node.kind, driver._meta(node, inputs))
 
     def __call__(self, outcome: Outcome | None, error: BaseException | None) -> None:
         """The runtime's done-callback for the attempt in flight."""
@@ -68,12 +70,13 @@ class Driver:
         self.failure: str | None = None
         self.canceled = False
         self.counts = {"executed": 0, "reused": 0}
-        self.done = threading.Event()
+        self.done = threads.Latch()
         self.when_done: Callable[[], None] | None = None  # called once, as done is set
         self._lock = threading.Lock()
         self._inbox: deque[tuple[Prepared, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
         self._put_step = recorder.put_step
+        self._heads: dict[Any, str] = {}  # the start of each task's step metadata (_meta)
         self.dependents = dag.dependents
 
     # -- control ----------------------------------------------------------------------------
@@ -158,14 +161,12 @@ class Driver:
         output = outcome.output
         assert output is not None
         self.outputs[node_id] = output
-        state = prepared.state
-        assert state is not None  # made when the attempt was submitted
         digest = output.digest
-        state.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
+        prepared.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
                                         None, prepared.digests_json,
                                         digest_json("result", digest)),
                      ',"output":' + output.doc_json)
-        self._put_step(state)
+        self._put_step(prepared)
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))
@@ -244,15 +245,9 @@ class Driver:
     def _submit(self, prepared: Prepared, number: int) -> None:
         node = prepared.node
         prepared.number = number
-        attempt: RawAttempt = (number, Status.RUNNING, time.time(), None, None,
-                               prepared.digests_json, "{}")
-        state = prepared.state
-        if state is None:
-            state = prepared.state = StepState(node.id, node.kind, self._meta(prepared),
-                                               attempt)
-        else:
-            state.update(Status.RUNNING, attempt)
-        self._put_step(state)
+        prepared.update(Status.RUNNING, (number, Status.RUNNING, time.time(), None, None,
+                                         prepared.digests_json, "{}"))
+        self._put_step(prepared)
         self.inflight += 1
         try:
             call = prepared if self._local else TaskCall(
@@ -299,19 +294,16 @@ class Driver:
     # -- recording --------------------------------------------------------------------------
     def _record(self, prepared: Prepared, status: Status, attempt: RawAttempt | None,
                 extra: str = "") -> None:
-        state = prepared.state
-        if state is None:
-            node = prepared.node
-            state = prepared.state = StepState(node.id, node.kind, self._meta(prepared))
-        state.update(status, attempt, extra)
-        self._put_step(state)
+        prepared.update(status, attempt, extra)
+        self._put_step(prepared)
 
-    @staticmethod
-    def _meta(prepared: Prepared) -> str:
+    def _meta(self, node: Node, inputs: str) -> str:
         """The head of the step's metadata: task, its hash, the node's key, the inputs."""
-        node = prepared.node
         task = node.task
-        return meta_head(task.name, task.definition_hash, node.key, prepared.inputs)
+        start = self._heads.get(task)
+        if start is None:  # once per task and run
+            start = self._heads[task] = meta_start(task.name, task.definition_hash)
+        return start + quote(node.key) + ',"inputs":' + inputs
 
     def _logs(self, node_id: str, outcome: Outcome) -> None:
         self.recorder.put_logs([LogLine(t, text, stream, node_id)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from runyard.engine.values import Value
 from runyard.engine.workflow import WorkflowPlan, dag_record, plan_record
 from runyard.errors import ConflictError, RunyardError, WorkflowDefinitionError
 from runyard.model import Artifact, Kind, Owner, Run, Stage, Status
+from runyard.runtimes import threads
 from runyard.stores import RunStore, blob_root
 
 
@@ -66,7 +66,7 @@ class Execution:
         self.blob_root = str(blob_root(store.url))
         self.result: Value | None = None
         self.final: Run | None = None  # the run as this execution left it, once finished
-        self.finished = threading.Event()
+        self.finished = threads.Latch()
         self.driver: Driver | None = None
 
     def start(self, owned: bool = False) -> None:

@@ -102,10 +102,10 @@ class Recorder:
         self._logs: list[LogLine] = []
         self._artifacts: list[Artifact] = []
         self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        self._wake = threads.Latch()
+        self._stop = threads.Latch()
         self._error: RunyardError | None = None
-        self._done: threads.Done | None = None  # set when the thread has ended its loop
+        self._done: threads.Latch | None = None  # set when the thread has ended its loop
         self._ident: int | None = None  # the thread's, while it runs the loop
 
     def start(self) -> Recorder:
@@ -130,7 +130,7 @@ class Recorder:
         """Write everything queued and stop; raise the last write error if one remains."""
         self.stop()
         if self._done is not None and threading.get_ident() != self._ident:
-            self._done.join()
+            self._done.wait()
         self._flush(final=True)
         if self._error is not None:
             raise self._error

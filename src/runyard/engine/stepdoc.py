@@ -18,7 +18,7 @@ from typing import Any
 _INFINITY = float("inf")
 _dumps = json.JSONEncoder(allow_nan=True, separators=(",", ":")).encode
 
-__all__ = ["attempt_json", "digest_json", "dumps", "meta_head", "number", "quote"]
+__all__ = ["attempt_json", "digest_json", "dumps", "meta_head", "meta_start", "number", "quote"]
 
 
 def dumps(value: Any) -> str:
@@ -54,15 +54,11 @@ def digest_json(name: str, digest: str | None) -> str:
     return "{" + quote(name) + (":null}" if digest is None else ":" + quote(digest) + "}")
 
 
+def meta_start(task: str, task_hash: str) -> str:
+    """The start of a task run's metadata up to its key: the same for every run of a task."""
+    return '{"task":' + quote(task) + ',"task_hash":' + quote(task_hash) + ',"key":'
+
+
 def meta_head(task: str, task_hash: str, key: str, inputs_json: str) -> str:
     """The start of a task run's metadata (closed by the caller, after any later keys)."""
-    start = _HEADS.get((task, task_hash))
-    if start is None:
-        if len(_HEADS) > 4096:
-            _HEADS.clear()
-        start = _HEADS[task, task_hash] = (
-            '{"task":' + quote(task) + ',"task_hash":' + quote(task_hash) + ',"key":')
-    return start + quote(key) + ',"inputs":' + inputs_json
-
-
-_HEADS: dict[tuple[str, str], str] = {}  # the start of meta_head, by task and its hash
+    return meta_start(task, task_hash) + quote(key) + ',"inputs":' + inputs_json

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from runyard.engine.dag import Ref, substitute
@@ -52,19 +52,41 @@ class Bound:
         return self.values[ref.node].digest
 
 
-@dataclass(slots=True)
 class Outcome:
-    ok: bool
-    started: float
-    ended: float
-    output: Value | None = None
-    error: str | None = None
-    trace: str | None = None
-    logs: list[tuple[float, str, str]] = field(default_factory=list)  # (time, stream, line)
+    """How one attempt ended: ``ok``, its times, the result (or the error and its traceback),
+    and the lines it printed ``(time, stream, line)``. A plain class with slots: one is made
+    and handed back for every attempt."""
+
+    __slots__ = ("ended", "error", "logs", "ok", "output", "started", "trace")
+
+    def __init__(self, ok: bool, started: float, ended: float, output: Value | None = None,
+                 error: str | None = None, trace: str | None = None,
+                 logs: list[tuple[float, str, str]] | None = None) -> None:
+        self.ok, self.started, self.ended, self.output = ok, started, ended, output
+        self.error, self.trace = error, trace
+        self.logs: list[tuple[float, str, str]] = [] if logs is None else logs
+
+    def __repr__(self) -> str:
+        return (f"Outcome(ok={self.ok}, started={self.started}, ended={self.ended}, "
+                f"output={self.output!r}, error={self.error!r})")
 
     def __reduce__(self) -> tuple[Any, ...]:  # a plain tuple: sent back for every attempt
         return (Outcome, (self.ok, self.started, self.ended, self.output, self.error,
                           self.trace, self.logs))
+
+
+class _Capture:
+    """A thread's capture: the chunks written while it runs a task (``None``: not capturing)."""
+
+    __slots__ = ("chunks",)
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[float, str, str]] | None = None
+
+
+def _chunks() -> list[tuple[float, str, str]] | None:
+    capture: _Capture | None = getattr(_local, "capture", None)
+    return None if capture is None else capture.chunks
 
 
 class _Router(io.TextIOBase):
@@ -74,14 +96,14 @@ class _Router(io.TextIOBase):
         self.target, self.stream = target, stream
 
     def write(self, text: str) -> int:
-        chunks = getattr(_local, "chunks", None)
+        chunks = _chunks()
         if chunks is None:
             return self.target.write(text)
         chunks.append((time.time(), self.stream, text))
         return len(text)
 
     def flush(self) -> None:
-        if getattr(_local, "chunks", None) is None:
+        if _chunks() is None:
             self.target.flush()
 
     @property
@@ -129,8 +151,10 @@ def run_task(call: TaskCall) -> Outcome:
     if sys.stdout.__class__ is not _Router or sys.stderr.__class__ is not _Router:
         _install()
     chunks: list[tuple[float, str, str]] = []
-    local = _local
-    local.chunks = chunks
+    capture: _Capture | None = getattr(_local, "capture", None)
+    if capture is None:
+        capture = _local.capture = _Capture()
+    capture.chunks = chunks
     blob_root = call.blob_root
     started = time.time()
     try:
@@ -143,10 +167,10 @@ def run_task(call: TaskCall) -> Outcome:
     except BaseException as exc:  # a task's failure is an outcome
         if not isinstance(exc, Exception):
             raise
-        local.chunks = None
+        capture.chunks = None
         return Outcome(False, started, time.time(), None, _one_line(exc),
                        traceback.format_exc(), lines_of(chunks))
-    local.chunks = None
+    capture.chunks = None
     output = encode(result, blob_root, keep=call.local)
     logs = lines_of(chunks) if chunks else []
     if output.digest is None and not call.local:

@@ -14,6 +14,7 @@ The pool is a small one of its own, made for many short callables:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -32,8 +33,21 @@ _local = threading.local()
 _log = logging.getLogger(__name__)
 
 
+@functools.cache  # os.cpu_count reads /sys each time: tens of microseconds a run
 def default_workers() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
+
+
+class _Here:
+    """What a pool thread is at: its pool, whether it is reporting an end (running the
+    callbacks), and the callable they submitted to it (run next, by this thread)."""
+
+    __slots__ = ("next", "pool", "reporting")
+
+    def __init__(self) -> None:
+        self.pool: _Pool | None = None
+        self.reporting = False
+        self.next: _Item | None = None
 
 
 class _Pool:
@@ -41,7 +55,7 @@ class _Pool:
         self.max_workers, self.prefix = max_workers, prefix
         self._queue: SimpleQueue[_Item | None] = SimpleQueue()
         self._idle: list[None] = []  # one entry per idle, unclaimed thread
-        self._threads: list[threads.Done] = []  # one per thread started for this pool
+        self._threads: list[threads.Latch] = []  # one per thread started for this pool
         self._spawn_lock = threading.Lock()
         self._closed = False
 
@@ -50,10 +64,9 @@ class _Pool:
         """Queue ``fn(*args)``: answered by a future, or (given ``done``) by calling ``done``."""
         future: Future[T] | None = Future() if done is None else None
         item: _Item = (future, fn, args, done)
-        local = _local
-        after: list[_Item] | None = getattr(local, "after", None)
-        if after is not None and not after and getattr(local, "pool", None) is self:
-            after.append(item)  # this thread runs it as soon as its callbacks return
+        here: _Here | None = getattr(_local, "here", None)
+        if here is not None and here.reporting and here.next is None and here.pool is self:
+            here.next = item  # this thread runs it as soon as its callbacks return
             return future
         self._queue.put(item)
         try:
@@ -71,7 +84,10 @@ class _Pool:
                                                f"{self.prefix}_{len(self._threads)}"))
 
     def _work(self) -> None:
-        _local.pool = self
+        here: _Here | None = getattr(_local, "here", None)
+        if here is None:
+            here = _local.here = _Here()
+        here.pool = self
         try:
             while True:
                 item = self._queue.get()
@@ -79,25 +95,24 @@ class _Pool:
                     self._queue.put(None)  # wake the next thread too
                     return
                 while item is not None:
-                    item = self._run(item)
+                    item = self._run(item, here)
                 self._idle.append(None)
         finally:
-            _local.pool = None  # the thread may go on to serve another pool
+            here.pool = None  # the thread may go on to serve another pool
 
-    def _run(self, item: _Item) -> _Item | None:
+    @staticmethod
+    def _run(item: _Item, here: _Here) -> _Item | None:
         """Run ``item``; the callable its callbacks submitted to this thread, if any."""
         future, fn, args, done = item
         if future is not None and not future.set_running_or_notify_cancel():
             return None
-        after: list[_Item] = []
-        local = _local
         try:
             result = fn(*args)
         except BaseException as exc:  # handed on, as ThreadPoolExecutor does
-            local.after = after
+            here.reporting = True
             _report(future, done, None, exc)
         else:
-            local.after = after
+            here.reporting = True
             if future is None and done is not None:  # _report's common case, inlined
                 try:
                     done(result, None)
@@ -106,8 +121,9 @@ class _Pool:
             else:
                 _report(future, done, result, None)
         finally:
-            local.after = None
-        return after[0] if after else None
+            here.reporting = False
+        after, here.next = here.next, None
+        return after
 
     def shutdown(self, wait: bool, cancel: bool) -> None:
         with self._spawn_lock:
@@ -123,7 +139,7 @@ class _Pool:
         self._queue.put(None)
         if wait:
             for done in started:
-                done.join()
+                done.wait()
 
 
 def _report(future: Future[Any] | None, done: _Done | None, result: Any,

@@ -13,6 +13,7 @@ which do not exist there.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -21,27 +22,40 @@ IDLE_S = 30.0
 _log = logging.getLogger(__name__)
 
 
-class Done:
-    """Set once a started target has returned (``join`` waits for it)."""
+class Latch:
+    """A flag set once and never cleared, and waited for: what ``threading.Event`` is used
+    for when it is never cleared, made of one lock (an ``Event`` makes a ``Condition`` and an
+    ``RLock``, which a workflow run would pay for several times). ``start`` answers with one
+    that is set when the target has returned."""
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_flag", "_lock")
 
     def __init__(self) -> None:
+        self._flag = False  # what ``is_set`` says: the lock is also held by waiters, briefly
         self._lock = _thread.allocate_lock()
         self._lock.acquire()
 
     def set(self) -> None:
-        if self._lock.locked():
-            self._lock.release()
+        if not self._flag:
+            self._flag = True
+            _release(self._lock)
 
     def is_set(self) -> bool:
-        return not self._lock.locked()
+        return self._flag
 
-    def join(self, timeout: float | None = None) -> bool:
-        if self._lock.acquire(True, -1 if timeout is None else timeout):
-            self._lock.release()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until set (at most ``timeout`` seconds); whether it is set."""
+        if self._flag:
             return True
-        return False
+        lock = self._lock
+        if lock.acquire(True, -1 if timeout is None else max(timeout, 0.0)):
+            _release(lock)  # so every other waiter passes too
+        return self._flag
+
+
+def _release(lock: _thread.LockType) -> None:
+    with contextlib.suppress(RuntimeError):  # two threads set the latch at once: one did
+        lock.release()
 
 
 class _Parked:
@@ -50,16 +64,16 @@ class _Parked:
     def __init__(self) -> None:
         self.wake = _thread.allocate_lock()
         self.wake.acquire()
-        self.work: tuple[Callable[[], object], str, Done] | None = None
+        self.work: tuple[Callable[[], object], str, Latch] | None = None
 
 
 _idle: list[_Parked] = []
 _idle_lock = _thread.allocate_lock()
 
 
-def start(target: Callable[[], object], name: str = "runyard") -> Done:
+def start(target: Callable[[], object], name: str = "runyard") -> Latch:
     """Run ``target()`` on a background thread (a parked one if any); returns at once."""
-    done = Done()
+    done = Latch()
     with _idle_lock:
         parked = _idle.pop() if _idle else None
     if parked is not None:
@@ -70,7 +84,7 @@ def start(target: Callable[[], object], name: str = "runyard") -> Done:
     return done
 
 
-def _serve(target: Callable[[], object], name: str, done: Done) -> None:
+def _serve(target: Callable[[], object], name: str, done: Latch) -> None:
     parked: _Parked | None = None
     while True:
         _run(target, name, done)
@@ -90,7 +104,7 @@ def _serve(target: Callable[[], object], name: str, done: Done) -> None:
         parked.work = None
 
 
-def _run(target: Callable[[], object], name: str, done: Done) -> None:
+def _run(target: Callable[[], object], name: str, done: Latch) -> None:
     # (``threading.current_thread()`` is not called to name the thread: for a thread that
     # ``threading`` did not start it makes a record that is never removed.)
     try:
