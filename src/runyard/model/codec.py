@@ -35,28 +35,28 @@ def run_to_dict(run: Run) -> dict[str, Any]:
 
 def run_from_dict(data: dict[str, Any]) -> Run:
     owner = data.get("owner")
-    return Run(
-        id=data["id"],
-        name=data["name"],
-        folder=data.get("folder", "/"),
-        kind=Kind(data.get("kind", "tracked")),
-        status=Status(data.get("status", "created")),
-        status_reason=data.get("status_reason"),
-        description=data.get("description"),
-        tags=frozenset(data.get("tags") or ()),
-        metadata=dict(data.get("metadata") or {}),
-        parameters=dict(data.get("parameters") or {}),
-        created=data["created"],
-        started=data.get("started"),
-        ended=data.get("ended"),
-        heartbeat=data.get("heartbeat"),
-        owner=None if owner is None else owner_from_dict(owner),
-        code=data.get("code"),
-        environment=dict(data.get("environment") or {}),
-        config=dict(data.get("config") or {}),
-        origin=data.get("origin"),
-        resources=dict(data.get("resources") or {}),
-    )
+    return Run.of_fields({
+        "id": data["id"],
+        "name": data["name"],
+        "folder": data.get("folder", "/"),
+        "kind": Kind(data.get("kind", "tracked")),
+        "status": Status(data.get("status", "created")),
+        "status_reason": data.get("status_reason"),
+        "description": data.get("description"),
+        "tags": frozenset(data.get("tags") or ()),
+        "metadata": dict(data.get("metadata") or {}),
+        "parameters": dict(data.get("parameters") or {}),
+        "created": data["created"],
+        "started": data.get("started"),
+        "ended": data.get("ended"),
+        "heartbeat": data.get("heartbeat"),
+        "owner": None if owner is None else owner_from_dict(owner),
+        "code": data.get("code"),
+        "environment": dict(data.get("environment") or {}),
+        "config": dict(data.get("config") or {}),
+        "origin": data.get("origin"),
+        "resources": dict(data.get("resources") or {}),
+    })
 
 
 def owner_to_dict(owner: Owner) -> dict[str, Any]:

@@ -64,10 +64,33 @@ class Run:
             changes["started"] = now
         if new.is_final:
             changes["ended"] = now
-        return dataclasses.replace(self, **changes)
+        return self.replace(**changes)
 
     def replace(self, **changes: Any) -> Run:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``, as ``dataclasses.replace`` makes it but without calling
+        ``__init__`` again: a frozen dataclass sets each of a run's twenty fields through
+        ``object.__setattr__``, which made a copy cost more than reading a run's row."""
+        if not changes.keys() <= RUN_FIELDS:
+            unknown = sorted(changes.keys() - RUN_FIELDS)
+            raise TypeError(f"Run has no field {unknown[0]!r}")
+        return _built(Run, {**self.__dict__, **changes})
+
+    @classmethod
+    def of_fields(cls, fields: dict[str, Any]) -> Run:
+        """The run with exactly these fields (every one given), made as ``replace`` makes
+        one."""
+        if fields.keys() != RUN_FIELDS:
+            raise TypeError(f"a run needs exactly the fields {sorted(RUN_FIELDS)}")
+        return _built(cls, fields)
+
+
+def _built(cls: type[Run], fields: dict[str, Any]) -> Run:
+    run = object.__new__(cls)
+    run.__dict__.update(fields)  # (a frozen dataclass only refuses ``setattr``)
+    return run
+
+
+RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
 
 
 @dataclass(frozen=True)
