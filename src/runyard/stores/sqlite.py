@@ -24,7 +24,7 @@ from runyard.stores.sqlschema import Dialect, Tx
 BUSY_TIMEOUT_S = 30.0
 
 
-_scan = json.JSONDecoder().scan_once
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 def _load_text(value: Any) -> Any:
