@@ -31,6 +31,8 @@ from runyard.model import Artifact, LogLine, Stage, Status
 from runyard.runtimes import threads
 from runyard.runtimes.base import Runtime
 
+_RUNNING, _SUCCEEDED = Status.RUNNING, Status.SUCCEEDED  # (an enum member costs a lookup)
+
 
 class Prepared(StepState):
     """One task run ready to execute: its arguments and their digests, and its record
@@ -162,10 +164,9 @@ class Driver:
         assert output is not None
         self.outputs[node_id] = output
         digest = output.digest
-        prepared.update(Status.SUCCEEDED, (number, Status.SUCCEEDED, outcome.started, outcome.ended,
-                                        None, prepared.digests_json,
-                                        digest_json("result", digest)),
-                     ',"output":' + output.doc_json)
+        prepared.update(_SUCCEEDED, (number, _SUCCEEDED, outcome.started, outcome.ended, None,
+                                     prepared.digests_json, digest_json("result", digest)),
+                        ',"output":' + output.doc_json)
         self._put_step(prepared)
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
@@ -245,8 +246,8 @@ class Driver:
     def _submit(self, prepared: Prepared, number: int) -> None:
         node = prepared.node
         prepared.number = number
-        prepared.update(Status.RUNNING, (number, Status.RUNNING, time.time(), None, None,
-                                         prepared.digests_json, "{}"))
+        prepared.update(_RUNNING, (number, _RUNNING, time.time(), None, None,
+                                   prepared.digests_json, "{}"))
         self._put_step(prepared)
         self.inflight += 1
         try:

@@ -76,11 +76,11 @@ class StepState:
         """The record as ``upsert_step_docs`` takes it: the JSON of ``step_to_dict``."""
         status, attempts, extra, _ = self.snapshot
         name, created = self.name, self.created
-        text = ('{"name":' + quote(name) + ',"status":"' + status._value_ + '","kind":'
-                + quote(self.kind) + ',"created":' + repr(created) + ',"attempts":['
-                + ",".join([attempt_json(a) for a in attempts]) + '],"metadata":'
-                + self.head + extra + "}}")
-        return name, created, text
+        shown = (attempt_json(attempts[0]) if len(attempts) == 1
+                 else ",".join([attempt_json(a) for a in attempts]))
+        return name, created, (  # one f-string: the text is put together once
+            f'{{"name":{quote(name)},"status":"{status._value_}","kind":{quote(self.kind)},'
+            f'"created":{created!r},"attempts":[{shown}],"metadata":{self.head}{extra}}}}}')
 
     def step(self) -> Step:
         return step_from_dict(json.loads(self.doc()[2]))
