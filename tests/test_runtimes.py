@@ -107,6 +107,30 @@ def test_independent_callables_run_in_parallel(runtime: Runtime, tmp_path: Path)
         assert len(pids) == 2 and os.getpid() not in pids
 
 
+def held_until(marker: str) -> str:
+    """Finish only once ``marker`` exists (at most a minute)."""
+    deadline = time.monotonic() + 60
+    while not Path(marker).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("never released")
+        time.sleep(0.01)
+    return "released"
+
+
+def test_a_call_is_answered_while_an_earlier_one_still_runs(runtime: Runtime,
+                                                           tmp_path: Path) -> None:
+    marker = tmp_path / "release"
+    held = runtime.submit(held_until, str(marker))
+    answers: list[int] = []
+    quick = threading.Event()
+    runtime.submit_then(square, (3,), lambda result, error: (answers.append(result),
+                                                            quick.set()))
+    assert quick.wait(50) and answers == [9]  # the held call cannot have ended yet
+    assert not held.done()
+    marker.touch()
+    assert held.result(timeout=120) == "released"
+
+
 def test_remote_runtimes_refuse_what_does_not_pickle(runtime: Runtime) -> None:
     lock = threading.Lock()
     if not runtime.remote:

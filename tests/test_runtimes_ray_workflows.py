@@ -53,3 +53,33 @@ def test_unpicklable_arguments_are_refused_for_ray(ray_config: RuntimeConfigurat
 
     with pytest.raises(ValidationError, match="cannot be sent to the ray runtime"):
         locked().run(ray_config, store=f"sqlite://{tmp_path}/r.db")
+
+
+def _die() -> None:
+    import os
+
+    os._exit(3)
+
+
+def test_a_dead_worker_fails_its_call_and_the_others_are_answered(ray_cluster: object) -> None:
+    from runyard.runtimes.ray import RayRuntime
+
+    answers: dict[str, tuple[object, BaseException | None]] = {}
+    all_in = threading.Event()
+
+    def keep(label: str) -> object:
+        def done(result: object, error: BaseException | None) -> None:
+            answers[label] = (result, error)
+            if len(answers) == 5:
+                all_in.set()
+        return done
+
+    with RayRuntime(cluster=ray_cluster) as runtime:  # type: ignore[arg-type]
+        runtime.submit_then(_die, (), keep("dead"))  # type: ignore[arg-type]
+        for i in range(4):
+            runtime.submit_then(pow, (i, 2), keep(f"pow-{i}"))  # type: ignore[arg-type]
+        assert all_in.wait(240)
+    assert {k: v for k, v in answers.items() if k != "dead"} == {
+        f"pow-{i}": (i * i, None) for i in range(4)}
+    result, error = answers["dead"]
+    assert result is None and error is not None

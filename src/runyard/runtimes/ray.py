@@ -17,7 +17,6 @@ leaves the connection for the next runtime on the same address; ``disconnect`` c
 from __future__ import annotations
 
 import json
-import logging
 import os
 import pickle
 import shutil
@@ -25,9 +24,7 @@ import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from runyard.errors import MissingDependencyError, RuntimeUnavailable
 from runyard.fsio import atomic_write_text
 from runyard.runtimes.base import RuntimeBase, call_pickled, pickled_call
 from runyard.runtimes.process import spawn_detached
+from runyard.runtimes.raywait import Waiter
 
 T = TypeVar("T")
 DEFAULT_PORT = 29650  # GCS port of the default local cluster; other ports follow it
@@ -252,7 +250,7 @@ class RayRuntime(RuntimeBase):
             raise RuntimeUnavailable("a ray runtime needs an address or a local cluster")
         self.address, self.cluster, self.token = address, cluster, token
         self._remote: Any = None
-        self._waiter: _Waiter | None = None
+        self._waiter: Waiter | None = None
 
     def _start(self) -> None:
         ray = import_ray()
@@ -264,7 +262,7 @@ class RayRuntime(RuntimeBase):
             _init(ray, address)
             _connected[address] = ray.remote(num_cpus=1, max_retries=0)(call_to_pickle)
         self._remote = _connected[address]
-        self._waiter = _Waiter(ray)
+        self._waiter = Waiter(ray)
 
     def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
         assert self._waiter is not None
@@ -298,73 +296,3 @@ def call_to_pickle(payload: bytes) -> bytes:
         import cloudpickle
 
         return bytes(cloudpickle.dumps(result))
-
-
-_Answer = Future[Any] | Callable[[Any, BaseException | None], None]
-
-
-class _Waiter:
-    """Answers every submitted call as it finishes: completes its future, or calls its
-    done-callback (``submit_then``).
-
-    Ray tells each call's end through the call's ``ObjectRef.future()``; the callback Ray runs
-    on its own thread only queues the finished future and wakes this waiter's thread, which
-    unpickles the results and answers them in batches. Nothing else runs on Ray's threads, so
-    completions never stall Ray, and no call is polled: the cost per call does not grow with
-    how many are pending.
-    """
-
-    def __init__(self, ray: Any) -> None:
-        self._ray = ray
-        self._done: deque[tuple[Future[Any], _Answer]] = deque()
-        self._wake = threading.Event()
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._stopping = False
-        threading.Thread(target=self._loop, name="runyard-ray-waiter", daemon=True).start()
-
-    def add(self, ref: Any, answer: _Answer) -> None:
-        with self._lock:
-            self._pending += 1
-        done, wake = self._done, self._wake
-
-        def finished(future: Future[Any]) -> None:  # on Ray's thread: queue it, nothing more
-            done.append((future, answer))
-            wake.set()
-
-        ref.future().add_done_callback(finished)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    def _loop(self) -> None:
-        done = self._done
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            while done:
-                finished, answer = done.popleft()
-                with self._lock:
-                    self._pending -= 1
-                try:
-                    result = pickle.loads(finished.result())
-                except BaseException as exc:  # the call's (or Ray's) error, handed on
-                    _answer(answer, None, exc)
-                else:
-                    _answer(answer, result, None)
-            if self._stopping and not self._pending and not done:
-                return
-
-
-def _answer(answer: _Answer, result: Any, error: BaseException | None) -> None:
-    if isinstance(answer, Future):
-        if error is None:
-            answer.set_result(result)
-        else:
-            answer.set_exception(error)
-        return
-    try:
-        answer(result, error)
-    except Exception:  # as a future's callback: logged, never the waiter's end
-        logging.getLogger(__name__).exception("a done-callback of the ray runtime failed")
