@@ -90,6 +90,31 @@ def test_fan_out_with_a_list_of_results_and_by_id(store_url: str) -> None:
     assert reduce_run.arguments == {"values": list(range(1, 31))}
 
 
+@task
+def echo(value: object) -> object:
+    return value
+
+
+@workflow
+def gathered() -> object:
+    a, b, c = (wf_defs.scale(i) for i in range(1, 4))
+    return [echo(x) for x in ([a, b, c], (c, a), [a, a, b], [b, 7, c], {"k": (a, {c})})]
+
+
+def test_arguments_holding_results_are_read_back_as_they_were_passed(store_url: str) -> None:
+    expected = [[2, 4, 6], (6, 2), [2, 2, 4], [4, 7, 6], {"k": (2, {6})}]
+    run = gathered().run(store=store_url)
+    assert run.get_results() == expected
+    echoes = sorted((t for t in run.get_task_runs() if t.task == "echo"),
+                    key=lambda t: int(t.name.rsplit("-", 1)[1]))
+    assert [t.arguments["value"] for t in echoes] == expected
+    shapes = [t.step.metadata["inputs"]["value"].get("shape") for t in echoes]
+    assert shapes == ["list", "tuple", None, None, None]  # each result once, else a template
+    again = run.rerun()  # the same arguments: every task run is reused
+    assert again.get_results() == expected
+    assert all(t.reused_from for t in again.get_task_runs())
+
+
 def test_results_may_be_structures_of_results(store_url: str) -> None:
     assert wf_defs.pair(3, 4).run(store=store_url).get_results() == {"sum": 7, "scaled": 12}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
@@ -73,31 +73,35 @@ def substitute(template: Any, replace: Callable[[Ref], Any]) -> Any:
     return template
 
 
-def refs_in(template: Any) -> Iterator[Ref]:
-    if isinstance(template, Ref):
-        yield template
-    elif isinstance(template, list | tuple | set | frozenset):
-        for item in template:
-            yield from refs_in(item)
-    elif isinstance(template, dict):
-        for item in template.values():
-            yield from refs_in(item)
+def flat_refs(template: Any) -> bool:
+    """Whether ``template`` is a list or tuple of references and nothing else (the common
+    fan-in: a task called with the list of many task runs' results)."""
+    return template.__class__ in (list, tuple) and all(
+        item.__class__ is Ref for item in template)
 
 
-def digest_of(template: Any, names: Callable[[Ref], str | None]) -> str | None:
-    """A digest of ``template`` with each reference standing for ``names(ref)``."""
-    missing = False
+def digest_of(template: Any, names: Mapping[str, str | None]) -> str | None:
+    """A digest of ``template`` with each reference standing for ``names[ref.node]``
+    (``None`` when a name is ``None`` or a constant inside does not pickle)."""
+    if flat_refs(template):  # what substitute makes of it, without a call per item
+        shown = [names[item.node] for item in template]
+        if None in shown:
+            return None
+        listed = [("ref", name) for name in shown]
+        marks: Any = listed if template.__class__ is list else tuple(listed)
+    else:
+        missing = False
 
-    def mark(ref: Ref) -> tuple[str, str | None]:
-        nonlocal missing
-        name = names(ref)
-        if name is None:
-            missing = True
-        return ("ref", name)
+        def mark(ref: Ref) -> tuple[str, str | None]:
+            nonlocal missing
+            name = names[ref.node]
+            if name is None:
+                missing = True
+            return ("ref", name)
 
-    marks = substitute(template, mark)
-    if missing:
-        return None
+        marks = substitute(template, mark)
+        if missing:
+            return None
     try:
         return hashlib.sha256(pickle.dumps(marks, protocol=5)).hexdigest()
     except Exception:  # a constant inside that does not pickle
@@ -250,7 +254,7 @@ def _param_mark(param: Param, keys: dict[str, str]) -> str:
         return f"value:{param.digest or 'unpicklable:' + param.text}"
     if isinstance(param, Ref):
         return f"ref:{keys[param.node]}"
-    return f"nested:{digest_of(param.template, lambda ref: keys[ref.node])}"
+    return f"nested:{digest_of(param.template, keys)}"
 
 
 def _shape(result: Any, nodes: dict[str, Node]) -> Any:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, substitute
+from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, flat_refs, substitute
 from runyard.engine.recorder import RawAttempt, Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
 from runyard.engine.stepdoc import digest_json, dumps, meta_start, quote
@@ -222,13 +222,12 @@ class Driver:
                 docs.append(key + ":" + param.doc_json)
             else:
                 assert isinstance(param, Nested)
-                bound = Bound(param.template, {ref: outputs[ref] for ref in param.refs})
-                params[name] = bound
-                digest = digests[name] = digest_of(param.template, bound.digest_of_ref)
+                values = {ref: outputs[ref] for ref in param.refs}
+                params[name] = Bound(param.template, values)
+                digest = digests[name] = digest_of(
+                    param.template, {ref: value.digest for ref, value in values.items()})
                 shown = "null" if digest is None else quote(digest)
-                doc = {"digest": digest, "from": list(param.refs),
-                       "template": _pickled(param.template)}
-                docs.append(key + ":" + dumps(doc))
+                docs.append(key + ":" + _nested_record(param, shown))
             marks.append(key + ":" + shown)
         return Prepared(self, node, params, digests, "{" + ",".join(docs) + "}",
                         "{" + ",".join(marks) + "}")
@@ -314,13 +313,22 @@ class Driver:
                                     for line in outcome.trace.rstrip().splitlines()])
 
 
-def _pickled(template: Any) -> str | None:
+def _nested_record(param: Nested, digest: str) -> str:
+    """The record of an argument that holds results: its digest, the task runs whose results
+    it holds (``from``), and how they are held: for a list or tuple of them, each once, its
+    ``shape`` (``from`` gives the rest); else the ``template`` pickled (base64). ``digest``
+    is already JSON."""
+    head = '{"digest":' + digest + ',"from":[' + ",".join(map(quote, param.refs)) + "]"
+    template: Any = param.template
+    if len(template) == len(param.refs) and flat_refs(template):
+        return head + ',"shape":"' + str(template.__class__.__name__) + '"}'
     import base64
 
-    from runyard.engine.values import dumps
+    from runyard.engine.values import dumps as pickled
 
-    data = dumps(template)
-    return None if data is None else base64.b64encode(data).decode()
+    data = pickled(template)
+    return head + ',"template":' + (
+        "null" if data is None else '"' + base64.b64encode(data).decode() + '"') + "}"
 
 
 def _attempt(number: int, outcome: Outcome, prepared: Prepared | None = None,

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, overload
 
-from runyard.engine.dag import Dag, Nested, Node, Param, Ref, refs_in
+from runyard.engine.dag import Dag, Nested, Node, Param, Ref
 from runyard.engine.values import Value, encode
 from runyard.errors import RunyardError, ValidationError, WorkflowDefinitionError
 
@@ -246,25 +246,33 @@ class Tracer:
                     _ENCODED.clear()
                 found = _ENCODED[key] = encode(value)
             return found
-        template = self.template(value)
-        if isinstance(template, Ref):
+        refs: list[str] = []
+        template = self.template(value, refs)
+        if template.__class__ is Ref:
             return template
-        refs = tuple(dict.fromkeys(ref.node for ref in refs_in(template)))
-        return Nested(template, refs) if refs else encode(value)
+        return Nested(template, tuple(dict.fromkeys(refs))) if refs else encode(value)
 
-    def template(self, value: Any) -> Any:
-        """``value`` with every ``TaskFuture`` in it (in containers, too) made a ``Ref``."""
+    def template(self, value: Any, refs: list[str]) -> Any:
+        """``value`` with every ``TaskFuture`` in it (in containers, too) made a ``Ref``;
+        the nodes of those results are added to ``refs`` in the order they appear."""
         if isinstance(value, TaskFuture):
             if value._tracer is not self:
                 raise WorkflowDefinitionError(
                     f"{value!r} belongs to another workflow call; results cannot be shared"
                 )
+            refs.append(value._node)
             return value._ref
         if isinstance(value, list | tuple | set | frozenset):
-            items = [self.template(v) for v in value]
+            items = []
+            for item in value:  # a list of results is the common case: no call for each
+                if item.__class__ is TaskFuture and item._tracer is self:
+                    refs.append(item._node)
+                    items.append(item._ref)
+                else:
+                    items.append(self.template(item, refs))
             return items if isinstance(value, list) else type(value)(items)
         if isinstance(value, dict):
-            return {k: self.template(v) for k, v in value.items()}
+            return {k: self.template(v, refs) for k, v in value.items()}
         return value
 
 
@@ -287,7 +295,7 @@ def trace(name: str, fn: Callable[..., Any], args: tuple[Any, ...],
         ) from exc
     finally:
         _tracing.tracer = None
-    return Dag.build(name, tracer.nodes, tracer.template(result))
+    return Dag.build(name, tracer.nodes, tracer.template(result, []))
 
 
 def handler_node(handler: TaskDef, failed: str, error: str) -> Node:

@@ -58,6 +58,10 @@ class TaskRun:
             return Value.from_doc(doc).load(self._blob_root)
         if isinstance(source, str):
             return self._upstream(source)
+        shape = doc.get("shape")
+        if shape in ("list", "tuple"):  # each result once, in this order (see the driver)
+            items = [self._upstream(node) for node in source]
+            return items if shape == "list" else tuple(items)
         template = loads(base64.b64decode(doc["template"]))
         return substitute(template, lambda ref: self._upstream(ref.node))
 

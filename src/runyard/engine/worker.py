@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from runyard.engine.dag import Ref, substitute
+from runyard.engine.dag import substitute
 from runyard.engine.values import _MISSING, Value, encode
 
 _local = threading.local()
@@ -47,9 +47,6 @@ class Bound:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Bound, (self.template, self.values))
-
-    def digest_of_ref(self, ref: Ref) -> str | None:
-        return self.values[ref.node].digest
 
 
 class Outcome:
