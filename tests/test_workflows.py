@@ -388,3 +388,14 @@ def test_equal_constants_of_different_classes_stay_apart(store_url: str) -> None
     assert nodes[0].key != nodes[1].key
     assert kinds().run("in_process", store=store_url).get_results() == [
         "int", "bool", "int", "str", "NoneType", "float"]
+
+
+def test_keys_made_while_tracing_are_the_keys_the_dag_makes() -> None:
+    traced = gathered().dag  # results, constants and containers of results as arguments
+    chained = wf_defs.chain(4).dag
+    for dag in (traced, chained):
+        again = Dag.build(dag.name, [Node(n.id, n.task, n.params) for n in dag.nodes.values()],
+                          dag.result)
+        assert [n.key for n in again.nodes.values()] == [n.key for n in dag.nodes.values()]
+        assert [n.deps for n in again.nodes.values()] == [n.deps for n in dag.nodes.values()]
+        assert again.hash == dag.hash

@@ -114,7 +114,7 @@ class Node:
     task: Any  # a TaskDef
     params: dict[str, Param]
     deps: tuple[str, ...] = ()
-    key: str = ""
+    key: str = ""  # set by Dag.build; or by the trace, which then set deps too
     kind: str = "task"  # or "on_failure": a handler run after another task run failed
 
     def param_refs(self) -> Iterator[str]:
@@ -158,7 +158,8 @@ class Dag:
         dag = cls(name, by_id, result)
         order = dag._link()  # this order makes the hash: keep it as it is
         for node in order:
-            dag._key(node)
+            if not node.key:  # (a trace makes the keys of most nodes)
+                dag._key(node)
         # The hash covers all the DAG's document holds (``doc_json``): keys, ids and names.
         dag.hash = _sha(*(node.key for node in order), *by_id,
                         *(node.task.name for node in order), repr(_shape(result, by_id)))
@@ -175,7 +176,8 @@ class Dag:
         seen: set[str] = set()
         in_order = True
         for node_id, node in nodes.items():
-            deps = node.deps or node.dep_ids()  # (a trace gives most nodes their deps)
+            # A trace gives most nodes their deps, and those it made the key of all of theirs.
+            deps = node.deps or (() if node.key else node.dep_ids())
             node.deps = deps
             for dep in deps:
                 found = dependents.get(dep)
@@ -213,6 +215,8 @@ class Dag:
         return order
 
     def _key(self, node: Node) -> None:
+        """The node's key: its task's definition hash and a mark per parameter, hashed
+        (``Tracer.invoke`` makes the same text for the nodes whose keys it makes)."""
         nodes = self.nodes
         text = node.task.definition_hash  # as _sha of the parts, without a list to join
         for name, param in node.params.items():

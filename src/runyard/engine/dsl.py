@@ -29,6 +29,7 @@ _SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
 _ENCODED: dict[tuple[type, Any], Value] = {}
 _ENCODED_MAX = 4096
 _SHARED = frozenset({int, str, bool, type(None)})
+_sha256 = hashlib.sha256
 
 
 def definition_hash(fn: Callable[..., Any]) -> str:
@@ -172,10 +173,11 @@ def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
 class TaskFuture:
     """The result of a task invocation while a workflow is traced: pass it on, nothing else."""
 
-    __slots__ = ("_node", "_ref", "_tracer")
+    __slots__ = ("_key", "_node", "_ref", "_tracer")
 
-    def __init__(self, node: str, tracer: Tracer) -> None:
+    def __init__(self, node: str, tracer: Tracer, key: str = "") -> None:
         self._node, self._tracer, self._ref = node, tracer, Ref(node)
+        self._key = key  # the node's key, when the trace made it (see Tracer.invoke)
 
     def __repr__(self) -> str:
         return f"<result of task run {self._node}>"
@@ -206,17 +208,26 @@ class Tracer:
         names, required, _ = task_def._plain or task_def.plain
         params: dict[str, Param] = {}
         deps: list[str] | None = None  # the nodes needed, when known here (else Dag.build's)
+        # The node's key, made here (as ``Dag._key`` makes it) when every argument is a
+        # result or a constant, so each node is gone through once (else None: Dag.build).
+        text: str | None = None
         if not kwargs and 0 <= required <= len(args) <= len(names):  # bind(), inlined
             deps = []
+            text = task_def._hash or task_def.definition_hash
             for key, value in zip(names, args, strict=False):  # param(), results inlined
                 if value.__class__ is TaskFuture and value._tracer is self:
                     params[key] = value._ref
                     if deps is not None:
                         deps.append(value._node)
-                else:
-                    param = params[key] = self.param(value)
-                    if param.__class__ is not Value:
-                        deps = None  # results inside containers: Node.dep_ids finds them
+                    made = value._key
+                    text = None if text is None or not made else f"{text}\n{key}=ref:{made}"
+                    continue
+                param = params[key] = self.param(value)
+                if param.__class__ is not Value:
+                    deps = text = None  # results inside containers: Node.dep_ids finds them
+                elif text is not None:
+                    digest = param.digest
+                    text = None if digest is None else f"{text}\n{key}=value:{digest}"
         else:
             try:
                 arguments = task_def.bind(args, kwargs)
@@ -229,10 +240,12 @@ class Tracer:
         count = self._counts[name] = self._counts.get(name, 0) + 1
         node_id = f"{name}-{count}"
         node = Node(node_id, task_def, params)
-        if deps:
+        if deps is not None:  # known here: Dag.build takes them as they are
             node.deps = tuple(dict.fromkeys(deps)) if len(deps) > 1 else tuple(deps)
+            if text is not None:
+                node.key = _sha256(text.encode()).hexdigest()
         self.nodes.append(node)
-        return TaskFuture(node_id, self)
+        return TaskFuture(node_id, self, node.key)
 
     def param(self, value: Any) -> Param:
         kind = value.__class__
