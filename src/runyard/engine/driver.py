@@ -32,6 +32,7 @@ from runyard.runtimes import threads
 from runyard.runtimes.base import Runtime
 
 _RUNNING, _SUCCEEDED = Status.RUNNING, Status.SUCCEEDED  # (an enum member costs a lookup)
+_NO_PARAMS: dict[str, Value | Bound] = {}  # a finished task run's arguments (never written to)
 
 
 class Prepared(StepState):
@@ -67,7 +68,13 @@ class Driver:
         self.dag, self.runtime, self.recorder = dag, runtime, recorder
         self.blob_root, self.reuse = blob_root, reuse
         self.waiting = {node_id: len(node.deps) for node_id, node in dag.nodes.items()}
+        # The results still needed: each is let go once every task run that takes it has it
+        # (``consumers``: how many have yet to; the workflow's result holds on to its own).
         self.outputs: dict[str, Value] = {}
+        self.consumers = {node_id: len(children) for node_id, children in dag.dependents.items()}
+        for ref in _refs_of(dag.result):
+            self.consumers[ref] += 1
+        self.succeeded = 0  # task runs (not failure handlers) that succeeded or were reused
         self.inflight = 0
         self.failure: str | None = None
         self.canceled = False
@@ -162,7 +169,9 @@ class Driver:
         node_id = node.id
         output = outcome.output
         assert output is not None
-        self.outputs[node_id] = output
+        if self.consumers.get(node_id):
+            self.outputs[node_id] = output
+        prepared.params = _NO_PARAMS  # its arguments are not needed any more
         digest = output.digest
         prepared.update(_SUCCEEDED, (number, _SUCCEEDED, outcome.started, outcome.ended, None,
                                      prepared.digests_json, digest_json("result", digest)),
@@ -172,6 +181,7 @@ class Driver:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))
         if node.kind == "task":
+            self.succeeded += 1
             ready = []
             waiting = self.waiting
             for child in self.dependents[node_id]:  # _release, inlined
@@ -229,6 +239,11 @@ class Driver:
                 shown = "null" if digest is None else quote(digest)
                 docs.append(key + ":" + _nested_record(param, shown))
             marks.append(key + ":" + shown)
+        consumers = self.consumers
+        for dep in node.deps:  # this task run has its inputs: let go of those now unneeded
+            left = consumers[dep] = consumers[dep] - 1
+            if not left:
+                outputs.pop(dep, None)
         return Prepared(self, node, params, digests, "{" + ",".join(docs) + "}",
                         "{" + ",".join(marks) + "}")
 
@@ -277,7 +292,9 @@ class Driver:
         self._submit(self._prepare(node), 1)
 
     def _complete_reused(self, prepared: Prepared, value: Value, origin: dict[str, str]) -> None:
-        self.outputs[prepared.node.id] = value
+        if self.consumers.get(prepared.node.id):
+            self.outputs[prepared.node.id] = value
+        self.succeeded += 1
         self.counts["reused"] += 1
         self._record(prepared, Status.SUCCEEDED, None,
                      f',"output":{value.doc_json},"reused_from":{dumps(origin)}')
@@ -285,7 +302,7 @@ class Driver:
     def _check_done(self) -> None:
         if self.inflight:
             return
-        finished = len(self.outputs) == len(self.dag.nodes) or self._stopping()
+        finished = self.succeeded == len(self.dag.nodes) or self._stopping()
         if finished and not self.done.is_set():
             self.done.set()
             if self.when_done is not None:
@@ -311,6 +328,13 @@ class Driver:
         if outcome.trace:
             self.recorder.put_logs([LogLine(outcome.ended, line, "stderr", node_id)
                                     for line in outcome.trace.rstrip().splitlines()])
+
+
+def _refs_of(template: Any) -> list[str]:
+    """The nodes whose results ``template`` holds."""
+    found: list[str] = []
+    substitute(template, lambda ref: found.append(ref.node))
+    return found
 
 
 def _nested_record(param: Nested, digest: str) -> str:

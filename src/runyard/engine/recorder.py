@@ -49,14 +49,14 @@ class StepState:
     when the task run has finished, with no ``Step`` or ``Attempt`` made.
     """
 
-    __slots__ = ("attempts", "created", "head", "kind", "name", "snapshot")
+    __slots__ = ("created", "head", "kind", "name", "snapshot")
 
     def __init__(self, name: str, kind: str, head: str, first: RawAttempt | None = None
                  ) -> None:
         """A running record; with its ``first`` attempt (made running) when given."""
         self.name, self.kind, self.head = name, kind, head
         self.created = created = time.time()
-        self.attempts: list[RawAttempt] = [] if first is None else [first]
+        # (status, attempts, metadata keys added since the head as JSON text, when changed)
         self.snapshot: tuple[Status, tuple[RawAttempt, ...], str, float] = (
             Status.RUNNING, () if first is None else (first,), "", created)
 
@@ -64,13 +64,13 @@ class StepState:
                ) -> None:
         """Record ``attempt`` (replacing the one of the same number) and the step's status;
         ``extra``: metadata keys to add, as JSON text (``,"output":{...}``)."""
-        attempts = self.attempts
+        _, attempts, added, _ = self.snapshot
         if attempt is not None:
             if attempts and attempts[-1][0] == attempt[0]:
-                attempts[-1] = attempt
+                attempts = (*attempts[:-1], attempt)
             else:
-                attempts.append(attempt)
-        self.snapshot = (status, tuple(attempts), self.snapshot[2] + extra, time.time())
+                attempts = (*attempts, attempt)
+        self.snapshot = (status, attempts, added + extra if extra else added, time.time())
 
     def doc(self) -> StepDoc:
         """The record as ``upsert_step_docs`` takes it: the JSON of ``step_to_dict``."""
