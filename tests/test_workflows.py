@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -399,3 +400,49 @@ def test_keys_made_while_tracing_are_the_keys_the_dag_makes() -> None:
         assert [n.key for n in again.nodes.values()] == [n.key for n in dag.nodes.values()]
         assert [n.deps for n in again.nodes.values()] == [n.deps for n in dag.nodes.values()]
         assert again.hash == dag.hash
+
+
+@task(max_attempts=2)
+def held(marker: str, tries: str) -> str:
+    """Fails its first attempt; the second runs until ``marker`` exists (at most a minute)."""
+    if not Path(tries).exists():
+        Path(tries).touch()
+        raise ValueError("first try")
+    deadline = time.monotonic() + 60
+    while not Path(marker).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return "released"
+
+
+@workflow
+def held_flow(marker: str, tries: str) -> object:
+    return held(marker, tries)
+
+
+@pytest.mark.parametrize("retried", [False, True])
+def test_a_task_run_in_flight_is_recorded_running_then_finished(store_url: str, tmp_path: Path,
+                                                                retried: bool) -> None:
+    marker, tries = tmp_path / "release", tmp_path / "tries"
+    if not retried:
+        tries.touch()  # no failed first attempt: the one in flight is its first
+    run = held_flow(str(marker), str(tries)).run(store=store_url)
+    expected = [(1, Status.FAILED), (2, Status.RUNNING)] if retried else [(1, Status.RUNNING)]
+    store, seen = open_store(store_url), None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # written once its attempt is in flight for a while
+        steps = store.get_steps(run.run_id)
+        if steps and len(steps[0].attempts) == len(expected):
+            seen = steps[0]
+            break
+        time.sleep(0.05)
+    assert seen is not None and seen.status is Status.RUNNING
+    assert [(a.number, a.status) for a in seen.attempts] == expected
+    assert seen.attempts[-1].started is not None and seen.attempts[-1].ended is None
+    if retried:
+        assert seen.attempts[0].message == "ValueError: first try"
+    marker.touch()
+    assert run.get_results(timeout=60) == "released"
+    final = store.get_steps(run.run_id)[0]
+    assert final.status is Status.SUCCEEDED
+    assert [(a.number, a.status) for a in final.attempts] == [
+        *expected[:-1], (len(expected), Status.SUCCEEDED)]

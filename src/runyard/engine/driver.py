@@ -44,18 +44,18 @@ class Prepared(StepState):
     runtime tells of the attempt's end: one object per task run, where a record, a call and
     a callback would be three."""
 
-    __slots__ = ("blob_root", "digests", "digests_json", "driver", "inputs", "local", "node",
-                 "number", "params", "task")
+    __slots__ = ("blob_root", "digests", "driver", "inputs", "local", "node", "number",
+                 "params", "task")
 
     def __init__(self, driver: Driver, node: Node, params: dict[str, Value | Bound],
                  digests: dict[str, str | None], inputs: str, digests_json: str) -> None:
         self.driver, self.node, self.params, self.digests = driver, node, params, digests
         self.inputs = inputs
-        self.digests_json = digests_json  # ``digests`` as JSON: each attempt's inputs
         self.task, self.blob_root = node.task, driver.blob_root
         self.local = True
         self.number = 1  # the attempt in flight (or last made)
-        StepState.__init__(self, node.id, node.kind, driver._meta(node, inputs))
+        StepState.__init__(self, node.id, node.kind, driver._meta(node, inputs),
+                           attempt_inputs=digests_json)  # (``digests`` as JSON)
 
     def __call__(self, outcome: Outcome | None, error: BaseException | None) -> None:
         """The runtime's done-callback for the attempt in flight."""
@@ -85,6 +85,7 @@ class Driver:
         self._inbox: deque[tuple[Prepared, Outcome | None, BaseException | None]] = deque()
         self._local = not runtime.remote
         self._put_step = recorder.put_step
+        self._in_flight = recorder.in_flight  # the task runs whose attempt is in flight
         self._heads: dict[Any, str] = {}  # the start of each task's step metadata (_meta)
         self.dependents = dag.dependents
 
@@ -153,6 +154,8 @@ class Driver:
     def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
         number = prepared.number
         self.inflight -= 1
+        prepared.flight = None  # (out of flight before its record is queued: see Recorder)
+        self._in_flight.pop(prepared.name, None)
         if number == 1:
             self.counts["executed"] += 1
         if outcome.logs or outcome.trace:
@@ -173,10 +176,10 @@ class Driver:
             self.outputs[node_id] = output
         prepared.params = _NO_PARAMS  # its arguments are not needed any more
         digest = output.digest
-        prepared.update(_SUCCEEDED, (number, _SUCCEEDED, outcome.started, outcome.ended, None,
-                                     prepared.digests_json, digest_json("result", digest)),
-                        ',"output":' + output.doc_json)
-        self._put_step(prepared)
+        self._put_step(prepared.finished_doc(
+            _SUCCEEDED, (number, _SUCCEEDED, outcome.started, outcome.ended, None,
+                         prepared.attempt_inputs, digest_json("result", digest)),
+            ',"output":' + output.doc_json))  # its record is written as it is now
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))
@@ -260,9 +263,8 @@ class Driver:
     def _submit(self, prepared: Prepared, number: int) -> None:
         node = prepared.node
         prepared.number = number
-        prepared.update(_RUNNING, (number, _RUNNING, time.time(), None, None,
-                                   prepared.digests_json, "{}"))
-        self._put_step(prepared)
+        prepared.flight = (number, time.time())  # (written if it is in flight for long)
+        self._in_flight[prepared.name] = prepared
         self.inflight += 1
         try:
             call = prepared if self._local else TaskCall(
@@ -270,6 +272,8 @@ class Driver:
             self.runtime.submit_then(run_task, (call,), prepared)
         except RunyardError as exc:
             self.inflight -= 1
+            prepared.flight = None
+            self._in_flight.pop(prepared.name, None)
             now = time.time()
             self._failed(prepared, Outcome(False, now, now, error=str(exc)), number)
 
@@ -359,7 +363,7 @@ def _attempt(number: int, outcome: Outcome, prepared: Prepared | None = None,
              output: Value | None = None) -> RawAttempt:
     status = Status.SUCCEEDED if outcome.ok else Status.FAILED
     return (number, status, outcome.started, outcome.ended, outcome.error,
-            "{}" if prepared is None else prepared.digests_json,
+            "{}" if prepared is None else prepared.attempt_inputs,
             "{}" if output is None else digest_json("result", output.digest))
 
 
