@@ -144,7 +144,7 @@ class Dag:
     nodes: dict[str, Node]
     result: Any = None
     hash: str = ""
-    dependents: dict[str, list[str]] = field(default_factory=dict)
+    dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     on_failure: Any = None  # the workflow's failure handler task, if any
 
     @classmethod
@@ -172,7 +172,6 @@ class Dag:
         topological order (which finds a cycle)."""
         nodes = self.nodes
         dependents: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-        self.dependents = dependents
         seen: set[str] = set()
         in_order = True
         for node_id, node in nodes.items():
@@ -190,6 +189,9 @@ class Dag:
                     in_order = False
                 found.append(node_id)
             seen.add(node_id)
+        # As tuples: tuples of strings are dropped from the garbage collector's lists once it
+        # has looked at them, so a big DAG adds less to what every later collection goes over.
+        self.dependents = {node_id: tuple(found) for node_id, found in dependents.items()}
         if in_order:
             return list(nodes.values())
         return [nodes[node_id] for node_id in self.topological_order()]
