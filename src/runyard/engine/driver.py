@@ -5,7 +5,9 @@ known is first looked up in the re-run cache (task definition hash and input dig
 completes it at once as reused, a miss submits ``run_task`` to the runtime. Each finished attempt
 is recorded; a failed one is submitted again while the task's ``max_attempts`` allows. A task run
 that fails for good stops new submissions (task runs already running finish and are recorded),
-runs the ``on_failure`` task if one is named, and fails the run.
+runs the ``on_failure`` task if one is named, and fails the run. A result is kept only until
+every task run that takes it has it (and the workflow's own result for the end), and a task
+run's record only until it has ended: a long run holds what is still to come, not its past.
 
 Finished futures are put in an inbox; whichever thread finds the driver free (never waiting for
 it) takes the lock and handles everything in the inbox, so completions are handled in batches

@@ -4,10 +4,10 @@ The driver hands the recorder the text of each task run that has finished (a ``S
 the ``StepState`` of one whose record changed otherwise (a mutable record, written as it is
 when written), log lines and catalog entries, and shares with it the task runs in flight; a
 background thread writes them in batches every ``flush_interval``: the latest record of each
-step only, all steps of a batch in one ``upsert_steps`` call. A task run in flight, and a record
-that says ``running``, is written once it is ``HOLD_S`` old, so a task run that starts and
-ends quickly is written once, finished. The same thread beats
-the run's heartbeat and looks, now and then, for a cancel asked for from another process.
+step only, all steps of a batch in one ``upsert_steps`` call. A task run in flight, and a
+record that says ``running``, is written once it is ``HOLD_S`` old, so a task run that starts
+and ends quickly is written once, finished. The same thread beats the run's heartbeat and
+looks, now and then, for a cancel asked for from another process.
 ``close`` writes everything still queued; a write that keeps failing is raised there, so a run
 is never reported finished with its log half written.
 """
