@@ -446,3 +446,18 @@ def test_a_task_run_in_flight_is_recorded_running_then_finished(store_url: str, 
     assert final.status is Status.SUCCEEDED
     assert [(a.number, a.status) for a in final.attempts] == [
         *expected[:-1], (len(expected), Status.SUCCEEDED)]
+
+
+def test_small_immutable_values_are_encoded_once_and_shared() -> None:
+    import hashlib
+    import pickle
+
+    from runyard.engine.values import encode
+
+    for value in (5, -(2**62), True, None, "ok", "é" * 80):
+        first = encode(value)
+        assert encode(value) is first and first.load(None) == value
+        assert first.digest == hashlib.sha256(pickle.dumps(value, protocol=5)).hexdigest()
+    assert encode(True) is not encode(1) and encode(True).digest != encode(1).digest
+    for value in (2**70, 0.5, "x" * 81, b"b", [1]):  # made anew each time
+        assert encode(value) is not encode(value) and encode(value).digest == encode(value).digest

@@ -22,13 +22,7 @@ from runyard.engine.values import Value, encode
 from runyard.errors import RunyardError, ValidationError, WorkflowDefinitionError
 
 _tracing = threading.local()
-_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})
-# Constant arguments already encoded, by class and value: ints, bools, None and short strings,
-# whose ``Value`` (pickle, digest, record) never differs for an equal one of the same class
-# (floats are left out: 0.0 == -0.0). A value is never changed once made, so it is shared.
-_ENCODED: dict[tuple[type, Any], Value] = {}
-_ENCODED_MAX = 4096
-_SHARED = frozenset({int, str, bool, type(None)})
+_SCALARS = frozenset({int, float, str, bool, bytes, type(None)})  # (encode shares some)
 _sha256 = hashlib.sha256
 
 
@@ -250,15 +244,7 @@ class Tracer:
     def param(self, value: Any) -> Param:
         kind = value.__class__
         if kind in _SCALARS:
-            if kind not in _SHARED or (kind is str and len(value) > 80):
-                return encode(value)
-            key = (kind, value)
-            found = _ENCODED.get(key)
-            if found is None:
-                if len(_ENCODED) >= _ENCODED_MAX:
-                    _ENCODED.clear()
-                found = _ENCODED[key] = encode(value)
-            return found
+            return encode(value)
         refs: list[str] = []
         template = self.template(value, refs)
         if template.__class__ is Ref:

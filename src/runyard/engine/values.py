@@ -132,8 +132,32 @@ def loads(data: bytes) -> Any:
     return pickle.loads(data)
 
 
+# Values already made, by class and value, for ints, bools, None and short strings: their
+# ``Value`` (pickle, digest, record) never differs for an equal one of the same class, and a
+# value is never changed once made, so one is shared (as CPython shares small ints). Task runs
+# returning None, flags, counts or short words then record their result without pickling and
+# hashing it again. (Floats are left out: 0.0 == -0.0.)
+_SHARED: dict[tuple[type, Any], Value] = {}
+_SHARED_MAX = 4096
+_BIG = 2**63
+
+
 def encode(obj: Any, blob_root: str | None = None, keep: bool = True) -> Value:
     """``obj`` as a ``Value``; large pickles go to the blob store at ``blob_root`` if given."""
+    kind = obj.__class__
+    if ((kind is int and -_BIG < obj < _BIG) or (kind is str and len(obj) <= 80)
+            or kind is bool or obj is None):
+        key = (kind, obj)
+        found = _SHARED.get(key)
+        if found is None:
+            if len(_SHARED) >= _SHARED_MAX:
+                _SHARED.clear()
+            found = _SHARED[key] = _encode(obj, None, True)
+        return found
+    return _encode(obj, blob_root, keep)
+
+
+def _encode(obj: Any, blob_root: str | None, keep: bool) -> Value:
     try:
         data: bytes | None = _pickle(obj, 5)
     except Exception:  # cloudpickle, or nothing (see ``dumps``)
