@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 
 from runyard.engine.recorder import StepState
-from runyard.engine.stepdoc import attempt_json, digest_json, dumps, meta_head, quote
+from runyard.engine.stepdoc import (
+    attempt_json,
+    digest_json,
+    dumps,
+    meta_head,
+    meta_start,
+    quote,
+)
 from runyard.engine.values import encode
 from runyard.model import Attempt, Status, Step, step_from_dict, step_to_dict
 
@@ -39,7 +46,7 @@ def test_a_finished_task_run_is_its_step_dict() -> None:
     assert value.digest is not None
     digests = {"x": value.digest, "y": None}
     marks = dumps(digests)
-    state = StepState("tâche-2", "task", meta_head("tâche", "h" * 64, "k" * 64, inputs),
+    state = StepState("tâche-2", "task", meta_head(meta_start("tâche", "h" * 64), "k" * 64, inputs),
                       (1, Status.RUNNING, 10.25, None, None, marks, "{}"))
     failed = (1, Status.FAILED, 10.25, 11.0, 'ValueError: "bad" \u2013 é', marks, "{}")
     state.update(Status.RUNNING, failed)
@@ -59,7 +66,7 @@ def test_a_finished_task_run_is_its_step_dict() -> None:
 
 def test_a_reused_task_run_and_a_running_one() -> None:
     value = encode(3)
-    state = StepState("add-1", "task", meta_head("add", "a" * 64, "b" * 64, "{}"))
+    state = StepState("add-1", "task", meta_head(meta_start("add", "a" * 64), "b" * 64, "{}"))
     assert _with_durations(_decoded(state)) == step_to_dict(Step(
         "add-1", Status.RUNNING, "task", state.created, (),
         {"task": "add", "task_hash": "a" * 64, "key": "b" * 64, "inputs": {}}))

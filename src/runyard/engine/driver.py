@@ -25,7 +25,7 @@ from typing import Any
 from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, flat_refs, substitute
 from runyard.engine.recorder import RawAttempt, Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
-from runyard.engine.stepdoc import digest_json, dumps, meta_start, quote
+from runyard.engine.stepdoc import digest_json, dumps, meta_head, meta_start, quote
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
 from runyard.errors import RunyardError
@@ -326,7 +326,7 @@ class Driver:
         start = self._heads.get(task)
         if start is None:  # once per task and run
             start = self._heads[task] = meta_start(task.name, task.definition_hash)
-        return start + quote(node.key) + ',"inputs":' + inputs
+        return meta_head(start, node.key, inputs)
 
     def _logs(self, node_id: str, outcome: Outcome) -> None:
         self.recorder.put_logs([LogLine(t, text, stream, node_id)

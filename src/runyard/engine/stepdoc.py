@@ -59,6 +59,7 @@ def meta_start(task: str, task_hash: str) -> str:
     return '{"task":' + quote(task) + ',"task_hash":' + quote(task_hash) + ',"key":'
 
 
-def meta_head(task: str, task_hash: str, key: str, inputs_json: str) -> str:
-    """The start of a task run's metadata (closed by the caller, after any later keys)."""
-    return meta_start(task, task_hash) + quote(key) + ',"inputs":' + inputs_json
+def meta_head(start: str, key: str, inputs_json: str) -> str:
+    """The start of a task run's metadata (closed by the caller, after any later keys):
+    ``start`` (``meta_start``'s), then the task run's key and inputs."""
+    return start + quote(key) + ',"inputs":' + inputs_json
