@@ -128,6 +128,9 @@ def test_a_killed_caller_takes_its_copy_with_it(
         tmp_path: Path, served: tuple[dict[str, str], Path]) -> None:
     env, log = served
     proc, run_id = start_sleeper(tmp_path, env)
+    # Killed once its run runs under its supervisor (killed before, the copy takes the
+    # launch with it, and the run ends failed: it never started).
+    assert wait_status(tmp_path, run_id, {"running"})["status"] == "running"
     deadline = time.monotonic() + 30
     while "copy " not in log.read_text():  # the agent logs it after the fork
         assert time.monotonic() < deadline, log.read_text()
