@@ -87,7 +87,7 @@ class _Pool:
         here: _Here | None = getattr(_local, "here", None)
         if here is None:
             here = _local.here = _Here()
-        here.pool = self
+        here.pool, here.next, here.reporting = self, None, False  # (a kept thread's last use)
         try:
             while True:
                 item = self._queue.get()

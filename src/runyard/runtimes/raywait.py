@@ -85,8 +85,14 @@ class Waiter:
                 self._sleeping = False
                 continue
             refs = list(pending)
-            ready, _ = self._ray.wait(refs, num_returns=len(refs), timeout=round_s(len(refs)),
-                                      fetch_local=True)
+            try:
+                ready, _ = self._ray.wait(refs, num_returns=len(refs),
+                                          timeout=round_s(len(refs)), fetch_local=True)
+            except Exception as exc:  # Ray itself failed (disconnected, shut down): every
+                for answer in pending.values():  # pending call fails, none is left waiting
+                    _answer(answer, None, exc)
+                pending.clear()
+                continue
             if ready:
                 self._answer_all(ready, pending)
 
