@@ -354,3 +354,64 @@ def test_open_store_shares_a_sqlite_store_while_its_file_is_the_same(tmp_path: P
     (tmp_path / "db" / "runyard.db").unlink()  # a new file at the same path: a new store
     third = open_store(url)
     assert third is not second and third.list_runs() == []
+
+
+def test_sqlite_checkpoints_in_the_background_and_keeps_the_log_small(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import runyard.stores.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_S", 0.0)  # after every write
+    store = SqliteStore(tmp_path / "r.db")
+    run = store.create_run(make_run())
+    import json
+
+    from runyard.model import Step, step_to_dict
+
+    def doc(name: str, created: float) -> tuple[str, float, str]:
+        step = Step(name, created=created, metadata={"pad": "x" * 16_000})
+        return name, created, json.dumps(step_to_dict(step))
+
+    written = 0
+    for batch in range(60):  # ~10 MB through the log; SQLite itself would wait for 16 MB
+        docs = [doc(f"s-{batch}-{i}", batch + i / 10) for i in range(10)]
+        store.upsert_step_docs(run.id, docs)
+        written += sum(len(text) for _, _, text in docs)
+        deadline = time.monotonic() + 30
+        while store._checkpointing and time.monotonic() < deadline:
+            time.sleep(0.005)
+    assert store._checkpoints >= 60 and not store._checkpointing
+    log = tmp_path / "r.db-wal"
+    assert log.stat().st_size < written / 3  # the log was restarted after checkpoints
+    assert len(store.get_steps(run.id)) == 600  # and nothing was lost
+    again = SqliteStore(tmp_path / "r.db").get_steps(run.id)  # another connection
+    assert [s.name for s in again][:11] == [*(f"s-0-{i}" for i in range(10)), "s-1-0"]
+
+
+def test_sqlite_a_process_forked_right_after_a_write_uses_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As ``run exec`` does: write the run, fork the supervisor at once (a checkpoint thread
+    may be inside SQLite just then), and the child writes too."""
+    import os
+
+    import runyard.stores.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_S", 0.0)  # one after every write
+    store = SqliteStore(tmp_path / "r.db")
+    for _ in range(25):
+        store.create_run(make_run())
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                SqliteStore(tmp_path / "r.db").create_run(make_run())
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                raise AssertionError("the forked child never finished its write")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert store.count_runs() == 50
