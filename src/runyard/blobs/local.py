@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, BinaryIO
 
 from runyard.blobs.digests import (
     B3_PREFIX,
@@ -41,9 +41,6 @@ from runyard.blobs.digests import (
 )
 from runyard.errors import BlobNotFound, NotFoundError, StoreError, ValidationError
 from runyard.fsio import fsync_dir
-
-if TYPE_CHECKING:
-    pass
 
 CHUNK = 1 << 20  # bytes read and written at a time
 DIRECT_UNIT = 4096  # direct writes cover whole pages

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as quote
 from typing import Any
@@ -116,13 +116,6 @@ class Node:
     deps: tuple[str, ...] = ()
     key: str = ""  # set by Dag.build; or by the trace, which then set deps too
     kind: str = "task"  # or "on_failure": a handler run after another task run failed
-
-    def param_refs(self) -> Iterator[str]:
-        for param in self.params.values():
-            if isinstance(param, Ref):
-                yield param.node
-            elif isinstance(param, Nested):
-                yield from param.refs
 
     def dep_ids(self) -> tuple[str, ...]:
         """The nodes this one needs, each once, in the order its parameters name them."""

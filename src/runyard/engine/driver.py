@@ -122,19 +122,8 @@ class Driver:
     # -- completions ------------------------------------------------------------------------
     def _on_done(self, prepared: Prepared, outcome: Outcome | None,
                  error: BaseException | None) -> None:
-        inbox = self._inbox
-        inbox.append((prepared, outcome, error))
-        lock = self._lock
-        while inbox:  # as _drain and _handle_inbox (inlined: this runs once per task run)
-            if not lock.acquire(blocking=False):
-                return
-            try:
-                while inbox:
-                    prepared, outcome, error = inbox.popleft()
-                    self._finished(prepared, outcome if outcome is not None else _lost(error))
-                self._check_done()
-            finally:
-                lock.release()
+        self._inbox.append((prepared, outcome, error))
+        self._drain()
 
     def _drain(self) -> None:
         """Handle the inbox if no other thread is at it (that thread then handles it)."""
@@ -187,13 +176,7 @@ class Driver:
                                                 Stage.PUT, time.time(), node_id, "task-result"))
         if node.kind == "task":
             self.succeeded += 1
-            ready = []
-            waiting = self.waiting
-            for child in self.dependents[node_id]:  # _release, inlined
-                left = waiting[child] - 1
-                waiting[child] = left
-                if not left:
-                    ready.append(child)
+            ready = self._release(node_id)
             if ready:
                 self._advance(ready)
 
@@ -255,7 +238,7 @@ class Driver:
     def _release(self, node_id: str) -> list[str]:
         ready = []
         waiting = self.waiting
-        for child in self.dag.dependents[node_id]:
+        for child in self.dependents[node_id]:
             left = waiting[child] - 1
             waiting[child] = left
             if not left:
@@ -361,12 +344,10 @@ def _nested_record(param: Nested, digest: str) -> str:
         "null" if data is None else '"' + base64.b64encode(data).decode() + '"') + "}"
 
 
-def _attempt(number: int, outcome: Outcome, prepared: Prepared | None = None,
-             output: Value | None = None) -> RawAttempt:
-    status = Status.SUCCEEDED if outcome.ok else Status.FAILED
-    return (number, status, outcome.started, outcome.ended, outcome.error,
-            "{}" if prepared is None else prepared.attempt_inputs,
-            "{}" if output is None else digest_json("result", output.digest))
+def _attempt(number: int, outcome: Outcome, prepared: Prepared) -> RawAttempt:
+    """A failed attempt as recorded (a succeeded one is recorded by ``_finished``)."""
+    return (number, Status.FAILED, outcome.started, outcome.ended, outcome.error,
+            prepared.attempt_inputs, "{}")
 
 
 def _lost(error: BaseException | None) -> Outcome:

@@ -44,13 +44,12 @@ class Value:
 
     A plain class with slots: one is made for every task result, so it is kept small."""
 
-    __slots__ = ("_doc", "_doc_json", "digest", "in_blob", "obj", "payload", "size", "text")
+    __slots__ = ("_doc_json", "digest", "in_blob", "obj", "payload", "size", "text")
 
     def __init__(self, digest: str | None, size: int, payload: bytes | None = None,
                  in_blob: bool = False, text: str = "", obj: Any = _MISSING) -> None:
         self.digest, self.size, self.payload, self.in_blob = digest, size, payload, in_blob
         self.text, self.obj = text, obj
-        self._doc: dict[str, Any] | None = None
         self._doc_json: str | None = None
 
     def __repr__(self) -> str:
@@ -84,16 +83,9 @@ class Value:
                 "repr": self.text, "inline": inline}
 
     @property
-    def doc(self) -> dict[str, Any]:
-        """``to_doc()``, made once (a value is never changed after it is made)."""
-        doc = self._doc
-        if doc is None:
-            doc = self._doc = self.to_doc()
-        return doc
-
-    @property
     def doc_json(self) -> str:
-        """``doc`` as JSON text (as the stores write it), made once."""
+        """``to_doc()`` as JSON text (as the stores write it), made once (a value is never
+        changed after it is made)."""
         text = self._doc_json
         if text is None:
             payload = self.payload
@@ -174,10 +166,3 @@ def _encode(obj: Any, blob_root: str | None, keep: bool) -> Value:
         BlobStore(blob_root).put_bytes(data)
         value.payload, value.in_blob = None, True
     return value
-
-
-def combined_digest(parts: list[str | None]) -> str | None:
-    """One digest for several (``None`` if any part has none)."""
-    if any(p is None for p in parts):
-        return None
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()  # type: ignore[arg-type]

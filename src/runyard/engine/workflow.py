@@ -41,13 +41,10 @@ class WorkflowDef:
     def __repr__(self) -> str:
         return f"<workflow {self.name}>"
 
-    @property
+    @functools.cached_property
     def signature(self) -> inspect.Signature:
         """The function's signature (made once: every call's parameters are bound to it)."""
-        found: inspect.Signature | None = self.__dict__.get("_signature")
-        if found is None:
-            found = self.__dict__["_signature"] = inspect.signature(self.fn)
-        return found
+        return inspect.signature(self.fn)
 
     @property
     def ref(self) -> str | None:

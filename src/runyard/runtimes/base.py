@@ -10,6 +10,7 @@ after ``shutdown`` is refused the same way.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -98,6 +99,26 @@ class RuntimeBase(ABC):
 
     @abstractmethod
     def _shutdown(self, wait: bool) -> None: ...
+
+
+# How a call's end is told: by completing its future, or by calling its done-callback.
+Answer = Future[Any] | Callable[[Any, BaseException | None], None]
+
+
+def settle(answer: Answer, result: Any, error: BaseException | None, runtime: str) -> None:
+    """Tell ``answer`` the call ended with ``result`` (or ``error``). A done-callback that
+    fails is logged, as a future's callback is: it never ends the thread that answers."""
+    if isinstance(answer, Future):
+        if error is None:
+            answer.set_result(result)
+        else:
+            answer.set_exception(error)
+        return
+    try:
+        answer(result, error)
+    except Exception:
+        logging.getLogger(__name__).exception("a done-callback of the %s runtime failed",
+                                              runtime)
 
 
 def _report(future: Future[T], done: Callable[[T | None, BaseException | None], None]) -> None:

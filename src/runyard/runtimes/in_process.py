@@ -15,7 +15,6 @@ The pool is a small one of its own, made for many short callables:
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -24,13 +23,12 @@ from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from runyard.runtimes import threads
-from runyard.runtimes.base import RuntimeBase
+from runyard.runtimes.base import Answer, RuntimeBase, settle
 
 T = TypeVar("T")
 _Done = Callable[[Any, BaseException | None], None]
-_Item = tuple[Future[Any] | None, Callable[..., Any], tuple[Any, ...], _Done | None]
+_Item = tuple[Answer, Callable[..., Any], tuple[Any, ...]]  # (how its end is told, fn, args)
 _local = threading.local()
-_log = logging.getLogger(__name__)
 
 
 @functools.cache  # os.cpu_count reads /sys each time: tens of microseconds a run
@@ -62,8 +60,13 @@ class _Pool:
     def submit(self, fn: Callable[..., T], args: tuple[Any, ...],
                done: _Done | None = None) -> Future[T] | None:
         """Queue ``fn(*args)``: answered by a future, or (given ``done``) by calling ``done``."""
-        future: Future[T] | None = Future() if done is None else None
-        item: _Item = (future, fn, args, done)
+        future: Future[T] | None = None
+        answer: Answer
+        if done is None:
+            future = answer = Future()
+        else:
+            answer = done
+        item: _Item = (answer, fn, args)
         here: _Here | None = getattr(_local, "here", None)
         if here is not None and here.reporting and here.next is None and here.pool is self:
             here.next = item  # this thread runs it as soon as its callbacks return
@@ -103,23 +106,17 @@ class _Pool:
     @staticmethod
     def _run(item: _Item, here: _Here) -> _Item | None:
         """Run ``item``; the callable its callbacks submitted to this thread, if any."""
-        future, fn, args, done = item
-        if future is not None and not future.set_running_or_notify_cancel():
+        answer, fn, args = item
+        if isinstance(answer, Future) and not answer.set_running_or_notify_cancel():
             return None
         try:
             result = fn(*args)
         except BaseException as exc:  # handed on, as ThreadPoolExecutor does
             here.reporting = True
-            _report(future, done, None, exc)
+            settle(answer, None, exc, "in_process")
         else:
             here.reporting = True
-            if future is None and done is not None:  # _report's common case, inlined
-                try:
-                    done(result, None)
-                except Exception:  # as a future's callback: logged, never the thread's end
-                    _log.exception("a done-callback of the in_process runtime failed")
-            else:
-                _report(future, done, result, None)
+            settle(answer, result, None, "in_process")
         finally:
             here.reporting = False
         after, here.next = here.next, None
@@ -132,29 +129,16 @@ class _Pool:
         if cancel:
             while not self._queue.empty():
                 item = self._queue.get_nowait()
-                if item is not None and item[0] is not None:
+                if item is None:
+                    continue
+                if isinstance(item[0], Future):
                     item[0].cancel()
-                elif item is not None and item[3] is not None:
-                    item[3](None, CancelledError())
+                else:
+                    item[0](None, CancelledError())
         self._queue.put(None)
         if wait:
             for done in started:
                 done.wait()
-
-
-def _report(future: Future[Any] | None, done: _Done | None, result: Any,
-            error: BaseException | None) -> None:
-    if future is not None:
-        if error is None:
-            future.set_result(result)
-        else:
-            future.set_exception(error)
-        return
-    assert done is not None
-    try:
-        done(result, error)
-    except Exception:  # as a future's callback: logged, never the pool thread's end
-        _log.exception("a done-callback of the in_process runtime failed")
 
 
 class InProcessRuntime(RuntimeBase):

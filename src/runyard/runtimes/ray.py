@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from runyard.errors import MissingDependencyError, RuntimeUnavailable
 from runyard.fsio import atomic_write_text
-from runyard.runtimes.base import RuntimeBase, call_pickled, pickled_call
+from runyard.runtimes.base import Answer, RuntimeBase, call_pickled, pickled_call
 from runyard.runtimes.process import spawn_detached
 from runyard.runtimes.raywait import Waiter
 
@@ -265,20 +265,20 @@ class RayRuntime(RuntimeBase):
         self._waiter = Waiter(ray)
 
     def _submit(self, fn: Callable[..., T], args: tuple[Any, ...]) -> Future[T]:
-        assert self._waiter is not None
-        payload = pickled_call(fn, args, self.name)
         future: Future[T] = Future()
         future.set_running_or_notify_cancel()
-        self._waiter.add(self._remote.remote(payload), future)
+        self._send(fn, args, future)
         return future
 
     def submit_then(self, fn: Callable[..., T], args: tuple[Any, ...],
                     done: Callable[[T | None, BaseException | None], None]) -> None:
         """As ``submit``, answered by calling ``done`` on the waiter's thread (no Future)."""
         self._check_started()
+        self._send(fn, args, done)
+
+    def _send(self, fn: Callable[..., Any], args: tuple[Any, ...], answer: Answer) -> None:
         assert self._waiter is not None
-        payload = pickled_call(fn, args, self.name)
-        self._waiter.add(self._remote.remote(payload), done)
+        self._waiter.add(self._remote.remote(pickled_call(fn, args, self.name)), answer)
 
     def _shutdown(self, wait: bool) -> None:
         self._remote = None

@@ -20,22 +20,18 @@ and a call that ends while slower ones still run is answered within one round.
 from __future__ import annotations
 
 import contextlib
-import logging
 import pickle
 import threading
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
 from typing import Any
 
 from runyard.runtimes import threads
+from runyard.runtimes.base import Answer, settle
 
 MIN_ROUND_S = 0.01
 MAX_ROUND_S = 0.5
 PER_CALL_S = 20e-6
 
-Answer = Future[Any] | Callable[[Any, BaseException | None], None]
-_log = logging.getLogger(__name__)
 
 
 def round_s(pending: int) -> float:
@@ -90,7 +86,7 @@ class Waiter:
                                           timeout=round_s(len(refs)), fetch_local=True)
             except Exception as exc:  # Ray itself failed (disconnected, shut down): every
                 for answer in pending.values():  # pending call fails, none is left waiting
-                    _answer(answer, None, exc)
+                    settle(answer, None, exc, "ray")
                 pending.clear()
                 continue
             if ready:
@@ -109,19 +105,6 @@ class Waiter:
             try:
                 result = pickle.loads(self._ray.get(ref) if batch_failed else data)
             except BaseException as exc:  # the call's (or Ray's) error, handed on
-                _answer(answer, None, exc)
+                settle(answer, None, exc, "ray")
             else:
-                _answer(answer, result, None)
-
-
-def _answer(answer: Answer, result: Any, error: BaseException | None) -> None:
-    if isinstance(answer, Future):
-        if error is None:
-            answer.set_result(result)
-        else:
-            answer.set_exception(error)
-        return
-    try:
-        answer(result, error)
-    except Exception:  # as a future's callback: logged, never the waiter's end
-        _log.exception("a done-callback of the ray runtime failed")
+                settle(answer, result, None, "ray")

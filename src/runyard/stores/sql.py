@@ -283,21 +283,14 @@ class SqlStore(StoreHelpers):
         return step_from_dict(self.dialect.load_json(row[0]))
 
     def upsert_step(self, run_id: str, step: Step) -> Step:
-        with self._transaction(True) as tx:
-            self._seq(tx, run_id, self.dialect.lock_share)
-            check.step_name(step.name)
-            self._store_step(tx, run_id, step)
+        self.upsert_steps(run_id, [step])
         return step
 
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
         """All of ``steps`` in one write transaction (a workflow records task runs in batches)."""
-        for step in steps:
-            check.step_name(step.name)
-        with self._transaction(True) as tx:
-            self._seq(tx, run_id, self.dialect.lock_share)
-            dump = self.dialect.dump_json
-            tx.upsert_steps(run_id, [(s.name, s.created, dump(step_to_dict(s)) or "{}")
-                                     for s in steps])  # a step's dict is never empty
+        dump = self.dialect.dump_json
+        self.upsert_step_docs(run_id, [(s.name, s.created, dump(step_to_dict(s)) or "{}")
+                                       for s in steps])  # (a step's dict is never empty)
 
     def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
         """Steps already encoded (see ``StoreHelpers.upsert_step_docs``): stored as they are,
