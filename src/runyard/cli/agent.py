@@ -39,7 +39,7 @@ PRELOAD = (
     "runyard.cli.main", "runyard.cli.run_all", "runyard.cli.command_runs",
     "runyard.cli.commands", "runyard.commands.execute", "runyard.commands.launch",
     "runyard.commands.runspec", "runyard.commands.supervisor", "runyard.commands.detach",
-    "runyard.commands.owners", "runyard.commands.pipes", "runyard.commands.buffers",
+    "runyard.processes.owners", "runyard.commands.pipes", "runyard.commands.buffers",
     "runyard.stores.sqlite", "runyard.stores.filesystem", "runyard.stores.chunked",
     "subprocess", "shutil", "ctypes", "select",
 )

@@ -217,7 +217,7 @@ def write_buffer(registry: Registry, blobs: BlobStore, buffer_id: str, fd: int,
     the buffer is marked incomplete, never passed off as complete.
     """
     if claim:
-        from runyard.commands.owners import this_owner
+        from runyard.processes.owners import this_owner
 
         registry.claim(buffer_id, this_owner())
     sink = ChunkSink(registry, blobs, buffer_id)

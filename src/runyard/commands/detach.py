@@ -40,7 +40,7 @@ class Handle:
     @property
     def owner(self) -> Owner | None:
         """The supervisor's owner record (``None`` if it never started)."""
-        from runyard.commands.owners import owner_of
+        from runyard.processes.owners import owner_of
 
         return owner_of(self.pid) if self.pid > 0 else None
 

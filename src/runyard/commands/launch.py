@@ -94,7 +94,7 @@ def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
         for name in spec.codespec.outputs:
             ctx.registry.claim(buffers[name], owner, run_id=run.id, parts=spec.replicas)
         for name in inputs:
-            from runyard.commands.owners import this_owner
+            from runyard.processes.owners import this_owner
 
             ctx.registry.claim(buffers[name], this_owner())
     except ConflictError as exc:

@@ -25,7 +25,7 @@ from runyard.commands.codespec import format_seconds
 from runyard.commands.context import Context, open_context
 from runyard.commands.detach import subreaper
 from runyard.commands.follow import writer_gone
-from runyard.commands.owners import this_owner
+from runyard.processes.owners import this_owner
 from runyard.commands.replicas import Plan, Replica
 from runyard.errors import ConflictError
 from runyard.model import Attempt, LogLine, Status, Step

@@ -14,41 +14,18 @@ run that changed meanwhile (its owner closed it) is left as its owner made it.
 from __future__ import annotations
 
 import os
-import socket
 import time
-from functools import lru_cache
-
-import psutil
 
 from runyard.errors import ConflictError
 from runyard.model import Owner, Run, Status
+from runyard.processes.owners import host_name, this_owner
 from runyard.stores import RunFilter, RunStore
+
+__all__ = ["host_name", "lost_reason", "owner_alive", "refresh", "sweep", "this_owner"]
 
 MISSED = 3  # heartbeats missed before a run owned elsewhere is lost
 START_TOLERANCE_S = 1.0  # process start times read at different moments may differ this much
 WATCHED = frozenset({Status.RUNNING, Status.CANCELING})  # statuses whose owner must be alive
-
-
-@lru_cache(maxsize=1)
-def host_name() -> str:
-    return socket.gethostname()
-
-
-def this_owner() -> Owner:
-    """The owner record of the calling process."""
-    return _owner(os.getpid())
-
-
-@lru_cache(maxsize=4)
-def _owner(pid: int) -> Owner:  # by pid: a forked child is an owner of its own
-    return Owner(host=host_name(), pid=pid, started=_start_time(pid) or 0.0)
-
-
-def _start_time(pid: int) -> float | None:
-    try:
-        return float(psutil.Process(pid).create_time())
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
 
 
 def owner_alive(owner: Owner) -> bool | None:
@@ -57,6 +34,8 @@ def owner_alive(owner: Owner) -> bool | None:
         return None
     if owner.pid == os.getpid():
         return True
+    import psutil  # imported once a check is due: a command line that checks nothing skips it
+
     try:
         proc = psutil.Process(owner.pid)
         if proc.status() == psutil.STATUS_ZOMBIE:

@@ -26,7 +26,7 @@ from runyard.engine.reuse import ReuseIndex
 from runyard.engine.values import Value
 from runyard.engine.workflow import WorkflowPlan, dag_record, plan_record
 from runyard.errors import ConflictError, RunyardError, WorkflowDefinitionError
-from runyard.model import Artifact, Kind, Owner, Run, Stage, Status
+from runyard.model import Artifact, Kind, Run, Stage, Status
 from runyard.runtimes import threads
 from runyard.stores import RunStore, blob_root
 
@@ -167,7 +167,7 @@ class Execution:
 
 def launch_detached(store: RunStore, run: Run) -> int:
     """Start the supervisor of ``run`` and make it the run's owner; return its pid."""
-    from runyard.core.liveness import host_name
+    from runyard.processes.owners import owner_of
     from runyard.runtimes.process import python_argv, spawn_detached
 
     env = dict(os.environ)
@@ -175,16 +175,6 @@ def launch_detached(store: RunStore, run: Run) -> int:
     log = Path(blob_root(store.url)).parent / "supervisors" / f"{run.id}.log"
     argv = python_argv("runyard.engine.supervisor", store.url, run.id)
     pid = spawn_detached(argv, log, env=env, cwd=Path.cwd())
-    started = _start_time(pid)
     store.update_status(run.id, Status.RUNNING, expect=Status.CREATED)
-    store.update_run(run.id, owner=Owner(host_name(), pid, started), heartbeat=time.time())
+    store.update_run(run.id, owner=owner_of(pid), heartbeat=time.time())
     return pid
-
-
-def _start_time(pid: int) -> float:
-    import psutil
-
-    try:
-        return float(psutil.Process(pid).create_time())
-    except psutil.Error:
-        return 0.0
