@@ -23,7 +23,6 @@ from runyard.core.copy import (
     copy_run,
     copy_store,
     copy_store_urls,
-    status_path,
 )
 from runyard.errors import ConflictError, IntegrityError
 from runyard.model import (
@@ -37,6 +36,7 @@ from runyard.model import (
     Stage,
     Status,
     Step,
+    status_path,
 )
 from runyard.stores import RunStore, blob_root, open_store
 from runyard.testing import make_run

@@ -15,7 +15,6 @@ through the lifecycle. It raises one ``ConflictError`` naming them all.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 from runyard.blobs import BlobStore
 from runyard.errors import BlobNotFound, ConflictError, RunNotFound
-from runyard.model import TRANSITIONS, Artifact, Run, Status
+from runyard.model import Artifact, Run, Status, status_path
 from runyard.stores import RunStore, blob_root, open_store
 from runyard.stores.base import UPDATABLE
 
@@ -142,21 +141,6 @@ def check_conflicts(
             f"cannot copy {src.url} into {dst.url}: " + "; ".join(problems)
             + "; rename or delete one side and copy again (nothing was written)"
         )
-
-
-def status_path(old: Status, new: Status) -> list[Status] | None:
-    """The shortest list of legal transitions taking ``old`` to ``new`` (``[]`` if equal)."""
-    paths: dict[Status, list[Status]] = {old: []}
-    queue = deque([old])
-    while queue:
-        here = queue.popleft()
-        if here is new:
-            return paths[here]
-        for nxt in sorted(TRANSITIONS[here]):
-            if nxt not in paths:
-                paths[nxt] = [*paths[here], nxt]
-                queue.append(nxt)
-    return None
 
 
 def _timed_path(run: Run, there: Run) -> list[Status]:

@@ -21,7 +21,14 @@ from runyard.model.records import (
     Stage,
     Step,
 )
-from runyard.model.status import FINAL, TRANSITIONS, Status, can_transition, check_transition
+from runyard.model.status import (
+    FINAL,
+    TRANSITIONS,
+    Status,
+    can_transition,
+    check_transition,
+    status_path,
+)
 
 __all__ = [
     "FINAL",
@@ -46,6 +53,7 @@ __all__ = [
     "new_id",
     "run_from_dict",
     "run_to_dict",
+    "status_path",
     "step_from_dict",
     "step_to_dict",
 ]

@@ -65,3 +65,19 @@ def check_transition(run_id: str, old: Status, new: Status) -> None:
     if not can_transition(old, new):
         allowed = sorted(s.value for s in TRANSITIONS[old])
         raise IllegalTransition(run_id, old.value, new.value, allowed)
+
+
+def status_path(old: Status, new: Status) -> list[Status] | None:
+    """The shortest list of legal transitions taking ``old`` to ``new`` (``[]`` if equal),
+    or ``None`` when the lifecycle has no way there."""
+    paths: dict[Status, list[Status]] = {old: []}
+    queue = [old]
+    while queue:
+        here = queue.pop(0)
+        if here is new:
+            return paths[here]
+        for nxt in sorted(TRANSITIONS[here]):
+            if nxt not in paths:
+                paths[nxt] = [*paths[here], nxt]
+                queue.append(nxt)
+    return None

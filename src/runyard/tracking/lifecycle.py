@@ -6,9 +6,8 @@ import time
 from typing import Any
 
 from runyard.core import liveness
-from runyard.core.copy import status_path
 from runyard.errors import ConflictError
-from runyard.model import Run, Status
+from runyard.model import Run, Status, status_path
 from runyard.stores import RunStore
 
 MAX_REASON = 1000
