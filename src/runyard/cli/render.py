@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from runyard.stores.location import redact_url as redact_url  # the one redaction
+
 MISSING = "-"
 STATUS_STYLES = {
     "created": "dim",
@@ -153,15 +155,3 @@ def number(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return "" if v is None else str(v)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for showing on screen."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    netloc = f"{parts.username or ''}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))

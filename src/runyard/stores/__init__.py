@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 
 from runyard.stores.base import MetricSummary, RunFilter, RunStore
-from runyard.stores.location import blob_root, home, parse_url, resolve_url
+from runyard.stores.location import blob_root, home, parse_url, redact_url, resolve_url
 
 __all__ = [
     "MetricSummary",
@@ -15,6 +15,7 @@ __all__ = [
     "blob_root",
     "home",
     "open_store",
+    "redact_url",
     "resolve_url",
 ]
 

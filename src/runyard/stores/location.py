@@ -165,3 +165,12 @@ def _blob_root_beside(parsed: StoreURL) -> Path:
     """The blob folder of a file-based store: a pure function of its parsed URL."""
     target = Path(parsed.target)
     return (target if parsed.scheme in ("file", "chunked") else target.parent) / "blobs"
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password (in the user part or a ``password=`` query) shown as ``***``:
+    the one form a store URL takes in messages, records and on screen."""
+    import re
+
+    url = re.sub(r"^([A-Za-z][\w+.-]*://[^:/@?#]*):[^/?#]*@", r"\1:***@", url)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)

@@ -13,13 +13,13 @@ round-trip exactly (``jsonb`` rewrites ``1e300`` as an integer).
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from runyard.errors import MissingDependencyError, StoreError
+from runyard.stores.location import redact_url
 from runyard.stores.sql import SqlStore
 from runyard.stores.sqlschema import Dialect, Tx
 
@@ -61,11 +61,6 @@ def postgres_dialect(psycopg: Any) -> Dialect:
         renamed=RENAMED,
         placeholder="%s",
     )
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    return re.sub(r"://([^:/@]*):[^@/]*@", r"://\1:***@", url)
 
 
 class PostgresStore(SqlStore):
@@ -112,7 +107,7 @@ class PostgresStore(SqlStore):
             finally:
                 self._checkin(conn)
         except psycopg.Error as exc:
-            raise StoreError(f"PostgreSQL store {redact(self.url)}: {exc}") from exc
+            raise StoreError(f"PostgreSQL store {redact_url(self.url)}: {exc}") from exc
 
     def close(self) -> None:
         with self._lock:

@@ -57,6 +57,6 @@ def reason_of(error: BaseException) -> str:
 
 
 def redacted(url: str) -> str:
-    from runyard.stores.postgres import redact
+    from runyard.stores import redact_url
 
-    return redact(url)
+    return redact_url(url)
