@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 SHA256, BLAKE3 = "sha256", "blake3"
 B3_PREFIX = "blake3:"
-DIGEST = re.compile(r"^(?:blake3:)?[0-9a-f]{64}$")
+DIGEST = re.compile(r"^(?:blake3:)?[0-9a-f]{64}\Z")
 
 
 @dataclass(frozen=True)

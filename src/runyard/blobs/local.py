@@ -47,7 +47,7 @@ DIRECT_UNIT = 4096  # direct writes cover whole pages
 TEMP_PREFIX = ".tmp-"
 BLOB_MODE = 0o444
 FETCHED_MODE = 0o644
-_FANOUT = re.compile(r"^[0-9a-f]{2}$")
+_FANOUT = re.compile(r"^[0-9a-f]{2}\Z")
 
 
 def _parts(digest: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import click
 
 from runyard.cli import render
 from runyard.cli.commands import command_context
+from runyard.cli.params import Count, store_option
 
 if TYPE_CHECKING:
     from runyard.commands.detach import Handle
@@ -25,11 +26,11 @@ def spec_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="A run spec: job: {codespec, buffers, tags, replicas}, timeoutSeconds."),
         click.option("-c", "--codespec", metavar="NAME[/versions/N]",
                      help="The codespec to run (the latest version unless one is named)."),
-        click.option("--version", "version", type=click.IntRange(min=1), metavar="N",
+        click.option("--version", "version", type=Count(1), metavar="N",
                      help="Run version N of the codespec."),
         click.option("--buffer", "buffers", multiple=True, metavar="NAME=ID",
                      help="Pass buffer ID as parameter NAME (repeat for more)."),
-        click.option("-r", "--replicas", type=int, metavar="N",
+        click.option("-r", "--replicas", type=Count(1), metavar="N",
                      help="Run N copies in parallel (each gets RUNYARD_REPLICA_INDEX)."),
         click.option("--timeout", metavar="DURATION",
                      help="Fail the run after this long, e.g. 300s, 1.5h, 2h45m."),
@@ -74,6 +75,7 @@ def status_line(run: Run) -> None:
 @click.command("exec")
 @spec_options
 @click.option("--logs", is_flag=True, help="Also stream the job's logs to stderr.")
+@store_option
 @click.pass_context
 def exec_command(ctx: click.Context, /, logs: bool, **kwargs: Any) -> None:
     """Run a codespec with stdin as its input buffer and its output buffer on stdout.
@@ -123,6 +125,7 @@ def fail_unless_succeeded(run: Run) -> None:
 
 @click.command("create")
 @spec_options
+@store_option
 @click.pass_context
 def create_command(ctx: click.Context, /, **kwargs: Any) -> None:
     """Start a command run in a detached supervisor; print its id at once."""
@@ -142,6 +145,7 @@ def create_command(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.command("watch")
 @click.argument("ref", metavar="ID|NAME")
 @click.option("--full-resource", is_flag=True, help="Print the whole run on each change.")
+@store_option
 @click.pass_context
 def watch_command(ctx: click.Context, ref: str, full_resource: bool) -> None:
     """Print one JSON line per status change until the run has ended."""
@@ -161,6 +165,7 @@ def watch_command(ctx: click.Context, ref: str, full_resource: bool) -> None:
 
 @click.command("cancel")
 @click.argument("ref", metavar="ID|NAME")
+@store_option
 @click.pass_context
 def cancel_command(ctx: click.Context, ref: str) -> None:
     """Ask a pending or running command run to stop (it ends as canceled)."""
@@ -174,8 +179,9 @@ def cancel_command(ctx: click.Context, ref: str) -> None:
 @click.argument("ref", metavar="ID|NAME")
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Stream until the run has ended.")
 @click.option("-s", "--since", metavar="TIME", help="Only lines at or after TIME (30m, ISO).")
-@click.option("--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines.")
+@click.option("--tail", type=Count(0), metavar="N", help="Only the last N lines.")
 @click.option("--timestamps", is_flag=True, help="Start each line with its time.")
+@store_option
 @click.pass_context
 def logs_command(ctx: click.Context, ref: str, follow_: bool, since: str | None,
                  tail: int | None, timestamps: bool) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from runyard.cli import render
+from runyard.cli.params import Count, store_option
 from runyard.cli.state import open_ctx_store, state
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def codespec_group() -> None:
 @click.option("-f", "--file", "path", required=True, metavar="FILE",
               help="The codespec as YAML: name, command, and optional image, buffers, env.")
 @click.option("--name", metavar="NAME", help="Register it under NAME instead of its `name`.")
+@store_option
 @click.pass_context
 def codespec_create(ctx: click.Context, path: str, name: str | None) -> None:
     """Register a codespec; a changed spec becomes a new version. Prints NAME/versions/N."""
@@ -54,6 +56,7 @@ def codespec_create(ctx: click.Context, path: str, name: str | None) -> None:
 @codespec_group.command("show")
 @click.argument("ref", metavar="NAME[/versions/N]")
 @click.option("--json", "as_json", is_flag=True, help="Print it as a JSON object.")
+@store_option
 @click.pass_context
 def codespec_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show a codespec: the latest version of NAME, or NAME/versions/N."""
@@ -71,6 +74,7 @@ def codespec_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @codespec_group.command("list")
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@store_option
 @click.pass_context
 def codespec_list(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List the latest version of every codespec, or every version of NAME."""
@@ -95,6 +99,7 @@ def buffer_group() -> None:
 
 @buffer_group.command("create")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help=TAG_HELP)
+@store_option
 @click.pass_context
 def buffer_create(ctx: click.Context, tags: tuple[str, ...]) -> None:
     """Create an empty buffer and print its id."""
@@ -106,6 +111,7 @@ def buffer_create(ctx: click.Context, tags: tuple[str, ...]) -> None:
 
 @buffer_group.command("write")
 @click.argument("buffer_id", metavar="ID")
+@store_option
 @click.pass_context
 def buffer_write(ctx: click.Context, buffer_id: str) -> None:
     """Write standard input into a new buffer (buffers are written once)."""
@@ -121,6 +127,7 @@ def buffer_write(ctx: click.Context, buffer_id: str) -> None:
 @click.argument("buffer_id", metavar="ID")
 @click.option("--incomplete", is_flag=True,
               help="Print what an incomplete buffer holds (and still exit non-zero).")
+@store_option
 @click.pass_context
 def buffer_read(ctx: click.Context, buffer_id: str, incomplete: bool) -> None:
     """Write a buffer to standard output, following it while it is being written."""
@@ -146,6 +153,7 @@ def incomplete_message(buffer: Buffer) -> str:
 @buffer_group.command("show")
 @click.argument("buffer_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print it as a JSON object.")
+@store_option
 @click.pass_context
 def buffer_show(ctx: click.Context, buffer_id: str, as_json: bool) -> None:
     """Show a buffer: state, size, tags, and the run that writes it."""
@@ -164,9 +172,10 @@ def buffer_show(ctx: click.Context, buffer_id: str, as_json: bool) -> None:
 @buffer_group.command("list")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
               help="Only buffers with this tag (repeat: all of them).")
-@click.option("--limit", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--limit", type=Count(0), default=1000, show_default=True,
               metavar="N", help="Show at most N buffers (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@store_option
 @click.pass_context
 def buffer_list(ctx: click.Context, tags: tuple[str, ...], limit: int, as_json: bool) -> None:
     """List buffers, newest first."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from runyard.cli import render
+from runyard.cli.params import Count, store_option
 from runyard.cli.state import open_ctx_store
 from runyard.core.runlog import DEFAULT_LIST_LIMIT, list_page, run_filter
 
@@ -41,13 +42,14 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=Count(0),
     metavar="N",
     default=DEFAULT_LIST_LIMIT,
     show_default=True,
     help="Show at most N runs (0: all of them).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
+@store_option
 @click.pass_context
 def list_runs(
     ctx: click.Context,
@@ -106,12 +108,13 @@ def run_row(run: Run) -> list[str]:
 @click.option(
     "--events",
     "events_tail",
-    type=click.IntRange(min=0),
+    type=Count(0),
     metavar="N",
     default=10,
     show_default=True,
     help="How many of the latest events to include.",
 )
+@store_option
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
     """Show one run: fields, steps, metrics, catalog, events.
@@ -134,6 +137,7 @@ def show(ctx: click.Context, ref: str, as_json: bool, events_tail: int) -> None:
 @click.command("rename")
 @click.argument("ref", metavar="ID|NAME")
 @click.argument("new_name", metavar="NEW")
+@store_option
 @click.pass_context
 def rename(ctx: click.Context, ref: str, new_name: str) -> None:
     """Give a run a new name.
@@ -153,6 +157,7 @@ def rename(ctx: click.Context, ref: str, new_name: str) -> None:
 @click.command("delete")
 @click.argument("ref", metavar="ID|NAME")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking for confirmation.")
+@store_option
 @click.pass_context
 def delete(ctx: click.Context, ref: str, yes: bool) -> None:
     """Delete a run and its run log.

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import click
 
 from runyard.cli import render
+from runyard.cli.params import store_option
 from runyard.cli.state import state
 
 
@@ -19,6 +20,7 @@ def store_group() -> None:
 
 @store_group.command("info")
 @click.option("--json", "as_json", is_flag=True, help="Print the answer as a JSON object.")
+@store_option
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show the store URL in use (after --store, RUNYARD_STORE, runyard.yaml) and its blobs."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from runyard.cli import render
+from runyard.cli.params import store_option
 from runyard.cli.state import open_ctx_store, state
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
               help="Only the metric NAME (repeat for several); default: every metric.")
 @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv",
               show_default=True, help="csv: name,step,value,time rows; json: an array.")
+@store_option
 @click.pass_context
 def metrics(ctx: click.Context, ref: str, names: tuple[str, ...], fmt: str) -> None:
     """Export a run's metrics, in logging order, to stdout.
@@ -78,6 +80,7 @@ def write_json(rows: Iterable[Metric]) -> None:
               help="The store to upload to (default: --store, RUNYARD_STORE, runyard.yaml, "
               "then ./.runyard/runyard.db).")
 @click.option("--json", "as_json", is_flag=True, help="Print the sync report as JSON.")
+@store_option
 @click.pass_context
 def sync(ctx: click.Context, to_url: str | None, as_json: bool) -> None:
     """Upload the runs of the offline spool (.runyard/offline) to a store.

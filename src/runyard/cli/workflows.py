@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from runyard.cli import render
+from runyard.cli.params import Count, store_option
 from runyard.cli.state import open_ctx_store
 from runyard.errors import ValidationError
 
@@ -34,6 +35,8 @@ def parse_param(text: str) -> tuple[str, Any]:
         return key, yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         return key, raw
+    except RecursionError:
+        raise ValidationError(f"--param {key} is nested too deeply; flatten it") from None
 
 
 def importable_here() -> None:
@@ -57,9 +60,22 @@ def import_workflow(target: str) -> Any:
         raise ValidationError(f"cannot import {module_name!r}: {exc}") from None
     except AttributeError:
         raise ValidationError(f"module {module_name!r} has no {attr!r}") from None
+    except SyntaxError as exc:
+        raise ValidationError(f"cannot import {module_name!r}: {syntax_problem(exc)}") from None
+    except Exception as exc:  # the user's module failed as it was imported: their code, not ours
+        raise ValidationError(f"cannot import {module_name!r}: importing it raised "
+                              f"{type(exc).__name__}: {exc}") from None
     if not isinstance(found, WorkflowDef):
         raise ValidationError(f"{target} is not a @workflow")
     return found
+
+
+def syntax_problem(exc: SyntaxError) -> str:
+    """``syntax error in FILE line N: MESSAGE`` (an ``IndentationError`` says so)."""
+    kind = "indentation error" if isinstance(exc, IndentationError) else "syntax error"
+    where = f" in {exc.filename}" if exc.filename else ""
+    line = f" line {exc.lineno}" if exc.lineno else ""
+    return f"{kind}{where}{line}: {exc.msg}"
 
 
 @workflow_group.command("run")
@@ -71,6 +87,7 @@ def import_workflow(target: str) -> Any:
 @click.option("--name", metavar="NAME", help="Name the run (default: adjective-noun).")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait for the end and print the results as JSON.")
+@store_option
 @click.pass_context
 def run_workflow(ctx: click.Context, target: str, config: str, params: tuple[str, ...],
                  name: str | None, wait: bool) -> None:
@@ -109,6 +126,7 @@ def _jsonable(value: Any) -> bool:
               help="The runtime configuration (default: the one the run used).")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait for the end and print the results as JSON.")
+@store_option
 @click.pass_context
 def rerun(ctx: click.Context, ref: str, config: str | None, wait: bool) -> None:
     """Run a workflow run again, reusing its unchanged task runs; print the new run id."""
@@ -165,10 +183,10 @@ def show_config(name: str, as_json: bool) -> None:
 @config_group.command("save")
 @click.argument("name")
 @click.option("--runtime", type=click.Choice(["in_process", "process", "ray"]), required=True)
-@click.option("--max-workers", type=click.IntRange(min=1), help="Workers (in_process, process).")
+@click.option("--max-workers", type=Count(1), help="Workers (in_process, process).")
 @click.option("--address", help="Ray: the cluster address (default: a local cluster).")
 @click.option("--port", type=click.IntRange(1024, 65000), help="Ray: the local cluster's port.")
-@click.option("--num-cpus", type=click.IntRange(min=1), help="Ray: CPUs of the local cluster.")
+@click.option("--num-cpus", type=Count(1), help="Ray: CPUs of the local cluster.")
 @click.option("--token", help="Ray: the auth token of a remote cluster.")
 def save_config(name: str, runtime: str, max_workers: int | None, address: str | None,
                 port: int | None, num_cpus: int | None, token: str | None) -> None:

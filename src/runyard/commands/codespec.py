@@ -17,9 +17,9 @@ from typing import Any
 from runyard.errors import ValidationError
 
 FIELDS = frozenset({"name", "image", "buffers", "command", "env", "kind"})
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
-_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}\Z")
+_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+_ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -160,6 +160,8 @@ def load_yaml(path: Path | str, what: str = "file") -> Any:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed"
         raise ValidationError(f"{what} {str(path)!r} is not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ValidationError(f"{what} {str(path)!r} is nested too deeply; flatten it") from None
 
 
 def parse_duration(value: object) -> float:

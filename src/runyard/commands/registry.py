@@ -246,7 +246,7 @@ def split_ref(ref: str) -> tuple[str, int | None]:
             raise ValidationError(f"invalid codespec reference {ref!r}: use NAME or "
                                   "NAME/versions/N")
         return codespec_name(ref), None
-    if not rest.isdigit() or int(rest) < 1:
+    if not (rest.isascii() and rest.isdigit()) or len(rest) > 9 or int(rest) < 1:  # ² is a digit
         raise ValidationError(f"invalid codespec version {rest!r} in {ref!r}: use a number "
                               "from 1, like hello/versions/2")
     return codespec_name(name), int(rest)

@@ -36,7 +36,7 @@ SCHEMA = 1
 EVENTS_TAIL = 10
 DEFAULT_LIST_LIMIT = 1000
 
-_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 

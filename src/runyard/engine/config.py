@@ -25,7 +25,7 @@ from runyard.runtimes.base import Runtime
 RUNTIMES = ("in_process", "process", "ray")
 BUILTIN_NAMES = RUNTIMES
 FILE_NAME = "runtimes.yaml"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}\Z")
 
 
 def config_home() -> Path:

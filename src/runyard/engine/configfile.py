@@ -22,10 +22,13 @@ def read(path: Path) -> dict[str, Any]:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; fix or remove it") from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"{path} is not valid YAML; fix or remove it") from None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(f"{path} is not valid YAML or is nested too deeply; fix or remove it"
+                          ) from None
     if data is None:
         return {}
     if not isinstance(data, dict) or not isinstance(data.get("configs", {}), dict):

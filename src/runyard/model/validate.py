@@ -1,9 +1,17 @@
-"""Validation of user-given names, folders, tags and artifact paths: one clear error each."""
+"""Validation of user-given names, folders, tags, artifact paths and documents: one clear error
+each.
+
+Patterns are matched with ``fullmatch``: ``$`` also matches before a final newline, so
+``re.match(r"^name$", "name\\n")`` would let a trailing newline into a name. Documents
+(metadata, parameters) are walked without recursion and refused past ``MAX_DEPTH`` levels, where
+a JSON encoder or a copy would raise ``RecursionError`` halfway through a write.
+"""
 
 from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Iterable, Mapping
 
 from runyard.errors import ValidationError
 
@@ -11,9 +19,11 @@ MAX_NAME = 128
 MAX_FOLDER = 512
 MAX_TAG = 256
 MAX_ARTIFACT = 1024
+MAX_DEPTH = 100  # levels of nesting in metadata and parameters; far below Python's recursion
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\- ]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\- ]*")
+_DRIVE = re.compile(r"[A-Za-z]:")
 
 
 def run_name(name: str) -> str:
@@ -21,7 +31,7 @@ def run_name(name: str) -> str:
         raise ValidationError("a run name must be a non-empty string")
     if len(name) > MAX_NAME:
         raise ValidationError(f"run name is {len(name)} characters long; the limit is {MAX_NAME}")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValidationError(
             f"invalid run name {name!r}: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit"
@@ -39,7 +49,7 @@ def folder(path: str) -> str:
     if parts and parts[-1] == "":
         parts.pop()
     for part in parts:
-        if part in ("", ".", "..") or not _SEGMENT.match(part):
+        if part in ("", ".", "..") or not _SEGMENT.fullmatch(part):
             raise ValidationError(
                 f"invalid folder {path!r}: segment {part!r} is not allowed "
                 "(no empty, '.' or '..' segments; letters, digits, '.', '_', '-', space)"
@@ -50,7 +60,7 @@ def folder(path: str) -> str:
 def tag(value: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValidationError("a tag must be a non-empty string")
-    if len(value) > MAX_TAG or "\n" in value:
+    if len(value) > MAX_TAG or not _one_line(value):
         raise ValidationError(
             f"invalid tag {value[:40]!r}: one line of at most {MAX_TAG} characters"
         )
@@ -63,7 +73,7 @@ def artifact_name(name: str) -> str:
         raise ValidationError("an artifact name must be a non-empty string")
     if len(name) > MAX_ARTIFACT or "\x00" in name:
         raise ValidationError(f"invalid artifact name {name[:40]!r}: too long or contains NUL")
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+    if name.startswith(("/", "\\")) or _DRIVE.match(name):
         raise ValidationError(f"invalid artifact name {name!r}: it must be a relative path")
     if any(part in ("..", "") for part in name.replace("\\", "/").split("/")):
         raise ValidationError(
@@ -89,6 +99,31 @@ def metric_value(name: str, value: object) -> float:
 
 
 def metric_name(name: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > MAX_NAME * 2 or "\n" in name:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME * 2 or not _one_line(name):
         raise ValidationError(f"invalid metric name {name!r}: one non-empty line")
     return name
+
+
+def _one_line(text: str) -> bool:
+    """No line break and no NUL (which PostgreSQL's text cannot hold)."""
+    return "\n" not in text and "\r" not in text and "\x00" not in text
+
+
+def nesting(value: object, what: str) -> None:
+    """Refuse ``value`` if it nests lists and mappings more than ``MAX_DEPTH`` deep (or
+    contains itself); walked with a stack, so the check itself cannot recurse too deeply."""
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = item
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise ValidationError(
+                f"{what} is nested more than {MAX_DEPTH} levels deep (or contains itself); "
+                "flatten it"
+            )
+        stack.extend((child, depth + 1) for child in children)

@@ -252,11 +252,14 @@ def summarise(metrics: Iterable[Metric]) -> list[MetricSummary]:
 
 
 def checked_new_run(run: Run) -> Run:
-    """Validate what a new run brings (name, folder, tags) and normalise its folder."""
+    """Validate what a new run brings (name, folder, tags, how deep its metadata and
+    parameters nest) and normalise its folder."""
     from runyard.model import validate as check
 
     check.run_name(run.name)
     for t in run.tags:
         check.tag(t)
+    check.nesting(run.metadata, "metadata")
+    check.nesting(run.parameters, "parameters")
     folder = check.folder(run.folder)
     return run if folder == run.folder else run.replace(folder=folder)

@@ -104,6 +104,11 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML{where}; fix it") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}); "
+                          "save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply; fix it") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -84,6 +84,7 @@ def plain_json(data: object, what: str) -> dict[str, Any]:
         raise ValidationError(f"{what} must be a mapping, like {{'key': 'value'}}")
     if not all(isinstance(k, str) for k in data):
         raise ValidationError(f"{what} keys must be strings")
+    check.nesting(data, what)
     try:
         json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
