@@ -304,8 +304,11 @@ def store_commands() -> list[tuple[str, click.Command]]:
 
 
 def test_every_store_command_takes_store_after_the_subcommand() -> None:
-    missing = [name for name, command in store_commands()
-               if not any("--store" in p.opts for p in command.params)]
+    ctx = click.Context(cli)
+    groups = [(name, cli.get_command(ctx, name)) for name in ("run", "codespec", "buffer",
+                                                              "workflow", "store")]
+    missing = [name for name, command in [*store_commands(), *groups]
+               if command is None or not any("--store" in p.opts for p in command.params)]
     assert missing == []
 
 
@@ -325,6 +328,8 @@ def test_store_after_the_subcommand_is_used(tmp_path: Path) -> None:
     assert runyard(tmp_path, "--store", url, "run", "list").stdout == listed.stdout  # as before
     same = runyard(tmp_path, "--store", url, "run", "list", "--store", url)
     assert same.stdout == listed.stdout
+    grouped = runyard(tmp_path, "run", "--store", url, "list")
+    assert grouped.stdout == listed.stdout
     renamed = runyard(tmp_path, "run", "rename", "far-away", "near-by", f"--store={url}")
     assert renamed.returncode == 0, renamed.stderr
     info = runyard(tmp_path, "store", "info", "--json", "--store", url)
@@ -334,6 +339,14 @@ def test_store_after_the_subcommand_is_used(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     assert "echo" in runyard(tmp_path, "codespec", "list", "--store", url).stdout
     assert not (tmp_path / ".runyard").exists()  # the default store was never opened
+
+
+@pytest.mark.parametrize("where", ["root", "group", "command"])
+def test_an_empty_store_is_refused(tmp_path: Path, where: str) -> None:
+    args = {"root": ("--store", "", "run", "list"), "group": ("run", "--store", " ", "list"),
+            "command": ("run", "list", "--store=")}[where]
+    one_line_error(runyard(tmp_path, *args), "'--store'", "it is empty")
+    assert not (tmp_path / ".runyard").exists()  # not read as "the default store"
 
 
 def test_two_different_stores_are_refused(tmp_path: Path) -> None:

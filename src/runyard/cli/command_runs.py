@@ -11,7 +11,8 @@ import click
 
 from runyard.cli import render
 from runyard.cli.commands import command_context
-from runyard.cli.params import Count, store_option
+from runyard.cli.params import Count
+from runyard.cli.state import store_option
 
 if TYPE_CHECKING:
     from runyard.commands.detach import Handle

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from runyard.cli import render
-from runyard.cli.params import Count, store_option
-from runyard.cli.state import open_ctx_store, state
+from runyard.cli.params import Count
+from runyard.cli.state import open_ctx_store, state, store_option
 
 if TYPE_CHECKING:
     from runyard.commands.context import Context
@@ -30,6 +30,7 @@ def command_context(ctx: click.Context, with_store: bool = True) -> Context:
 
 
 @click.group("codespec")
+@store_option
 def codespec_group() -> None:
     """Register, show and list codespecs: named, versioned command specs."""
 
@@ -93,6 +94,7 @@ def version_dict(version: Version) -> dict[str, object]:
 
 
 @click.group("buffer")
+@store_option
 def buffer_group() -> None:
     """Create, write, read, show and list buffers: byte streams kept in the blob store."""
 

@@ -15,7 +15,7 @@ import click
 
 from runyard import __version__
 from runyard.cli.lazy import LazyGroup
-from runyard.cli.state import State
+from runyard.cli.state import State, given
 from runyard.errors import RunyardError
 
 ABORTED = 130  # the shell's code for a run stopped by ^C
@@ -47,6 +47,7 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
     "--store",
     "store_url",
     metavar="URL",
+    callback=given,
     help="The run store to use, e.g. sqlite:///path/runyard.db or file:///dir "
     "(default: RUNYARD_STORE, then runyard.yaml, then ./.runyard/runyard.db).",
 )

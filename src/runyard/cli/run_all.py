@@ -8,6 +8,7 @@ from __future__ import annotations
 import click
 
 from runyard.cli.lazy import LazyEntry, LazyGroup
+from runyard.cli.state import store_option
 
 RUN_COMMANDS: dict[str, LazyEntry] = {  # name: (where it lives, its one-line help)
     "exec": ("runyard.cli.command_runs:exec_command",
@@ -32,6 +33,7 @@ RUN_COMMANDS: dict[str, LazyEntry] = {  # name: (where it lives, its one-line he
 
 
 @click.group("run", cls=LazyGroup, lazy=RUN_COMMANDS)
+@store_option
 def run_group() -> None:
     """Start, follow and inspect runs: exec, list, show, logs, metrics, rename, delete."""
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from runyard.cli import render
-from runyard.cli.params import Count, store_option
-from runyard.cli.state import open_ctx_store
+from runyard.cli.params import Count
+from runyard.cli.state import open_ctx_store, store_option
 from runyard.core.runlog import DEFAULT_LIST_LIMIT, list_page, run_filter
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 import click
 
 from runyard.cli import render
-from runyard.cli.params import store_option
-from runyard.cli.state import state
+from runyard.cli.state import state, store_option
 
 
 @click.group("store")
+@store_option
 def store_group() -> None:
     """Inspect run stores and copy runs between them."""
 

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from runyard.cli import render
-from runyard.cli.params import store_option
-from runyard.cli.state import open_ctx_store, state
+from runyard.cli.state import open_ctx_store, state, store_option
 
 if TYPE_CHECKING:
     from runyard.model import Metric

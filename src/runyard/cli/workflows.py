@@ -14,12 +14,13 @@ from typing import Any
 import click
 
 from runyard.cli import render
-from runyard.cli.params import Count, store_option
-from runyard.cli.state import open_ctx_store
+from runyard.cli.params import Count
+from runyard.cli.state import open_ctx_store, store_option
 from runyard.errors import ValidationError
 
 
 @click.group("workflow")
+@store_option
 def workflow_group() -> None:
     """Run workflows defined with @workflow."""
 
