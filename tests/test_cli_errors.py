@@ -215,6 +215,20 @@ def test_a_workflow_module_that_fails_to_import(
     one_line_error(result, "cannot import 'broken_flows'", *words)
 
 
+def test_a_rerun_whose_workflow_module_no_longer_compiles(tmp_path: Path) -> None:
+    flows = tmp_path / "flows.py"
+    flows.write_text("from runyard import task, workflow\n@task\ndef one(x):\n    return x\n"
+                     "@workflow\ndef flow(x=1):\n    return one(x)\n")
+    first = runyard(tmp_path, "workflow", "run", "flows:flow")
+    assert first.returncode == 0, first.stderr
+    run_id = first.stdout.split()[0]
+    flows.write_text("def flow(:\n")
+    one_line_error(runyard(tmp_path, "run", "rerun", run_id), "cannot import workflow",
+                   "SyntaxError", "flows.py, line 1")
+    listed = json.loads(runyard(tmp_path, "run", "list", "--json").stdout)
+    assert [r["id"] for r in listed] == [run_id]  # no half-made re-run was left behind
+
+
 # -- names with a trailing newline ------------------------------------------------------------
 def test_names_with_a_trailing_newline_are_refused_on_the_command_line(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path}/.runyard/runyard.db"

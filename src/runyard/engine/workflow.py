@@ -173,7 +173,13 @@ def load_plan(record: dict[str, Any], blob_root: str) -> WorkflowPlan:
         assert isinstance(plan, WorkflowPlan)
         return plan
     module, _, qualname = str(record.get("workflow", "")).partition(":")
-    definition = _lookup(module, qualname)
+    try:
+        definition = _lookup(module, qualname)
+    except Exception as exc:  # the module fails as it is imported (a syntax error): user code
+        raise WorkflowDefinitionError(
+            f"cannot import workflow {record.get('workflow')!r} to rebuild the run: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(definition, WorkflowDef):
         raise WorkflowDefinitionError(
             f"cannot import workflow {record.get('workflow')!r} to rebuild the run; is it "
