@@ -24,7 +24,7 @@ from runyard.cli.main import cli
 from runyard.cli.params import MAX_COUNT, Count
 from runyard.core.runs import create_run
 from runyard.errors import ValidationError
-from runyard.model import Metric, Status
+from runyard.model import Event, LogLine, Metric, Status
 from runyard.model import validate as check
 from runyard.stores import open_store
 
@@ -78,6 +78,25 @@ def test_numbers_out_of_range_are_one_line_usage_errors(
     line = one_line_error(runyard(tmp_path, *args, value), "Invalid value for")
     assert "out of range" in line or "not a whole number" in line
     assert not (tmp_path / "config").exists()  # nothing was saved either
+
+
+def test_the_largest_count_works_on_every_store(store_url: str, tmp_path: Path) -> None:
+    if store_url.startswith("memory:"):
+        pytest.skip("a memory store lives in one process: the command line cannot open it")
+    store = open_store(store_url)
+    try:
+        run = create_run(store, name="counted", status=Status.RUNNING)
+        store.append_logs(run.id, [LogLine(100.0 + i, f"line {i}") for i in range(3)])
+        store.append_events(run.id, [Event(100.0, "started")])
+    finally:
+        store.close()
+    top = str(MAX_COUNT)
+    for args in (("run", "list", "--limit", top), ("run", "show", "counted", "--events", top),
+                 ("run", "logs", "counted", "--tail", top)):
+        result = runyard(tmp_path, "--store", store_url, *args)
+        assert result.returncode == 0, (args, result.stderr)
+    logs = runyard(tmp_path, "--store", store_url, "run", "logs", "counted", "--tail", top)
+    assert logs.stdout.splitlines() == ["line 0", "line 1", "line 2"]
 
 
 @pytest.mark.parametrize("version", [HUGE, "²", "0", "-3"])
