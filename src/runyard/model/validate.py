@@ -9,6 +9,7 @@ a JSON encoder or a copy would raise ``RecursionError`` halfway through a write.
 
 from __future__ import annotations
 
+import math
 import numbers
 import re
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,7 @@ MAX_NAME = 128
 MAX_FOLDER = 512
 MAX_TAG = 256
 MAX_ARTIFACT = 1024
+MIN_STEP, MAX_STEP = -(2**63), 2**63 - 1  # steps are stored as signed 64-bit integers
 MAX_DEPTH = 100  # levels of nesting in metadata and parameters; far below Python's recursion
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]*")
@@ -95,7 +97,47 @@ def metric_value(name: str, value: object) -> float:
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValidationError(f"metric {name!r} has non-numeric value {value!r}; log a number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond float64 (about 1.8e308)
+        raise ValidationError(
+            f"metric {name!r} has a value too large for a float ({short(value)}); "
+            "log it scaled or as its logarithm"
+        ) from None
+
+
+def metric_step(name: str, step: object) -> int | None:
+    """A stored step is ``None`` or a whole number that fits an int64 (the tracking client
+    takes only steps from 0 up)."""
+    if step is None:
+        return None
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise ValidationError(
+            f"metric {name!r} has step {short(step)}; steps are whole numbers or None")
+    if not MIN_STEP <= int(step) <= MAX_STEP:
+        raise ValidationError(
+            f"metric {name!r} has step {short(step)}, a step beyond 64-bit integers")
+    return int(step)
+
+
+def metric_time(name: str, time: object) -> float:
+    """A metric's time is finite epoch seconds."""
+    try:
+        seconds = math.nan if isinstance(time, bool) else float(time)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.nan
+    if not isinstance(time, numbers.Real) or not math.isfinite(seconds):
+        raise ValidationError(f"metric {name!r} has time {short(time)}; log epoch seconds")
+    return seconds
+
+
+def short(value: object) -> str:
+    """``repr(value)`` cut to about 40 characters, for an error message."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.set_int_max_str_digits)
+        return f"an integer of {value.bit_length()} bits" if isinstance(value, int) else "?"
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"
 
 
 def metric_name(name: str) -> str:

@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from runyard.errors import RunNotFound, ValidationError
@@ -143,6 +144,10 @@ class RunStore(Protocol):
 
     # metrics, events, logs (append-only; read back in append order)
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None: ...
+    def append_metric_columns(  # the same batch as four equally long columns
+        self, run_id: str, names: Sequence[str], values: Sequence[float],
+        steps: Sequence[int | None], times: Sequence[float],
+    ) -> None: ...
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]: ...
     def metric_summaries(self, run_id: str) -> list[MetricSummary]: ...  # sorted by name
     def append_events(self, run_id: str, events: Sequence[Event]) -> None: ...
@@ -178,6 +183,18 @@ class StoreHelpers(ABC):
     @abstractmethod
     def upsert_step(self, run_id: str, step: Step) -> Step: ...
 
+    @abstractmethod
+    def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None: ...
+
+    def append_metric_columns(
+        self, run_id: str, names: Sequence[str], values: Sequence[float],
+        steps: Sequence[int | None], times: Sequence[float],
+    ) -> None:
+        """``append_metrics`` for a batch given as columns, as the tracking client queues it
+        (checked the same way: a bad value refuses the whole batch, and nothing is written).
+        Backends that store columns (the SQL stores) take them without making records."""
+        self.append_metrics(run_id, metric_records(names, values, steps, times))
+
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
         """Upsert several steps; backends that can write them in one transaction do."""
         for step in steps:
@@ -209,6 +226,18 @@ class StoreHelpers(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def metric_records(names: Sequence[Any], values: Sequence[Any], steps: Sequence[Any],
+                   times: Sequence[Any]) -> list[Metric]:
+    """Four columns as ``Metric`` records (not checked yet); unequal columns are refused."""
+    if not len(names) == len(values) == len(steps) == len(times):
+        raise ValidationError(
+            "metric columns (names, values, steps, times) must be equally long")
+    return list(map(_metric, zip(names, values, steps, times, strict=True)))
+
+
+_metric = partial(tuple.__new__, Metric)  # a Metric without NamedTuple's slower constructor
 
 
 def check_fields(fields: Mapping[str, Any]) -> None:

@@ -136,24 +136,29 @@ def apply_status(
 
 
 def checked_metrics(metrics: Sequence[Metric]) -> list[Metric]:
-    """Validate a batch (names and values) before any of it is written; values become floats.
+    """Validate a batch (names, values, steps, times) before any of it is written; values
+    become floats, steps ints that fit an int64 or ``None``, times finite floats.
 
     Lean, since every logged value passes here: each distinct name is checked once, and a
-    ``Metric`` whose value already is a float is kept as it is.
+    ``Metric`` of a float value, an int step and a finite float time is kept as it is.
     """
     out: list[Metric] = []
     add = out.append
     names: set[str] = set()
+    low, top = check.MIN_STEP, check.MAX_STEP
     for m in metrics:
         name, value, step, time = m
         if name.__class__ is not str or name not in names:
             names.add(check.metric_name(name))
-        if value.__class__ is not float:
-            add(_new_tuple(Metric, (name, check.metric_value(name, value), step, time)))
-        elif m.__class__ is Metric:
+        plain = m.__class__ is Metric and value.__class__ is float
+        if step is not None and (step.__class__ is not int or not low <= step <= top):
+            step, plain = check.metric_step(name, step), False
+        if time.__class__ is not float or time - time != 0.0:  # not a finite float
+            time, plain = check.metric_time(name, time), False
+        if plain:
             add(m)
         else:
-            add(_new_tuple(Metric, (name, value, step, time)))
+            add(_new_tuple(Metric, (name, check.metric_value(name, value), step, time)))
     return out
 
 

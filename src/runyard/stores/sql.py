@@ -322,14 +322,15 @@ class SqlStore(StoreHelpers):
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
         self._append_metrics(run_id, *sqlmetrics.packed_batch(metrics))
 
-    def append_checked_metrics(
-        self, run_id: str, names: list[str], values: list[float], steps: list[int | None],
-        times: list[float],
+    def append_metric_columns(
+        self, run_id: str, names: Sequence[str], values: Sequence[float],
+        steps: Sequence[int | None], times: Sequence[float],
     ) -> None:
-        """``append_metrics`` for the tracking client's writer only: a batch as four columns
-        whose names and values the client has checked already (``sqlmetrics.packed_columns``)."""
+        """The batch packed straight from its columns (``sqlmetrics.packed_columns`` checks
+        them): no record per value is made."""
         self._append_metrics(
-            run_id, *sqlmetrics.packed_columns(names, values, steps, times, trusted=True))
+            run_id, *sqlmetrics.packed_columns(list(names), list(values), list(steps),
+                                               list(times)))
 
     def _append_metrics(self, run_id: str, size: int, packed: list[Row]) -> None:
         """Write a batch's chunks after the run's last (under its lock: one writer at a time)."""

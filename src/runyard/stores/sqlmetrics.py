@@ -70,39 +70,30 @@ _make = partial(tuple.__new__, Metric)  # a Metric without NamedTuple's slower c
 
 
 # -- appending ---------------------------------------------------------------------------------
-def packed_batch(
-    metrics: Sequence[Sequence[Any]], *, trusted: bool = False
-) -> tuple[int, list[Packed]]:
+def packed_batch(metrics: Sequence[Sequence[Any]]) -> tuple[int, list[Packed]]:
     """A batch of ``(name, value, step, time)`` records as chunk rows, and its size.
 
     Checked first as ``doc.checked_metrics`` checks a batch (``ValidationError`` before
-    anything is written), unless ``trusted`` (see ``packed_columns``).
+    anything is written).
     """
     if not metrics:
         return 0, []
-    if not trusted:
-        _check_records(metrics)
+    _check_records(metrics)
     names, values, steps, times = (list(map(itemgetter(i), metrics)) for i in range(4))
-    return packed_columns(names, values, steps, times, trusted=trusted)
+    return packed_columns(names, values, steps, times)
 
 
 def packed_columns(
-    names: list[Any], values: list[Any], steps: list[Any], times: list[Any], *,
-    trusted: bool = False,
+    names: list[Any], values: list[Any], steps: list[Any], times: list[Any]
 ) -> tuple[int, list[Packed]]:
-    """``packed_batch`` for a batch given as four equally long columns.
-
-    ``trusted``: the tracking client's writer passes what the client has already checked
-    (names, and values that are floats or ints); steps and times are checked by packing them
-    either way.
-    """
+    """``packed_batch`` for a batch given as four equally long columns: names and values are
+    checked here, steps and times while they are packed (``_packed``)."""
     if not names:
         return 0, []
-    if trusted:
-        distinct = {names[0]} if names.count(names[0]) == len(names) else set(names)
-    else:
-        distinct = _checked_names(names)
-        values = _checked_values(names, values)
+    if not len(names) == len(values) == len(steps) == len(times):
+        raise ValidationError("metric columns (names, values, steps, times) must be equally long")
+    distinct = _checked_names(names)
+    values = _checked_values(names, values)
     packed: list[Packed] = []
     columns: tuple[Sequence[Any], Sequence[Any], Sequence[Any]]
     for name, pos, stride, where in _groups(names, distinct):
@@ -218,6 +209,10 @@ def _packed(name: str, place: tuple[int, int | None, bytes | None], values: Sequ
     except struct.error:
         bad = next((t for t in times if not _fits("d", t)), times[0])
         raise ValidationError(f"metric {name!r} has time {bad!r}; log epoch seconds") from None
+    total = sum(times)
+    if total - total != 0.0:  # a time is NaN or infinite (or they add up past float64)
+        for t in times:
+            check.metric_time(name, t)
     packed_steps, nulls = _packed_steps(name, steps)
     total = sum(values)  # NaN when a value is NaN (or when +inf and -inf meet)
     if total == total:

@@ -25,15 +25,23 @@ LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 INITIAL = (Status.RUNNING, Status.CREATED)
 
 
-def metric_values(metrics: object) -> dict[str, float]:
-    """The caller's metrics as a dict of floats (a copy), after checking every name and
-    value."""
+def mapping(metrics: object) -> Mapping[Any, Any]:
     if not isinstance(metrics, Mapping):
         raise ValidationError(
             f"log_metrics takes a mapping of names to numbers, like {{'loss': 0.3}}, "
             f"not {type(metrics).__name__}"
         )
-    return {metric_name(name): metric_value(name, value) for name, value in metrics.items()}
+    return metrics
+
+
+def refusal(refused: Mapping[Any, ValidationError]) -> ValidationError:
+    """The one error for a ``log_metrics`` call with bad values: the first one's error, and
+    the names of the others."""
+    first = next(iter(refused.values()))
+    more = [repr(name) for name in list(refused)[1:]]
+    others = f" (also refused: {', '.join(more[:3])}{', …' if len(more) > 3 else ''})" if (
+        more) else ""
+    return ValidationError(f"{first}{others}; nothing of this call was logged")
 
 
 def metric_name(name: object) -> str:
@@ -47,9 +55,13 @@ def metric_value(name: str, value: object) -> float:
 
 
 def step(value: object) -> int:
-    """A step is a non-negative integer (numpy integers are fine; booleans are not)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValidationError(f"step must be a non-negative integer, not {value!r}")
+    """A step is an integer from 0 to 2**63-1, as stored (numpy integers are fine; booleans
+    are not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not (
+        0 <= int(value) <= check.MAX_STEP
+    ):
+        raise ValidationError(
+            f"step must be a non-negative integer below 2**63, not {check.short(value)}")
     return int(value)
 
 
@@ -66,6 +78,10 @@ def timestamp(value: object) -> float:
 def event(message: object, level: object) -> None:
     if not isinstance(message, str):
         raise ValidationError(f"an event message is a string, not {type(message).__name__}")
+    if "\x00" in message:
+        raise ValidationError(
+            f"event message {check.short(message)} contains NUL (\\x00), which stores cannot "
+            "keep; remove it")
     if level not in LEVELS:
         raise ValidationError(
             f"unknown event level {level!r}; use one of: {', '.join(sorted(LEVELS))}"

@@ -1,4 +1,5 @@
-"""How a tracked run opens and ends: who may reconnect, how it reaches its final status."""
+"""How a tracked run opens and ends: who may reconnect, how it reaches its final status, and
+what a ``Run`` says when used in a state that does not allow the call."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import time
 from typing import Any
 
 from runyard.core import liveness
-from runyard.errors import ConflictError
+from runyard.errors import ConflictError, TrackingError
 from runyard.model import Run, Status, status_path
 from runyard.stores import RunStore
 
@@ -60,3 +61,23 @@ def redacted(url: str) -> str:
     from runyard.stores import redact_url
 
     return redact_url(url)
+
+
+def not_open(action: str, state: str, run: Run | None, pid: int) -> TrackingError:
+    """Why a ``Run`` in ``state`` cannot do ``action`` (``pid``: the process that opened it)."""
+    if state == "new":
+        return TrackingError(f"cannot {action}: call run.init() or run.reconnect() first")
+    name = f"run {run.name} ({run.id})" if run else "this run"
+    if state == "queued":
+        return TrackingError(
+            f"cannot {action}: {name} is queued (created); open it with Run().reconnect(id) first"
+        )
+    if state == "open":
+        return TrackingError(f"cannot {action}: {name} is already open")
+    if state == "forked":
+        return TrackingError(
+            f"cannot {action}: {name} belongs to process {pid} and this is a child it forked "
+            "(os.fork, multiprocessing), whose values would never be written; send them back "
+            "to the parent to log, or start a Run of the child's own"
+        )
+    return TrackingError(f"cannot {action}: {name} is closed; open a new Run()")

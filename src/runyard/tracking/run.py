@@ -10,9 +10,11 @@
 thread per run writes batches to the store, beats the heartbeat and samples resources. A full
 queue makes the caller wait (nothing is dropped); ``close`` writes everything first and raises
 ``DataLost``, counting it, if anything could not be written. Leaving a ``with`` block closes
-the run: ``succeeded``, or ``failed`` with the exception as the reason (re-raised), or
-``canceled`` on ``KeyboardInterrupt``. A run still open when the interpreter exits is closed
-then. With ``offline=True`` (or ``RUNYARD_OFFLINE=1``) everything goes to the local spool
+the run: ``succeeded`` (also on ``sys.exit(0)``), or ``failed`` with the exception as the
+reason (re-raised; ``sys.exit(3)`` is ``SystemExit: 3``), or ``canceled`` on
+``KeyboardInterrupt``. A run still open when the interpreter exits is closed then; SIGTERM
+closes it ``canceled``, and a forked child cannot log to it (``runyard.tracking.process``).
+With ``offline=True`` (or ``RUNYARD_OFFLINE=1``) everything goes to the local spool
 (``runyard.tracking.spool``) for ``runyard sync``.
 """
 
@@ -34,16 +36,19 @@ from runyard.errors import DataLost, RunyardError, TrackingError, ValidationErro
 from runyard.model import Artifact, Event, Kind, Stage, Status
 from runyard.model import Run as RunRecord
 from runyard.model import validate as check
+from runyard.model.validate import MAX_STEP
 from runyard.stores import RunStore
 from runyard.tracking import checks, lifecycle
 from runyard.tracking.connect import Target, target
 from runyard.tracking.flusher import WIDTH, MetricField
+from runyard.tracking.process import Cause
 from runyard.tracking.resources import Resources
 from runyard.tracking.session import Session, Timing
 from runyard.tracking.spool import offline_from_env
 
 _now = _time.time
-_NUMBERS = frozenset({float, int})  # values queued as they are
+TERM_PATIENCE = 8.0  # seconds SIGTERM waits for queued values to be written
+_FLOAT = frozenset({float})  # values queued as they are; anything else is checked
 
 
 class Run:
@@ -81,7 +86,7 @@ class Run:
         self._metrics: list[MetricField] | None = None  # the open run's queues; None if not open
         self._events: deque[Event] | None = None
         self._names: set[str] = set()
-        self._state = "new"  # new -> open | queued -> closed
+        self._state = "new"  # new -> open | queued -> closed; open -> forked in a forked child
         self._record: RunRecord | None = None
         self._target: Target | None = None
         self._session: Session | None = None
@@ -192,28 +197,34 @@ class Run:
         self._session = session
         self._metrics, self._events = session.metrics, session.events
         self._state, self._pid = "open", os.getpid()
-        session.start(at_exit=self._close_at_exit)
+        session.start(self._on_process)
 
     # -- logging (the hot path) -----------------------------------------------------------------
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None,
                     time: float | None = None) -> None:
-        """Queue metric values (numbers; NaN and ±inf are kept) at ``step`` and ``time``."""
+        """Queue metric values (numbers; NaN and ±inf are kept) at ``step`` and ``time``.
+
+        Every value is checked here, before any is queued, so a bad one never reaches the
+        background writer, where it would cost the good values of its batch. A call with a bad
+        value (not a number, an int beyond a float, a name with a line break or NUL), step
+        (not 0 to 2**63-1) or time raises ``ValidationError`` naming it and queues nothing of
+        that call: it happened entirely or not at all, so logging it again is safe.
+        """
         queue = self._metrics
         if queue is None:
             raise self._not_open("log metrics")
-        if step is not None and (step.__class__ is not int or step < 0):
+        if step is not None and (step.__class__ is not int or not 0 <= step <= MAX_STEP):
             step = checks.step(step)
         when = _now() if time is None else checks.timestamp(time)
         if metrics.__class__ is dict and len(metrics) == 1:  # the common case, inline
             (name,) = metrics
             value = metrics[name]
-            if name not in self._names or (value.__class__ is not float
-                                           and value.__class__ is not int):
+            if name not in self._names or value.__class__ is not float:
                 value = self._checked(name, value)
             queue += (name, value, step, when)  # one value: WIDTH entries, added at once
-        else:  # every value is checked before any is queued
+        else:
             if metrics.__class__ is not dict or not self._names.issuperset(metrics) or not (
-                set(map(type, metrics.values())) <= _NUMBERS
+                set(map(type, metrics.values())) <= _FLOAT
             ):
                 metrics = self._checked_all(metrics)
             for name, value in metrics.items():
@@ -222,18 +233,26 @@ class Run:
             self._pressure()
 
     def _checked(self, name: str, value: Any) -> float:
-        """One value checked (as a float or int); its name is remembered as good."""
+        """One value checked, as a float; its name is remembered as good."""
         if name not in self._names:
             self._names.add(checks.metric_name(name))
-        if value.__class__ is float or value.__class__ is int:
+        if value.__class__ is float:
             return value
         return checks.metric_value(name, value)
 
     def _checked_all(self, metrics: Mapping[str, Any]) -> dict[str, float]:
-        """The caller's metrics, every one checked (values as floats or ints), in a new dict."""
-        if metrics.__class__ is not dict:
-            return checks.metric_values(metrics)
-        return {name: self._checked(name, value) for name, value in metrics.items()}
+        """The caller's metrics, every one checked (values as floats), in a new dict; a
+        ``ValidationError`` naming every bad one if any is."""
+        good: dict[str, float] = {}
+        refused: dict[Any, ValidationError] = {}
+        for name, value in checks.mapping(metrics).items():
+            try:
+                good[name] = self._checked(name, value)
+            except ValidationError as exc:
+                refused[name] = exc
+        if refused:
+            raise checks.refusal(refused)
+        return good
 
     def log_event(self, message: str, level: str = "info", *, time: float | None = None) -> None:
         """Queue a timestamped message (level: debug, info, warning, error, critical)."""
@@ -299,7 +318,8 @@ class Run:
         """
         if self._state == "closed":
             return
-        self._require_opened("close")
+        if self._state in ("new", "forked"):
+            raise self._not_open("close")
         final = checks.final_status(status)
         if self._state == "queued":
             self._state = "closed"
@@ -308,11 +328,11 @@ class Run:
             return
         self._finish(final, reason)
 
-    def _finish(self, final: Status, reason: str | None) -> None:
+    def _finish(self, final: Status, reason: str | None, patience: float | None = None) -> None:
         assert self._session is not None
         session, self._metrics, self._events = self._session, None, None
         self._state = "closed"
-        session.stop()
+        session.stop(patience)
         lost = session.flusher.lost_message()
         if lost is not None:
             final, reason = Status.FAILED, lost
@@ -326,13 +346,15 @@ class Run:
         if lost is not None:
             raise DataLost(lost, dict(session.flusher.lost))
 
-    def _close_at_exit(self) -> None:
-        """Close a run left open when the interpreter exits (failed after an uncaught error);
-        a forked child's exit leaves its parent's run alone."""
-        if os.getpid() != self._pid:
-            return
-        error = getattr(sys, "last_value", None)
-        if error is None:
+    def _on_process(self, cause: Cause) -> None:
+        """The process exits, forks or got SIGTERM with this run open (``tracking.process``):
+        close it (failed after an uncaught error; canceled on SIGTERM), or, in a forked child,
+        leave it to the parent."""
+        if cause == "fork" or os.getpid() != self._pid:
+            self._state, self._metrics, self._events, self._session = "forked", None, None, None
+        elif cause == "sigterm":
+            self._finish(Status.CANCELED, "terminated (SIGTERM)", TERM_PATIENCE)
+        elif (error := getattr(sys, "last_value", None)) is None:
             self.close()
         else:
             self.close(Status.FAILED, lifecycle.reason_of(error))
@@ -342,7 +364,7 @@ class Run:
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if self._state in ("new", "closed"):
+        if self._state in ("new", "closed", "forked"):
             return
         if error is None:
             self.close()
@@ -363,24 +385,10 @@ class Run:
         if self._state != state:
             raise self._not_open(action)
 
-    def _require_opened(self, action: str) -> None:
-        if self._state == "new":
-            raise self._not_open(action)
-
     def _writable(self, action: str) -> RunStore:
         if self._state not in ("open", "queued"):
             raise self._not_open(action)
         return self.store
 
     def _not_open(self, action: str) -> TrackingError:
-        if self._state == "new":
-            return TrackingError(f"cannot {action}: call run.init() or run.reconnect() first")
-        name = f"run {self._record.name} ({self._record.id})" if self._record else "this run"
-        if self._state == "queued":
-            return TrackingError(
-                f"cannot {action}: {name} is queued (created); "
-                "open it with Run().reconnect(id) first"
-            )
-        if self._state == "open":
-            return TrackingError(f"cannot {action}: {name} is already open")
-        return TrackingError(f"cannot {action}: {name} is closed; open a new Run()")
+        return lifecycle.not_open(action, self._state, self._record, self._pid)

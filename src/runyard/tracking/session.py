@@ -6,7 +6,7 @@ appends to a queue (a flat ``list`` for metric values, ``WIDTH`` entries each; `
 the rest); when a queue holds ``capacity`` values the caller waits in ``pressure`` until the
 thread has brought it down to half (back-pressure, never dropping).
 ``stop`` writes everything still queued and joins the thread. Sessions still open when the
-interpreter exits are closed by an ``atexit`` hook, so queued data is not left behind.
+process exits, forks or gets SIGTERM are dealt with by ``runyard.tracking.process``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from runyard.errors import ConflictError, RunyardError
 from runyard.model import Artifact, Event, Status
 from runyard.stores import RunStore
 from runyard.tracking.flusher import WIDTH, Flusher, MetricField
+from runyard.tracking.process import Closer, open_runs
 from runyard.tracking.resources import Resources
 
 log = logging.getLogger("runyard.tracking")
@@ -62,10 +63,11 @@ class Session:
                                         daemon=True)
 
     # -- the caller's side ------------------------------------------------------------------
-    def start(self, at_exit: Callable[[], None]) -> None:
-        """Start the thread; ``at_exit`` closes the run if it is still open at exit."""
+    def start(self, closer: Closer) -> None:
+        """Start the thread; ``closer`` is told when the process exits, forks or is terminated
+        with the run still open (``runyard.tracking.process``)."""
         self._thread.start()
-        _open_sessions.add(self, at_exit)
+        open_runs.add(self, self.run_id, closer)
 
     def queued(self) -> int:
         return len(self.metrics) // WIDTH + len(self.events) + len(self.files)
@@ -92,13 +94,17 @@ class Session:
                 self._progress.wait(left)
         return True
 
-    def stop(self) -> None:
-        """Write everything still queued, stop the thread, and count what was left over."""
-        _open_sessions.discard(self)
+    def stop(self, timeout: float | None = None) -> None:
+        """Write everything still queued, stop the thread, and count what was left over
+        (``timeout``: seconds to wait for the thread at most; what it has not written by then
+        is counted as lost)."""
+        open_runs.discard(self)
         self._stopping.set()
         self._wake.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+            self._thread.join(timeout)
+        if self._thread.is_alive() and self.flusher.first_error is None:
+            self.flusher.first_error = f"the writer did not finish within {timeout} s"
         self._count_leftovers()
 
     def _count_leftovers(self) -> None:
@@ -123,8 +129,9 @@ class Session:
                 self._drain()
                 self._periodic()
             self._drain()
-        except Exception:  # a bug: leave the leftovers for ``stop`` to count
+        except Exception as exc:  # a bug: leave the leftovers for ``stop`` to count
             log.exception("runyard: the writer of run %s stopped", self.run_id)
+            self.flusher.stopped(exc)
         finally:
             self._idle = True
             self._notify()
@@ -185,37 +192,3 @@ class Session:
 
 def _after(now: float, interval: float | None) -> float:
     return float("inf") if interval is None else now + interval
-
-
-class _Registry:
-    """The open sessions of this process, closed at interpreter exit."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._closers: dict[int, tuple[Session, Callable[[], None]]] = {}
-        self._hooked = False
-
-    def add(self, session: Session, close: Callable[[], None]) -> None:
-        with self._lock:
-            if not self._hooked:
-                import atexit
-
-                atexit.register(self.close_all)
-                self._hooked = True
-            self._closers[id(session)] = (session, close)
-
-    def discard(self, session: Session) -> None:
-        with self._lock:
-            self._closers.pop(id(session), None)
-
-    def close_all(self) -> None:
-        with self._lock:
-            closers = list(self._closers.values())
-        for session, close in closers:
-            try:
-                close()
-            except Exception as exc:  # at exit there is no one left to raise to
-                log.warning("runyard: closing run %s at exit failed: %s", session.run_id, exc)
-
-
-_open_sessions = _Registry()
