@@ -5,6 +5,12 @@ and copies the buffer into it as the buffer is written. An ``OutputPump`` reads 
 output pipe into its part of the output buffer, opening it again after each writer closes it,
 until the job has ended. ``poke`` releases a pump still waiting in ``open`` once the job is gone.
 A ``LogReader`` turns a job's stdout or stderr into timestamped log lines.
+
+The pipes lie in the job's folder, where the job may replace them (with a symbolic link to a
+host file, say), so the supervisor never opens them by their path once the job runs: each pump
+holds its pipe by a ``PipeHandle`` (an ``O_PATH`` descriptor taken with ``O_NOFOLLOW`` before
+any job starts, checked to be the named pipe the supervisor made) and opens the pipe through
+that descriptor. A job that replaced its pipe fails, saying so.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import threading
 import time
 from pathlib import Path
@@ -32,6 +39,52 @@ def make_fifo(path: Path) -> Path:
     return path
 
 
+class PipeHandle:
+    """A named pipe held by its inode, not its path: opening it never follows what a job put
+    in its place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        info = os.fstat(self.fd)
+        if not stat.S_ISFIFO(info.st_mode) or info.st_uid != os.geteuid():
+            os.close(self.fd)
+            raise PermissionError(f"{path} is {_kind(info.st_mode)}, not the named pipe "
+                                  "runyard made")
+        self.inode = (info.st_dev, info.st_ino)
+
+    def open(self, flags: int) -> int:
+        """Open the pipe itself (through ``/proc/self/fd``, so by its inode) with ``flags``."""
+        fd = os.open(f"/proc/self/fd/{self.fd}", flags | os.O_CLOEXEC)
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != self.inode:  # /proc is not what it should be
+            os.close(fd)
+            raise PermissionError(f"{self.path} did not open as the named pipe runyard made")
+        return fd
+
+    def replaced(self) -> str | None:
+        """What the job put in the pipe's place, if it did (a removed pipe is no harm)."""
+        try:
+            info = os.lstat(self.path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return None if (info.st_dev, info.st_ino) == self.inode else _kind(info.st_mode)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISREG, "a regular file"),
+             (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "another named pipe"))
+    return next((what for test, what in kinds if test(mode)), "a special file")
+
+
+def variable(path: Path) -> str:
+    """The environment variable that names the pipe at ``path`` to the job."""
+    return f"{path.stem.upper()}_PIPE"
+
+
 def widen(fd: int) -> None:
     """Ask for a 1 MiB pipe buffer: fewer, larger copies (best effort)."""
     with contextlib.suppress(OSError):
@@ -48,20 +101,43 @@ class Pump(threading.Thread):
         self.path, self.registry, self.blobs, self.buffer_id = path, registry, blobs, buffer_id
         self.error: str | None = None
         self.job_ended = threading.Event()
+        self.handle: PipeHandle | None = None
+        try:  # made before any job starts: see the module docstring
+            self.handle = PipeHandle(path)
+        except OSError as exc:
+            self.error = f"cannot use the named pipe {variable(path)}: {exc}"
+
+    def start(self) -> None:
+        if self.handle is not None:  # without one, ``error`` says why: nothing to pump
+            super().start()
 
     def poke(self) -> None:
         """Open and close the other end once, so a blocked ``open`` returns."""
         flags = (os.O_RDONLY if self.write_end else os.O_WRONLY) | os.O_NONBLOCK
         with contextlib.suppress(OSError):
-            os.close(os.open(self.path, flags))
+            os.close(self._open(flags))
+
+    def _open(self, flags: int) -> int:
+        assert self.handle is not None
+        return self.handle.open(flags)
 
     def finish(self, timeout: float = 5.0) -> None:
-        """The job ended: release the pump and wait for it."""
+        """The job ended: release the pump, wait for it, and fail it if the job replaced its
+        pipe (the pump never followed the replacement, but the job's output is not whole)."""
         self.job_ended.set()
         deadline = time.monotonic() + timeout
         while self.is_alive() and time.monotonic() < deadline:
             self.poke()
             self.join(0.02)
+        if self.handle is None or self.is_alive():
+            return  # a pump still running may still open through the handle: keep it
+        put = self.handle.replaced()
+        if put is not None and self.error is None:
+            self.error = (f"the job replaced its named pipe {variable(self.path)} with {put}; "
+                          "runyard reads and writes only the pipe it made: use the pipe, do "
+                          "not replace it")
+        self.handle.close()
+        self.handle = None
 
 
 class InputPump(Pump):
@@ -75,8 +151,10 @@ class InputPump(Pump):
 
     def run(self) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY)
-        except OSError:
+            fd = self._open(os.O_WRONLY)
+        except OSError as exc:
+            if not self.job_ended.is_set():
+                self.error = f"cannot open the named pipe {variable(self.path)}: {exc}"
             return
         try:
             widen(fd)
@@ -111,7 +189,7 @@ class OutputPump(Pump):
         try:
             try:
                 while True:
-                    fd = os.open(self.path, os.O_RDONLY)
+                    fd = self._open(os.O_RDONLY)
                     try:
                         widen(fd)
                         pump_fd(fd, sink)
