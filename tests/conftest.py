@@ -23,7 +23,8 @@ def backend_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> st
         return f"memory://{uuid.uuid4().hex}"
     if kind == "sqlite":
         return f"sqlite://{tmp_path}/store/runyard.db"
-    if kind == "postgresql":
+    if kind == "postgresql":  # keeps no files: its blobs go where configuration says
+        request.getfixturevalue("monkeypatch").setenv("RUNYARD_BLOBS", str(tmp_path / "blobs"))
         return str(request.getfixturevalue("pg_url"))
     return f"{kind}://{tmp_path}/store"
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from runyard.blobs import BlobStore
 from runyard.cli.main import main
 from runyard.core.catalog import save_bytes
+from runyard.core.context import open_context
 from runyard.core.runlog import parse_since, run_log
 from runyard.core.runs import create_run
 from runyard.errors import ValidationError
 from runyard.model import Attempt, Event, Metric, Status, Step
-from runyard.stores import blob_root, open_store
+from runyard.stores import open_store
 
 
 @dataclass
@@ -91,7 +91,7 @@ def seed(url: str) -> str:
             ],
         )
         store.append_events(run.id, [Event(now + i, f"event {i}") for i in range(15)])
-        save_bytes(store, BlobStore(blob_root(url)), run.id, b"weights", "model.bin")
+        save_bytes(store, open_context(url).blobs, run.id, b"weights", "model.bin")
         store.update_status(run.id, Status.SUCCEEDED)
         create_run(store, name="second-run", tags=["x"])
         return run.id
@@ -270,7 +270,7 @@ def test_store_copy_between_file_stores_is_idempotent(isolated: Path) -> None:
     assert json.loads(invoke("--store", dst, "run", "list", "--json").out) == src_runs
     shown = json.loads(invoke("--store", dst, "run", "show", "first-run", "--json").out)
     assert shown["catalog"][0]["name"] == "model.bin"
-    assert BlobStore(blob_root(dst)).exists(shown["catalog"][0]["hash"])
+    assert open_context(dst).blobs.exists(shown["catalog"][0]["hash"])
 
 
 def test_store_info_follows_store_option_and_config(isolated: Path) -> None:

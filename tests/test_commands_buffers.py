@@ -16,6 +16,7 @@ from runyard.blobs import BLAKE3, BlobStore, hash_bytes
 from runyard.commands import buffers
 from runyard.commands.buffers import ChunkSink, read_buffer, write_buffer
 from runyard.commands.registry import Registry
+from runyard.stores import open_store
 
 MB = 1 << 20
 
@@ -28,7 +29,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
 
 @pytest.fixture
 def parts(tmp_path: Path) -> tuple[Registry, BlobStore]:
-    return Registry(tmp_path), BlobStore(tmp_path / "blobs")
+    return Registry(open_store(f"sqlite://{tmp_path}/runyard.db")), BlobStore(tmp_path / "blobs")
 
 
 def data(size: int, seed: int) -> bytes:

@@ -18,6 +18,7 @@ import pytest
 
 from runyard.blobs import BlobStore
 from runyard.core import catalog
+from runyard.core.context import open_context
 from runyard.core.copy import (
     CopyReport,
     copy_run,
@@ -38,7 +39,7 @@ from runyard.model import (
     Step,
     status_path,
 )
-from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores import RunStore, open_store
 from runyard.testing import make_run
 
 KINDS = ["memory", "file", "chunked", "sqlite"]
@@ -316,12 +317,12 @@ def test_lost_blobs_are_restored_and_missing_ones_counted(tmp_path: Path) -> Non
 def test_copy_store_urls(tmp_path: Path, kinds: tuple[str, str]) -> None:
     src_url, dst_url = url_for(kinds[0], tmp_path / "a"), url_for(kinds[1], tmp_path / "b")
     with opened(src_url) as src:
-        populate(src, BlobStore(blob_root(src_url)), 4)
+        populate(src, open_context(src_url).blobs, 4)
         expected = snapshot(src)
     assert copy_store_urls(src_url, dst_url).copied == 4
     with opened(dst_url) as dst:
         assert snapshot(dst) == expected
-        assert_blobs_present(dst, BlobStore(blob_root(dst_url)))
+        assert_blobs_present(dst, open_context(dst_url).blobs)
 
 
 KILLER = textwrap.dedent("""
@@ -347,7 +348,7 @@ def test_copy_killed_after_some_runs_completes_on_rerun(
 ) -> None:
     src_url, dst_url = url_for(kinds[0], tmp_path / "a"), url_for(kinds[1], tmp_path / "b")
     with opened(src_url) as src:
-        populate(src, BlobStore(blob_root(src_url)), 6)
+        populate(src, open_context(src_url).blobs, 6)
         expected = snapshot(src)
     assert run_copy(src_url, dst_url, kill_after_runs=3).wait(60) == -signal.SIGKILL
     with opened(dst_url) as dst:
@@ -361,7 +362,7 @@ def test_copy_killed_after_some_runs_completes_on_rerun(
 def test_copy_killed_at_any_moment_completes_on_rerun(tmp_path: Path) -> None:
     src_url, dst_url = url_for("sqlite", tmp_path / "a"), url_for("file", tmp_path / "b")
     with opened(src_url) as src:
-        populate(src, BlobStore(blob_root(src_url)), 10)
+        populate(src, open_context(src_url).blobs, 10)
         expected = snapshot(src)
     delay = 0.4
     for _ in range(12):  # kill it later and later, until a copy finishes on its own

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from runyard.errors import ConfigError
-from runyard.stores import blob_root, open_store, resolve_url
+from runyard.stores import blob_location, open_store, resolve_url
 from runyard.stores.location import home, parse_url
 
 
@@ -94,7 +94,7 @@ def test_memory_stores_are_shared_by_name() -> None:
     assert open_store("memory://one") is not open_store("memory://two")
 
 
-def test_blob_root_sits_with_the_store(isolated: Path) -> None:
-    assert blob_root("file:///data/runs") == Path("/data/runs/blobs")
-    assert blob_root("sqlite:///data/x/runyard.db") == Path("/data/x/blobs")
-    assert blob_root("memory://") == isolated / ".runyard" / "blobs"
+def test_blob_location_sits_with_the_store(isolated: Path) -> None:
+    assert blob_location("file:///data/runs") == Path("/data/runs/blobs")
+    assert blob_location("sqlite:///data/x/runyard.db") == Path("/data/x/blobs")
+    assert blob_location("memory://") == isolated / ".runyard" / "blobs"

@@ -13,8 +13,8 @@ import psutil
 import pytest
 
 from runyard import Run
-from runyard.blobs import BlobStore
 from runyard.core.catalog import read_artifact
+from runyard.core.context import open_context
 from runyard.core.liveness import host_name
 from runyard.core.runs import create_run
 from runyard.errors import (
@@ -25,7 +25,7 @@ from runyard.errors import (
     ValidationError,
 )
 from runyard.model import Owner, Status
-from runyard.stores import blob_root, open_store
+from runyard.stores import open_store
 from tracking_helpers import FAST
 
 
@@ -57,7 +57,7 @@ def test_the_tour_is_recorded_in_every_store(store_url: str, isolated: Path) -> 
     [artifact] = store.list_artifacts(run.id)
     assert (artifact.name, artifact.category, artifact.hash) == ("results.csv", "output",
                                                                  saved.hash)
-    blobs = BlobStore(blob_root(store_url))
+    blobs = open_context(store_url).blobs
     assert read_artifact(store, blobs, run.id, "results.csv") == b"step,loss\n10,0.3\n"
 
 
@@ -291,7 +291,7 @@ def test_a_saved_file_is_kept_as_it_was_when_saved(isolated: Path) -> None:
         source.write_text("version 2")
         run.save_file(source)
         source.unlink()
-    store, blobs = open_store(url), BlobStore(blob_root(url))
+    store, blobs = open_store(url), open_context(url).blobs
     assert read_artifact(store, blobs, run.id, "models/first.txt") == b"version 1"
     assert read_artifact(store, blobs, run.id, "model.txt") == b"version 2"
 

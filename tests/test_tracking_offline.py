@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from runyard import Run
-from runyard.blobs import BlobStore
 from runyard.core.catalog import read_artifact
+from runyard.core.context import open_context
 from runyard.core.runs import create_run
 from runyard.errors import ConfigError, ConflictError
 from runyard.model import Status
-from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores import RunStore, open_store
 from runyard.tracking.spool import Spool
 from runyard.tracking.sync import sync
 from tracking_helpers import FAST, cli, read_line, start_script, wait_for
@@ -44,7 +44,7 @@ def assert_arrived_once(store: RunStore, url: str, run_id: str, name: str, value
     assert [m.step for m in store.read_metrics(run_id, "loss")] == list(range(values))
     assert len(store.read_metrics(run_id)) == 2 * values
     assert [e.message for e in store.read_events(run_id)] == [f"{name} done"]
-    blobs = BlobStore(blob_root(url))
+    blobs = open_context(url).blobs
     assert read_artifact(store, blobs, run_id, f"{name}.txt") == f"output of {name}".encode()
 
 

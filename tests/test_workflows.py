@@ -56,10 +56,9 @@ def test_the_dag_document_is_stored_once_and_again_when_its_blob_is_gone(store_u
     store = open_store(store_url)
     blob = store.get_run(first.run_id).metadata["dag"]["blob"]
     assert store.get_run(again.run_id).metadata["dag"]["blob"] == blob
-    from runyard.blobs import BlobStore
-    from runyard.stores import blob_root
+    from runyard.core.context import open_context
 
-    blobs = BlobStore(blob_root(store_url))
+    blobs = open_context(store_url).blobs
     blobs.path(blob).unlink()
     third = wf_defs.chain(4).run(store=store_url)
     assert store.get_run(third.run_id).metadata["dag"]["blob"] == blob and blobs.exists(blob)

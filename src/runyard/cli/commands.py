@@ -13,7 +13,7 @@ from runyard.cli.state import open_ctx_store, state, store_option
 
 if TYPE_CHECKING:
     from runyard.commands.context import Context
-    from runyard.commands.registry import Buffer, Version
+    from runyard.commands.registry import Buffer, CodespecVersion
 
 TAG_HELP = "A tag key=value (repeat for more)."
 
@@ -44,9 +44,10 @@ def codespec_group() -> None:
 def codespec_create(ctx: click.Context, path: str, name: str | None) -> None:
     """Register a codespec; a changed spec becomes a new version. Prints NAME/versions/N."""
     from runyard.commands.codespec import from_mapping, load_yaml
+    from runyard.commands.registry import add_codespec
 
     spec = from_mapping(load_yaml(path, "codespec file"), name)
-    version, new = command_context(ctx, with_store=False).registry.add_codespec(spec)
+    version, new = add_codespec(command_context(ctx, with_store=False).registry, spec)
     if new:
         render.info(f"registered codespec {version.name} version {version.version}")
     else:
@@ -61,7 +62,9 @@ def codespec_create(ctx: click.Context, path: str, name: str | None) -> None:
 @click.pass_context
 def codespec_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show a codespec: the latest version of NAME, or NAME/versions/N."""
-    found = command_context(ctx, with_store=False).registry.codespec(ref)
+    from runyard.commands.registry import find_codespec
+
+    found = find_codespec(command_context(ctx, with_store=False).registry, ref)
     if as_json:
         render.emit_json(version_dict(found))
         return
@@ -79,7 +82,9 @@ def codespec_show(ctx: click.Context, ref: str, as_json: bool) -> None:
 @click.pass_context
 def codespec_list(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List the latest version of every codespec, or every version of NAME."""
-    found = command_context(ctx, with_store=False).registry.codespecs(name)
+    from runyard.commands.registry import list_codespecs
+
+    found = list_codespecs(command_context(ctx, with_store=False).registry, name)
     if as_json:
         render.emit_json([version_dict(v) for v in found])
         return
@@ -88,7 +93,7 @@ def codespec_list(ctx: click.Context, name: str | None, as_json: bool) -> None:
     render.table(["name", "version", "created", "image", "command"], rows, fold=(4,))
 
 
-def version_dict(version: Version) -> dict[str, object]:
+def version_dict(version: CodespecVersion) -> dict[str, object]:
     return {"name": version.name, "version": version.version, "ref": version.ref,
             "created": version.created, "spec": version.spec.to_dict()}
 

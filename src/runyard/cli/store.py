@@ -24,12 +24,13 @@ def store_group() -> None:
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Show the store URL in use (after --store, RUNYARD_STORE, runyard.yaml) and its blobs."""
-    from runyard.stores import blob_root, resolve_url
+    from runyard.core.context import blobs_shown
+    from runyard.stores import resolve_url
     from runyard.stores.location import parse_url
 
     url = resolve_url(state(ctx).store_url)
     scheme = parse_url(url).scheme
-    data = {"store": render.redact_url(url), "type": scheme, "blobs": str(blob_root(url))}
+    data = {"store": render.redact_url(url), "type": scheme, "blobs": blobs_shown(url)}
     if as_json:
         render.emit_json(data)
     else:

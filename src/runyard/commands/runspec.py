@@ -13,7 +13,7 @@ from typing import Any
 
 from runyard.commands import executors
 from runyard.commands.codespec import Codespec, from_mapping, load_yaml, parse_duration
-from runyard.commands.registry import Registry, parse_tags, split_ref
+from runyard.commands.registry import Registry, find_codespec, parse_tags, split_ref
 from runyard.errors import ValidationError
 
 MAX_REPLICAS = 64
@@ -88,7 +88,7 @@ def _codespec(registry: Registry, flags: Flags, from_file: Any) -> tuple[Codespe
         if version is not None and version != flags.version:
             raise ValidationError(f"--version {flags.version} contradicts codespec {chosen!r}")
         chosen = f"{name}/versions/{flags.version}"
-    found = registry.codespec(chosen)
+    found = find_codespec(registry, chosen)
     return found.spec, found.ref
 
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from runyard.blobs import BlobStore
+from runyard.core.context import context_of
 from runyard.errors import BlobNotFound, ConflictError, RunNotFound
 from runyard.model import Artifact, Run, Status, status_path
-from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores import RunStore, open_store
 from runyard.stores.base import UPDATABLE
 
 Progress = Callable[[int, int], None]
@@ -108,8 +109,8 @@ def copy_store_urls(src_url: str, dst_url: str, progress: Progress | None = None
     try:
         dst = open_store(dst_url)
         try:
-            return copy_store(src, dst, BlobStore(blob_root(src_url)),
-                              BlobStore(blob_root(dst_url)), progress=progress)
+            return copy_store(src, dst, context_of(src).blobs, context_of(dst).blobs,
+                              progress=progress)
         finally:
             dst.close()
     finally:

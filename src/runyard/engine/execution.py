@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from runyard.core.context import context_of
 from runyard.engine.config import RuntimeConfiguration
 from runyard.engine.driver import Driver
 from runyard.engine.recorder import HEARTBEAT_S, Recorder
@@ -28,7 +29,7 @@ from runyard.engine.workflow import WorkflowPlan, dag_record, plan_record
 from runyard.errors import ConflictError, RunyardError, WorkflowDefinitionError
 from runyard.model import Artifact, Kind, Run, Stage, Status
 from runyard.runtimes import threads
-from runyard.stores import RunStore, blob_root
+from runyard.stores import RunStore
 
 
 def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration, *,
@@ -40,7 +41,7 @@ def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration
     from runyard.core.liveness import this_owner
     from runyard.core.runs import create_run
 
-    dag, blobs = plan.dag, str(blob_root(store.url))
+    dag, blobs = plan.dag, str(context_of(store).blob_root)
     metadata = {"workflow": plan.definition.name, "dag_hash": dag.hash,
                 "dag": dag_record(dag, blobs), **(extra or {})}
     record = plan_record(plan, blobs)
@@ -63,7 +64,7 @@ class Execution:
     def __init__(self, store: RunStore, run: Run, plan: WorkflowPlan,
                  config: RuntimeConfiguration) -> None:
         self.store, self.run, self.plan, self.config = store, run, plan, config
-        self.blob_root = str(blob_root(store.url))
+        self.blob_root = str(context_of(store).blob_root)
         self.result: Value | None = None
         self.final: Run | None = None  # the run as this execution left it, once finished
         self.finished = threads.Latch()
@@ -172,7 +173,7 @@ def launch_detached(store: RunStore, run: Run) -> int:
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    log = Path(blob_root(store.url)).parent / "supervisors" / f"{run.id}.log"
+    log = context_of(store).blob_root.parent / "supervisors" / f"{run.id}.log"
     argv = python_argv("runyard.engine.supervisor", store.url, run.id)
     pid = spawn_detached(argv, log, env=env, cwd=Path.cwd())
     store.update_status(run.id, Status.RUNNING, expect=Status.CREATED)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runyard.core.context import context_of
 from runyard.engine.config import RuntimeConfiguration, resolve
 from runyard.engine.dag import compare
 from runyard.engine.workflow import dag_doc, load_plan
-from runyard.stores import blob_root
 
 if TYPE_CHECKING:
     from runyard.engine.run import WorkflowRun
@@ -25,7 +25,7 @@ def rerun(old: WorkflowRun, config: str | RuntimeConfiguration | None = None) ->
     from runyard.engine.run import WorkflowRun
 
     run = old.store.get_run(old.run_id)
-    blobs = str(blob_root(old.store.url))
+    blobs = str(context_of(old.store).blob_root)
     plan = load_plan(run.config["plan"], blobs)
     change = compare(dag_doc(run.metadata.get("dag", {}), blobs), plan.dag)
     chosen = resolve(config if config is not None else run.config.get("runtime_name"))

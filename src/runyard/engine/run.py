@@ -12,6 +12,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
+from runyard.core.context import context_of
 from runyard.engine.config import RuntimeConfiguration, resolve
 from runyard.engine.execution import Execution, launch_detached, record_run
 from runyard.engine.taskruns import TaskRun, task_runs
@@ -23,7 +24,7 @@ from runyard.errors import (
     WorkflowNotFinished,
 )
 from runyard.model import Artifact, Kind, LogLine, Run, Status
-from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores import RunStore, open_store
 
 if TYPE_CHECKING:
     from runyard.engine.workflow import WorkflowPlan
@@ -102,7 +103,7 @@ class WorkflowRun:
             return self
         from runyard.engine.workflow import load_plan
 
-        plan = self._plan or load_plan(run.config["plan"], str(blob_root(self.store.url)))
+        plan = self._plan or load_plan(run.config["plan"], str(context_of(self.store).blob_root))
         self._execution = Execution(self.store, run, plan, config)
         self._execution.start()
         return self
@@ -157,7 +158,7 @@ class WorkflowRun:
                                  f"{run.status_reason or 'no reason recorded'}")
         if self._execution is not None and self._execution.result is not None:
             return self._execution.result.load(None)
-        return Value.from_doc(run.metadata["results"]).load(str(blob_root(self.store.url)))
+        return Value.from_doc(run.metadata["results"]).load(str(context_of(self.store).blob_root))
 
     def get_task_runs(self) -> list[TaskRun]:
         return task_runs(self.store, self.run_id)
@@ -175,7 +176,7 @@ class WorkflowRun:
         from runyard.engine.workflow import dag_doc
 
         metadata = self.store.get_run(self.run_id).metadata
-        return dag_doc(metadata.get("dag", {}), str(blob_root(self.store.url)))
+        return dag_doc(metadata.get("dag", {}), str(context_of(self.store).blob_root))
 
     def get_artifacts(self) -> list[Artifact]:
         return self.store.list_artifacts(self.run_id)

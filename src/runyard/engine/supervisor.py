@@ -11,12 +11,13 @@ from __future__ import annotations
 import contextlib
 import sys
 
+from runyard.core.context import context_of
 from runyard.engine.config import from_dict
 from runyard.engine.execution import Execution
 from runyard.engine.workflow import load_plan
 from runyard.errors import ConflictError, RunyardError
 from runyard.model import Status
-from runyard.stores import RunStore, blob_root, open_store
+from runyard.stores import RunStore, open_store
 
 
 def main(argv: list[str]) -> int:
@@ -24,7 +25,7 @@ def main(argv: list[str]) -> int:
     store = open_store(store_url)
     run = store.get_run(run_id)
     try:
-        plan = load_plan(run.config["plan"], str(blob_root(store.url)))
+        plan = load_plan(run.config["plan"], str(context_of(store).blob_root))
         config = from_dict(str(run.config.get("runtime_name")), run.config.get("runtime"))
         execution = Execution(store, run, plan, config)
         execution.start()

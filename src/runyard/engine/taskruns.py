@@ -6,10 +6,11 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from runyard.core.context import context_of
 from runyard.engine.dag import Ref, substitute
 from runyard.engine.values import Value, loads
 from runyard.model import Attempt, Status, Step
-from runyard.stores import RunStore, blob_root
+from runyard.stores import RunStore
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class TaskRun:
 def task_runs(store: RunStore, run_id: str) -> list[TaskRun]:
     steps = store.get_steps(run_id)
     outputs = {s.name: s.metadata["output"] for s in steps if "output" in s.metadata}
-    root = str(blob_root(store.url))
+    root = str(context_of(store).blob_root)
     return [
         TaskRun(s.name, str(s.metadata.get("task", s.name)), s.status, s.attempts,
                 s.metadata.get("reused_from"), s, outputs, root)

@@ -6,13 +6,13 @@ import threading
 from pathlib import Path
 
 from runyard.stores.base import MetricSummary, RunFilter, RunStore
-from runyard.stores.location import blob_root, home, parse_url, redact_url, resolve_url
+from runyard.stores.location import blob_location, home, parse_url, redact_url, resolve_url
 
 __all__ = [
     "MetricSummary",
     "RunFilter",
     "RunStore",
-    "blob_root",
+    "blob_location",
     "home",
     "open_store",
     "redact_url",

@@ -29,6 +29,7 @@ from runyard.model import (
     looks_like_id,
     step_from_dict,
 )
+from runyard.stores.registrybase import RegistryStore
 
 # A step already encoded, for ``upsert_step_docs``: its name, its creation time and the JSON
 # text of ``step_to_dict(step)``.
@@ -96,8 +97,9 @@ class MetricSummary:
 
 
 @runtime_checkable
-class RunStore(Protocol):
-    """Where runs live. All methods raise ``RunNotFound`` for an unknown run id."""
+class RunStore(RegistryStore, Protocol):
+    """Where runs live. All methods raise ``RunNotFound`` for an unknown run id. The store
+    keeps the registry too (codespecs, buffers: see ``registrybase.RegistryStore``)."""
 
     url: str
 

@@ -25,6 +25,7 @@ from runyard.model import validate as check
 from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page
 from runyard.stores.doc import RunDoc
 from runyard.stores.fileindex import LOCK_POLL, IndexTable, RunIndex, summary
+from runyard.stores.fileregistry import FileRegistry
 from runyard.stores.files import check_id, usable_id
 
 T = TypeVar("T")
@@ -32,7 +33,7 @@ D = TypeVar("D", bound=RunDoc)
 Check = Callable[[IndexTable], None]
 
 
-class FileStoreBase(StoreHelpers, Generic[D]):
+class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     """A store kept as files under one folder, with an index file beside the runs.
 
     ``D`` is the document a backend hands to run operations: a ``RunDoc`` holding at least

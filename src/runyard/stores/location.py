@@ -157,12 +157,43 @@ def resolve_url(explicit: str | None = None, start: Path | None = None) -> str:
     return "sqlite://" + str(home(start) / "runyard.db")
 
 
-def blob_root(url: str, start: Path | None = None) -> Path:
-    """The blob store that belongs with a run store: beside its files, else in the home."""
+BLOBS_ENV = "RUNYARD_BLOBS"
+
+
+def blob_location(url: str, start: Path | None = None) -> Path:
+    """Where the blobs of the store at ``url`` go. A store with a folder keeps them beside its
+    files (so the folder holds the whole store). One without (PostgreSQL) takes them from
+    configuration: ``RUNYARD_BLOBS``, else ``blobs:`` in the config file; with neither, a
+    ConfigError says to set one (never the working directory). ``memory://`` uses them too,
+    else the home. Callers use the store context (``runyard.core.context``), which asks once."""
     parsed = parse_url(url)
     if parsed.scheme in ("file", "chunked", "sqlite"):
         return _blob_root_beside(parsed)
-    return home(start) / "blobs"
+    configured = configured_blobs(start)
+    if configured is not None:
+        return configured
+    if parsed.scheme == "memory":
+        return home(start) / "blobs"
+    raise ConfigError(
+        f"the store {redact_url(url)} has no local folder for its blobs: set one with "
+        f"`blobs: /PATH` in {CONFIG_FILE} or the {BLOBS_ENV} environment variable"
+    )
+
+
+def configured_blobs(start: Path | None = None) -> Path | None:
+    """The blob folder set by ``RUNYARD_BLOBS`` or by ``blobs:`` in the config file (relative
+    to the file's folder), if either is set."""
+    env = os.environ.get(BLOBS_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    path = config_path(start)
+    value = None if path is None else load_config(path).get("blobs")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"`blobs` in {path} must be a folder path, like `blobs: /data/blobs`")
+    assert path is not None
+    return (path.parent / Path(value).expanduser()).resolve()
 
 
 @functools.lru_cache(maxsize=64)

@@ -32,9 +32,10 @@ from runyard.stores.base import (
     tail_since,
 )
 from runyard.stores.doc import RunDoc, checked_metrics
+from runyard.stores.memregistry import MemoryRegistry
 
 
-class MemoryStore(StoreHelpers):
+class MemoryStore(MemoryRegistry, StoreHelpers):
     def __init__(self, url: str = "memory://") -> None:
         self.url = url
         self._lock = threading.RLock()

@@ -44,6 +44,7 @@ from runyard.stores.base import (
     checked_new_run,
 )
 from runyard.stores.doc import RunDoc
+from runyard.stores.sqlregistry import SqlRegistry
 from runyard.stores.sqlschema import (
     APPEND,
     DELETE_TAG,
@@ -72,7 +73,7 @@ from runyard.stores.sqlupgrade import ensure_schema, schema_current
 T = TypeVar("T")
 
 
-class SqlStore(StoreHelpers):
+class SqlStore(SqlRegistry, StoreHelpers):
     url: str
     dialect: Dialect
 

@@ -62,6 +62,18 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS artifacts (id {serial} PRIMARY KEY, run_id {key} NOT NULL,
         name TEXT NOT NULL, stage TEXT NOT NULL, hash TEXT NOT NULL, size {int} NOT NULL,
         time {real}, step TEXT, category TEXT, UNIQUE (run_id, name, stage))""",
+    # the registry: codespecs, buffers and their chunks (see ``runyard.stores.sqlregistry``)
+    """CREATE TABLE IF NOT EXISTS registry_versions (kind TEXT NOT NULL, name {key} NOT NULL,
+        latest {int} NOT NULL, PRIMARY KEY (kind, name))""",
+    """CREATE TABLE IF NOT EXISTS codespecs (name {key} NOT NULL, version {int} NOT NULL,
+        created {real} NOT NULL, digest TEXT NOT NULL, spec {json} NOT NULL,
+        PRIMARY KEY (name, version))""",
+    """CREATE TABLE IF NOT EXISTS buffers (id {key} PRIMARY KEY, created {real} NOT NULL,
+        tags {json} NOT NULL, state TEXT NOT NULL, size {int} NOT NULL, parts {int} NOT NULL,
+        run_id TEXT, owner {json}, reason TEXT)""",
+    """CREATE TABLE IF NOT EXISTS buffer_chunks (buffer_id {key} NOT NULL, part {int} NOT NULL,
+        seq {int} NOT NULL, digest TEXT, size {int} NOT NULL,
+        PRIMARY KEY (buffer_id, part, seq)){without_rowid}""",
 )
 RUN_TABLES = ("steps", "artifacts")  # keyed by run_id (run_tags are deleted tag by tag)
 RANGE_TABLES = ("metric_chunks", "events", "logs")  # keyed by the run's id range

@@ -36,10 +36,11 @@ from runyard.model import (
 )
 from runyard.stores.base import RunFilter, RunStore
 from runyard.testing.factories import make_run
+from runyard.testing.registry_contract import RegistryContract
 from runyard.testing.strategies import runs as run_strategy
 
 
-class RunStoreContract:
+class RunStoreContract(RegistryContract):
     """Behaviour shared by every backend; the subclass provides the ``store`` fixture."""
 
     # -- creating and reading runs ----------------------------------------------------------

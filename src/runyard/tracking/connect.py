@@ -13,7 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from runyard.blobs import BlobStore
-from runyard.stores import RunStore, blob_root, open_store, resolve_url
+from runyard.core.context import context_of
+from runyard.stores import RunStore, open_store, resolve_url
 from runyard.tracking.spool import Spool
 
 _lock = threading.Lock()
@@ -54,5 +55,4 @@ def target(store: str | RunStore | None, offline: bool) -> Target:
         spool = Spool()
         return Target(shared_store(spool.url), spool.blobs, True)
     chosen = shared_store(store) if store is None or isinstance(store, str) else store
-    blobs = BlobStore(blob_root(chosen.url))
-    return Target(chosen, lambda _run_id: blobs, False)
+    return Target(chosen, lambda _run_id: context_of(chosen).blobs, False)

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 from runyard.blobs import BlobStore
 from runyard.core import liveness
+from runyard.core.context import context_of
 from runyard.core.copy import copy_run
 from runyard.errors import ConfigError, ConflictError
 from runyard.model import Run
-from runyard.stores import RunStore, blob_root, open_store, resolve_url
+from runyard.stores import RunStore, open_store, resolve_url
 from runyard.tracking.spool import Spool
 
 Progress = Callable[[int, int], None]
@@ -62,7 +63,7 @@ def _sync_all(spool: Spool, src: RunStore, dst: RunStore,
               progress: Progress | None) -> SyncReport:
     report = SyncReport(dst.url)
     runs = src.list_runs(newest_first=False)
-    dst_blobs = BlobStore(blob_root(dst.url))
+    dst_blobs = context_of(dst).blobs
     if progress is not None:
         progress(0, len(runs))
     for done, run in enumerate(runs, 1):

@@ -1,0 +1,86 @@
+"""The registry part of the ``RunStore`` contract: codespec versions, buffers, chunks.
+
+Every backend keeps them in the run store itself, so whoever shares a store shares them. The
+two steps that must be atomic across processes are the store's: numbering a codespec's next
+version (``add_codespec``) and making one writer the owner of a fresh buffer
+(``claim_buffer``). Names and ids are checked here, once, for every backend (the file stores
+use them as file names).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from runyard.errors import BufferNotFound, ConflictError, ValidationError
+from runyard.model import Owner
+from runyard.model.registry import Buffer, Chunk, CodespecRecord
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}")
+
+
+class RegistryStore(Protocol):
+    """Codespecs and buffers, kept in the run store. Unknown buffer ids raise BufferNotFound."""
+
+    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any],
+                     created: float) -> tuple[CodespecRecord, bool]: ...
+    # a new version numbered after the latest, unless the latest has ``digest``: then that
+    # one and False. Atomic: two processes adding at once get two versions, never one twice.
+    def get_codespec(self, name: str, version: int | None = None) -> CodespecRecord | None: ...
+    # the latest version when ``version`` is None; None when there is no such one
+    def list_codespecs(self, name: str | None = None) -> list[CodespecRecord]: ...
+    # the latest version of each name (by name), or every version of ``name`` (by version)
+
+    def create_buffer(self, buffer: Buffer) -> Buffer: ...  # ConflictError if the id is taken
+    def get_buffer(self, buffer_id: str) -> Buffer: ...
+    def list_buffers(self, tags: Mapping[str, str] | None = None,
+                     limit: int | None = None) -> list[Buffer]: ...  # newest first
+    def claim_buffer(self, buffer_id: str, owner: Owner | None, run_id: str | None = None,
+                     parts: int = 1) -> Buffer: ...
+    # the one writer of a buffer still ``created``; else ConflictError. Atomic.
+    def set_buffer_owner(self, buffer_id: str, owner: Owner) -> None: ...  # while writing
+    def add_buffer_chunk(self, buffer_id: str, chunk: Chunk) -> None: ...  # adds its size
+    def buffer_chunks(self, buffer_id: str, part: int = 0, seq: int = 0) -> list[Chunk]: ...
+    # the chunks at or after (part, seq), in order
+    def finish_buffer(self, buffer_id: str, complete: bool, reason: str | None = None) -> bool:
+        ...  # complete or incomplete, if it was being written; False if it had ended
+
+
+def check_codespec_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValidationError(f"invalid codespec name {name!r}: use letters, digits, '.', '_' "
+                              "and '-', starting with a letter or digit")
+    return name
+
+
+def check_buffer_id(buffer_id: object) -> str:
+    if not isinstance(buffer_id, str) or not _ID.fullmatch(buffer_id):
+        raise ValidationError(f"invalid buffer id {buffer_id!r}: use the id `runyard buffer "
+                              "create` printed")
+    return buffer_id
+
+
+def known_buffer_id(buffer_id: str) -> str:
+    """``buffer_id`` if it could name a buffer, else BufferNotFound (for reads)."""
+    if not isinstance(buffer_id, str) or not _ID.fullmatch(buffer_id):
+        raise BufferNotFound(str(buffer_id))
+    return buffer_id
+
+
+def check_chunk(chunk: Chunk) -> Chunk:
+    if chunk.part < 0 or chunk.seq < 0 or chunk.size < 0 or chunk.part >= 1 << 31 \
+            or chunk.seq >= 1 << 31:
+        raise ValidationError(f"invalid buffer chunk {chunk}: part, seq and size must be "
+                              "small non-negative numbers")
+    return chunk
+
+
+def not_claimable(buffer: Buffer) -> ConflictError:
+    return ConflictError(f"buffer {buffer.id} already has data ({buffer.state}); buffers are "
+                         "written once: create a new one")
+
+
+def buffer_taken(buffer_id: str) -> ConflictError:
+    return ConflictError(f"a buffer with id {buffer_id} already exists")
