@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import runyard
 from commands_helpers import ok
 from runyard.core.context import StoreContext, context_of, open_context
 from runyard.errors import ConfigError
@@ -22,6 +23,7 @@ def test_one_context_per_store(isolated: Path) -> None:
     url = f"sqlite://{isolated}/s/runyard.db"
     ctx = open_context(url)
     assert open_context(url) is ctx and context_of(ctx.store) is ctx
+    assert runyard.open_context(url) is ctx  # (the public name)
     assert ctx.blob_root == isolated / "s" / "blobs" and ctx.blobs.root == ctx.blob_root
     assert ctx.registry.store is ctx.store
 

@@ -11,6 +11,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "open_store": "runyard.stores",
+    "open_context": "runyard.core.context",
+    "StoreContext": "runyard.core.context",
     "RunFilter": "runyard.stores",
     "create_run": "runyard.core.runs",
     "Status": "runyard.model",
@@ -24,6 +26,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from runyard.core.context import StoreContext, open_context
     from runyard.core.runs import create_run
     from runyard.engine import RuntimeConfiguration, WorkflowRun, task, workflow
     from runyard.errors import RunyardError
@@ -33,7 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Kind", "Run", "RunFilter", "RuntimeConfiguration", "RunyardError", "Status",
-    "WorkflowRun", "__version__", "create_run", "open_store", "task", "workflow",
+    "StoreContext", "WorkflowRun", "__version__", "create_run", "open_context", "open_store",
+    "task", "workflow",
 ]
 
 

@@ -19,7 +19,7 @@ from runyard.model import Owner, new_id
 from runyard.model.registry import COMPLETE, CREATED, INCOMPLETE, WRITING, Buffer, Chunk
 from runyard.stores.base import RunStore
 
-RACERS, ROUNDS = 2, 12
+RACERS, ROUNDS = 3, 40
 
 
 def _buffer(store: RunStore, **tags: str) -> Buffer:
