@@ -7,6 +7,7 @@ waiting supervisor imports the modules it needs; then it is told the run id thro
 A second pipe carries a byte each time the supervisor changes the run's status, and reaches
 end of file when the supervisor exits, so the caller can wait for those events instead of
 polling the store. ``spawn`` starts a supervisor in a fresh interpreter (from any process).
+Both start it the one way the process layer does (``runyard.processes.detach``).
 
 This module is imported before the fork: it must stay light.
 """
@@ -15,15 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from runyard.processes.detach import detach_here, python_argv, redirect, spawn_detached, subreaper
 
 if TYPE_CHECKING:
     from runyard.model import Owner
 
-PR_SET_CHILD_SUBREAPER = 36
 LINGER_S = 10.0
+UNSTARTED = "the command line that created it ended before it started the run"
 
 
 class Handle:
@@ -96,14 +98,11 @@ def prefork(url: str) -> Handle:
 def _detached_child(url: str, go: int, report: int, events: int) -> None:
     code = 1
     try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
+        detach_here(keep=(go, report, events))  # nothing of the caller's stays open
         with contextlib.suppress(OSError):  # the caller may not want it any more
             os.write(report, str(os.getpid()).encode())
         os.close(report)
-        _close_all_but(go, events)  # nothing of the caller's (its sockets, say) stays open
-        _redirect(Path(os.devnull))  # hold none of the caller's streams open (until the log)
+        redirect(Path(os.devnull))  # hold none of the caller's streams open (until the log)
         with contextlib.suppress(Exception):  # what fails here fails again, and is reported
             from runyard.commands.supervisor import prepare
 
@@ -114,26 +113,43 @@ def _detached_child(url: str, go: int, report: int, events: int) -> None:
         with os.fdopen(go, "rb") as orders:
             run_id, _, log_path = orders.read().decode().partition("\n")
         if not run_id:
-            code = 0
+            code = _end_unstarted(url)
             return
         code = _become_supervisor(url, run_id, Path(log_path), events)
     finally:
         os._exit(code)
 
 
-def _close_all_but(*keep: int) -> None:
-    """Close every descriptor above the standard streams except ``keep``."""
-    low = 3
-    for fd in sorted(keep):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+def _end_unstarted(url: str) -> int:
+    """The command line ended without telling us our run: if it had recorded one as ours
+    (it was killed between recording and starting it), that run fails now, with its output
+    buffers, instead of staying ``pending`` for ever."""
+    from runyard.commands.context import open_context
+    from runyard.errors import ConflictError
+    from runyard.model import Kind, Status
+    from runyard.processes.owners import this_owner
+    from runyard.stores import RunFilter
+
+    ctx = open_context(url)
+    try:
+        me = this_owner()
+        waiting = RunFilter(status=frozenset({Status.PENDING}), kind=Kind.COMMAND)
+        for run in ctx.store.list_runs(waiting):
+            if run.owner != me:
+                continue
+            with contextlib.suppress(ConflictError):  # canceled meanwhile: ended already
+                ctx.store.update_status(run.id, Status.FAILED, UNSTARTED, expect=Status.PENDING)
+                for name in run.parameters["spec"]["buffers"]["outputs"]:
+                    ctx.registry.finish(run.parameters["buffers"][name], False, UNSTARTED)
+        return 0
+    finally:
+        ctx.close()
 
 
 def _become_supervisor(url: str, run_id: str, log_path: Path, events: int) -> int:
     from runyard.commands.supervisor import supervise
 
-    _redirect(log_path)
+    redirect(log_path)
     subreaper()
     os.set_blocking(events, False)
 
@@ -158,35 +174,7 @@ def _linger(events: int) -> None:
         poller.poll(LINGER_S * 1000)
 
 
-def subreaper() -> None:
-    """Become the reaper of the job's orphans, so none can escape (best effort)."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
-
-
 def spawn(url: str, run_id: str, log_path: Path) -> int:
     """Start a supervisor in a fresh interpreter (safe from any process); returns its pid."""
-    import subprocess
-
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "runyard.commands.supervisor", run_id, "--store", url],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    return proc.pid
-
-
-def _redirect(log_path: Path) -> None:
-    if str(log_path) != os.devnull:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-    null = os.open(os.devnull, os.O_RDONLY)
-    out = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(null, 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    os.close(null)
-    os.close(out)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    argv = python_argv("runyard.commands.supervisor", run_id, "--store", url)
+    return spawn_detached(argv, log_path)

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runyard.commands import executors
 from runyard.commands.context import Context
 from runyard.commands.registry import CREATED, INCOMPLETE, Registry
 from runyard.commands.runspec import RunSpec
 from runyard.core.runs import create_run
-from runyard.errors import ConflictError
+from runyard.errors import ConflictError, RuntimeUnavailable
 from runyard.model import Event, Kind, Owner, Run, Status
+from runyard.processes import executors
 
 if TYPE_CHECKING:
     from runyard.commands.detach import Handle
@@ -113,7 +113,7 @@ def start(ctx: Context, run: Run, handle: Handle | None = None) -> None:
             handle.start(run.id, log_path)
         else:
             spawn(ctx.url, run.id, log_path)
-    except OSError as exc:
+    except (OSError, RuntimeUnavailable) as exc:
         ctx.store.update_status(run.id, Status.FAILED, f"failed to start: {exc}")
         for name in run.parameters["spec"]["buffers"]["outputs"]:
             ctx.registry.finish(run.parameters["buffers"][name], False, "its run never started")

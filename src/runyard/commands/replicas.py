@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.commands import executors
 from runyard.commands.buffers import WriterGone
 from runyard.commands.codespec import Codespec
 from runyard.commands.context import Context
 from runyard.commands.pipes import InputPump, LogReader, OutputPump, Pump, make_fifo
 from runyard.model import LogLine
+from runyard.processes import executors
+from runyard.processes.sandbox import private_folder
+from runyard.processes.tree import kill_tree, sweep_group
 
 
 @dataclass
@@ -57,7 +59,7 @@ class Replica:
 
     def prepare(self, ctx: Context, gone: WriterGone) -> dict[str, str]:
         """Make the folder and a named pipe per buffer; the job's environment."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)  # the run's folder too: see processes.sandbox
         env = {**os.environ, **self.plan.spec.env,
                "RUNYARD_RUN_ID": self.plan.run_id,
                "RUNYARD_REPLICA_INDEX": str(self.index),
@@ -110,13 +112,13 @@ class Replica:
 
     def stop(self) -> None:
         if self.proc is not None:
-            executors.kill_tree(self.proc)
+            kill_tree(self.proc)
             self.ended = self.ended or time.time()
 
     def wind_down(self) -> None:
         """After the process ended: clear its group, release the pumps, drain the logs."""
         if self.proc is not None:
-            executors.sweep_group(self.proc.pid)
+            sweep_group(self.proc.pid)
         for pump in self.pumps:
             if isinstance(pump, InputPump):
                 pump.release.set()

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runyard.commands import executors
 from runyard.commands.codespec import Codespec, from_mapping, load_yaml, parse_duration
 from runyard.commands.registry import Registry, find_codespec, parse_tags, split_ref
 from runyard.errors import ValidationError
+from runyard.processes import executors
 
 MAX_REPLICAS = 64
 FILE_KEYS = frozenset({"job", "timeoutSeconds", "executor"})

@@ -14,7 +14,6 @@ it writes is also signalled through ``notify`` (the forked one's event pipe).
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import sys
 import threading
@@ -23,12 +22,13 @@ from collections.abc import Callable
 
 from runyard.commands.codespec import format_seconds
 from runyard.commands.context import Context, open_context
-from runyard.commands.detach import subreaper
 from runyard.commands.follow import writer_gone
-from runyard.processes.owners import this_owner
 from runyard.commands.replicas import Plan, Replica
 from runyard.errors import ConflictError
 from runyard.model import Attempt, LogLine, Status, Step
+from runyard.processes.detach import subreaper
+from runyard.processes.owners import this_owner
+from runyard.processes.tree import reap_orphans
 
 HEARTBEAT_S = 2.0
 TICK_S = 0.05
@@ -180,28 +180,12 @@ class Supervisor:
             self.ctx.registry.finish(self.plan.buffers[name], complete, reason)
 
 
-def reap_orphans() -> None:
-    """Kill and reap processes the job left behind (they were reparented to us)."""
-    from runyard.commands.executors import tree
-
-    try:
-        os.waitpid(-1, os.WNOHANG)
-    except ChildProcessError:
-        return  # no child at all: as a subreaper, we would have inherited any orphan
-    for proc in tree(os.getpid())[1:]:
-        with contextlib.suppress(Exception):
-            proc.kill()
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-1, os.WNOHANG)[0]:
-            pass
-
-
 def prepare(url: str) -> None:
     """Import and look up what a supervisor needs before it knows its run (a forked one does
     this while the command line records the run). The store is not opened yet: that would
     take its write lock while the command line writes, and make it wait."""
-    from runyard.commands import executors
     from runyard.commands.context import preload
+    from runyard.processes import executors
 
     executors.prepare()
     this_owner()

@@ -169,7 +169,7 @@ class Execution:
 def launch_detached(store: RunStore, run: Run) -> int:
     """Start the supervisor of ``run`` and make it the run's owner; return its pid."""
     from runyard.processes.owners import owner_of
-    from runyard.runtimes.process import python_argv, spawn_detached
+    from runyard.processes.detach import python_argv, spawn_detached
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

@@ -33,8 +33,8 @@ from typing import Any, TypeVar
 
 from runyard.errors import MissingDependencyError, RuntimeUnavailable
 from runyard.fsio import atomic_write_text
+from runyard.processes.detach import spawn_detached
 from runyard.runtimes.base import Answer, RuntimeBase, call_pickled, pickled_call
-from runyard.runtimes.process import spawn_detached
 from runyard.runtimes.raywait import Waiter
 
 T = TypeVar("T")

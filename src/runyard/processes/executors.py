@@ -1,0 +1,92 @@
+"""Where a job's command executes: ``local`` (a host process) or ``sandbox`` (bubblewrap).
+
+Every job starts under a warden (``warden.py``) in a new session and process group of its own:
+the warden is its subreaper and watches its owner, so the job's whole tree, grandchildren that
+called ``setsid`` or double-forked included, ends with the owner, however the owner ends. In
+the sandbox the pid namespace adds its own guarantee (``sandbox.py``). Stopping a tree is
+``tree.kill_tree``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runyard.errors import ConfigError, ValidationError
+
+if TYPE_CHECKING:  # subprocess is imported where used: ``run exec`` itself needs none
+    import subprocess
+
+EXECUTORS = ("local", "sandbox")
+CONTAINER_ENGINES = ("docker", "podman")
+SANDBOX_NOTE = "in a bubblewrap sandbox on this host"
+WARDEN = str(Path(__file__).with_name("warden.py"))
+
+
+def check_executor(name: str) -> str:
+    """A usable executor name, or a one-line error saying what to use instead."""
+    value = name.strip().lower()
+    if value in CONTAINER_ENGINES:
+        raise ValidationError(
+            f"the {value} executor is not available: runyard runs commands with the local or "
+            "sandbox executor; a codespec's image is recorded and shown as not used"
+        )
+    if value not in EXECUTORS:
+        raise ValidationError(f"unknown executor {name!r}; use one of: {', '.join(EXECUTORS)}")
+    if value == "sandbox" and which("bwrap") is None:
+        raise ConfigError("the sandbox executor needs bubblewrap (bwrap); install it with "
+                          "`apt-get install bubblewrap` or scripts/system-deps.sh")
+    return value
+
+
+def image_note(image: str | None, executor: str) -> str | None:
+    """What ``run show`` says about a codespec image this executor cannot use."""
+    if image is None:
+        return None
+    where = SANDBOX_NOTE if executor == "sandbox" else "as a process on this host"
+    return f"{image} (not used: the {executor} executor runs the command {where})"
+
+
+def find_program(program: str, env: Mapping[str, str], cwd: Path) -> str | None:
+    """The path of ``program`` as the job would find it, or ``None`` if it does not exist."""
+    if "/" in program:
+        path = cwd / program
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return which(program, env.get("PATH", os.defpath))
+
+
+def which(program: str, path: str | None = None) -> str | None:
+    import shutil  # imported where used: ``run exec`` itself needs no process lookups
+
+    return shutil.which(program, path=path)
+
+
+def argv(executor: str, command: Sequence[str], work: Path,
+         cgroups: Sequence[str] = ()) -> list[str]:
+    """The full command line: the warden, the sandbox's options if any, then ``command``.
+
+    ``cgroups``: ``cgroup.procs`` files the job joins before it starts (the meter's)."""
+    from runyard.processes.sandbox import sandbox_prefix
+
+    inner = [*sandbox_prefix(work), *command] if executor == "sandbox" else list(command)
+    return [sys.executable, "-I", "-S", WARDEN, str(os.getpid()), *cgroups, "--", *inner]
+
+
+def prepare() -> None:
+    """Import now what starting processes needs (before a fork, or while waiting for work)."""
+    import subprocess  # noqa: F401
+
+    from runyard.processes import sandbox  # noqa: F401
+
+
+def start(cmd: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a job (``argv``'s command line) in its own session; stdout and stderr are pipes."""
+    import subprocess
+
+    return subprocess.Popen(
+        list(cmd), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )

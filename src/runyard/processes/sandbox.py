@@ -1,0 +1,68 @@
+"""The sandbox executor's bubblewrap options, and the private folders a job works in.
+
+A sandboxed job runs in user, pid, network, IPC and UTS namespaces of its own, with **no
+capabilities** (``--cap-drop ALL``; no further user namespaces): even when runyard runs as root,
+inside the sandbox it cannot ``mknod``, ``mount``, or open host files by handle
+(``open_by_handle_at`` needs ``CAP_DAC_READ_SEARCH`` in the host's namespace). Its user is mapped
+to the caller's, so what it writes belongs to the caller outside. The system and the Python
+environment are read-only; ``/tmp`` is private; only the work folder is writable.
+
+A job may leave a setuid file in its work folder (the owner may set that bit, and it owns its
+folder). So the folder above it, which the job cannot reach or change, is made ``0700``: no other
+host user can reach what the job left (``private_folder``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+SANDBOX_ID = 1000  # the job's uid and gid inside the sandbox when the caller is root
+TOPS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64")
+
+
+def sandbox_prefix(work: Path) -> list[str]:
+    """bwrap options and ``--``: the command follows."""
+    opts = ["bwrap", *_identity(), "--ro-bind", "/usr", "/usr"]
+    for top in TOPS:
+        if os.path.islink(top):
+            opts += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            opts += ["--ro-bind", top, top]
+    opts += ["--ro-bind", "/etc", "/etc", "--tmpfs", "/tmp"]
+    for root in python_roots():  # after the tmpfs: a root under /tmp stays visible
+        opts += ["--ro-bind", root, root]
+    opts += ["--bind", str(work), str(work), "--chdir", str(work),
+             "--proc", "/proc", "--dev", "/dev", "--unshare-net", "--unshare-pid",
+             "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session",
+             "--setenv", "HOME", str(work), "--setenv", "TMPDIR", "/tmp", "--"]
+    return opts
+
+
+def _identity() -> list[str]:
+    """A user namespace with no capabilities; the job's ids map to the caller's."""
+    uid, gid = os.getuid(), os.getgid()
+    inner_uid = SANDBOX_ID if uid == 0 else uid
+    inner_gid = SANDBOX_ID if gid == 0 else gid
+    return ["--unshare-user", "--disable-userns", "--uid", str(inner_uid), "--gid",
+            str(inner_gid), "--cap-drop", "ALL"]
+
+
+def python_roots() -> list[str]:
+    """The virtual environment and the Python it was made from, unless under /usr."""
+    roots: list[str] = []
+    for prefix in (sys.prefix, sys.base_prefix):
+        for path in (prefix, os.path.realpath(prefix)):
+            if path not in roots and not path.startswith("/usr") and os.path.isdir(path):
+                roots.append(path)
+    return roots
+
+
+def private_folder(path: Path, levels: int = 2) -> Path:
+    """Make ``path`` (and its parents, ``levels`` in all) folders only their owner can enter."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in [path, *path.parents][:levels]:
+        if folder.stat().st_mode & 0o077:
+            os.chmod(folder, 0o700)
+    return path

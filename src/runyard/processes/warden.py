@@ -1,0 +1,165 @@
+"""The warden: the process between a supervisor and its job, so the job's whole tree ends with it.
+
+A parent-death signal reaches only a direct child, and a grandchild that calls ``setsid`` or
+double-forks leaves both its process group and its parent behind. The warden closes those doors:
+it is a child subreaper (``PR_SET_CHILD_SUBREAPER``), so every orphan of the job is re-parented
+to it and stays its descendant, and it watches its owner through a pidfd (any death, ``kill -9``
+included, makes it readable). When the owner dies, or when the job's first process exits, it
+SIGKILLs every descendant, found through ``/proc``, round after round until none is left, and
+then exits as the job did (the same exit code, or the same signal), so the supervisor sees the
+job's own status. It ignores SIGTERM, SIGINT and SIGHUP: a stop reaches the job through its
+process group and its tree (``kill_tree``), and the warden sweeps up after it.
+
+Run by path with ``python -S`` (started in a few milliseconds), so it imports only the
+standard library and nothing of runyard: ``python -S warden.py OWNER CGROUP_PROCS... -- CMD``.
+Before it forks the job it joins the cgroups whose ``cgroup.procs`` files it is given (the
+resource meter's), so everything the job starts is counted there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+ROUNDS = 1000
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, from one scan of ``/proc`` (parents first)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            parent = _parent(int(name))
+            if parent is not None:
+                children.setdefault(parent, []).append(int(name))
+    found, queue = [], [root]
+    while queue:
+        kids = children.get(queue.pop(), [])
+        found += kids
+        queue += kids
+    return found
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rpartition(b")")[2].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def kill_descendants(root: int | None = None) -> None:
+    """SIGKILL every descendant of ``root`` (this process) until none is left; reaps them
+    when ``root`` is this process. Killing stops forks: each round finds fewer."""
+    me = os.getpid()
+    root = me if root is None else root
+    for _ in range(ROUNDS):
+        found = descendants(root)
+        if not found:
+            return
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if root == me:
+            _reap_all()
+
+
+def _reap_all() -> None:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def become_subreaper() -> None:
+    import ctypes  # only here: a few milliseconds
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def watch_owner(owner: int) -> int:
+    """A pidfd of ``owner``, which must be this process's parent (else it died already)."""
+    fd = os.pidfd_open(owner)
+    if os.getppid() != owner:
+        os.close(fd)
+        raise ProcessLookupError(owner)
+    return fd
+
+
+def join_cgroups(procs_files: list[str]) -> None:
+    for path in procs_files:
+        with contextlib.suppress(OSError), open(path, "w") as procs:
+            procs.write("0")  # "0" is the writing process itself
+
+
+def start_job(command: list[str]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            os.execvp(command[0], command)
+        except OSError as exc:
+            os.write(2, f"runyard: cannot execute {command[0]}: {exc.strerror}\n".encode())
+        finally:
+            os._exit(127)
+    return pid
+
+
+def wait_job(job: int, owner_fd: int, wake: int) -> int | None:
+    """The job's wait status, or ``None`` if the owner died first."""
+    poller = select.poll()
+    poller.register(owner_fd, select.POLLIN)
+    poller.register(wake, select.POLLIN)
+    while True:
+        with contextlib.suppress(ChildProcessError):
+            while True:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+                if pid == 0:
+                    break
+                if pid == job:
+                    return status
+        for fd, _ in poller.poll():
+            if fd == owner_fd:
+                return None
+            with contextlib.suppress(BlockingIOError):
+                os.read(wake, 512)
+
+
+def exit_like(status: int | None) -> None:
+    """Exit with the job's code, or die of the job's signal (no core file of our own)."""
+    if status is not None and os.WIFSIGNALED(status):
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        sig = os.WTERMSIG(status)
+        signal.signal(sig, signal.SIG_DFL)
+        os.kill(os.getpid(), sig)
+    os._exit(137 if status is None else os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def main(argv: list[str]) -> None:
+    owner, rest = int(argv[0]), argv[1:]
+    split = rest.index("--")
+    cgroups, command = rest[:split], rest[split + 1:]
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    become_subreaper()
+    try:
+        owner_fd = watch_owner(owner)
+    except ProcessLookupError:
+        os._exit(137)
+    join_cgroups(cgroups)
+    status = wait_job(start_job(command), owner_fd, wake_read)
+    kill_descendants()
+    exit_like(status)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
