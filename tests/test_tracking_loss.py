@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 import re
 import signal
+import subprocess
+import sys
 import textwrap
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ from runyard.stores import RunStore, open_store
 from runyard.stores.memory import MemoryStore
 from runyard.testing.factories import make_run
 from runyard.tracking.flusher import Flusher
-from tracking_helpers import FAST, read_line, start_script
+from tracking_helpers import FAST, child_env, read_line, start_script
 
 HUGE = 10**400  # an int no float can hold
 
@@ -304,6 +307,42 @@ def test_sigterm_writes_what_was_queued_and_ends_the_run_canceled(store_url: str
     assert (record.status, record.status_reason) == (Status.CANCELED, "terminated (SIGTERM)")
     assert [m.step for m in store.read_metrics(record.id)] == list(range(5000))
     assert [e.message for e in store.read_events(record.id)] == ["queued, not yet written"]
+
+
+BUSY = """
+    import sys
+    from runyard import Run
+    run = Run({url!r}, heartbeat_interval=None, resources_interval=None, queue_size=500,
+              flush_interval=0.01)
+    run.init(name=sys.argv[1])
+    print("ready", flush=True)
+    step = 0
+    while True:  # the queue fills up again and again: the caller often waits on the writer
+        run.log_metrics({{"a": 1.0, "b": 2.0}}, step=step)
+        if step % 1000 == 0:
+            run.flush()
+        step += 1
+"""
+
+
+def test_sigterm_at_any_moment_of_a_busy_loop_ends_the_run_with_nothing_missing(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite://{tmp_path}/busy.db"
+    for round_ in range(6):
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(BUSY.format(url=url)), f"busy-{round_}"],
+            cwd=tmp_path, env=child_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            text=True)
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+        time.sleep(0.1 * round_)  # a different moment each round
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) == -signal.SIGTERM  # never hangs in the handler
+        store = open_store(url)
+        record = store.get_run_by_name(f"busy-{round_}")
+        assert record.status is Status.CANCELED
+        steps = [m.step for m in store.read_metrics(record.id, "a")]
+        assert steps == list(range(len(steps)))
 
 
 OWN_HANDLER = """

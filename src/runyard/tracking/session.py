@@ -12,6 +12,7 @@ process exits, forks or gets SIGTERM are dealt with by ``runyard.tracking.proces
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from runyard.tracking.process import Closer, open_runs
 from runyard.tracking.resources import Resources
 
 log = logging.getLogger("runyard.tracking")
+NOTIFY_PATIENCE = 0.5  # seconds the thread waits to tell callers of progress
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Session:
         self.resources = resources
         self.low = max(timing.capacity // 2, 1)
         self.low_entries = self.low * WIDTH
-        self._wake = threading.Event()
+        self._wake = Wake()
         self._stopping = threading.Event()
         self._progress = threading.Condition()
         self._idle = True
@@ -125,7 +127,6 @@ class Session:
         try:
             while not self._stopping.is_set():
                 self._wake.wait(self._timeout())
-                self._wake.clear()
                 self._drain()
                 self._periodic()
             self._drain()
@@ -152,8 +153,14 @@ class Session:
         self._notify()
 
     def _notify(self) -> None:
-        with self._progress:
-            self._progress.notify_all()
+        """Tell waiting callers there was progress. A caller that a signal handler interrupted
+        may hold the lock while the handler waits for this thread, so give up after a while:
+        callers look again every 0.1 s anyway."""
+        if self._progress.acquire(timeout=NOTIFY_PATIENCE):
+            try:
+                self._progress.notify_all()
+            finally:
+                self._progress.release()
 
     def _periodic(self) -> None:
         now = time.monotonic()
@@ -188,6 +195,27 @@ class Session:
             action()
         except (RunyardError, OSError) as exc:
             log.warning("runyard: could not %s for run %s: %s", what, self.run_id, exc)
+
+
+class Wake:
+    """A wake-up call for the background thread, safe to give from a signal handler:
+    ``set`` is one C call (``SimpleQueue.put``), so it never waits for a lock held by the code
+    the handler interrupted, as ``threading.Event.set`` does (SIGTERM hung on it)."""
+
+    def __init__(self) -> None:
+        self._calls: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def set(self) -> None:
+        self._calls.put(None)
+
+    def wait(self, timeout: float) -> None:
+        """Wait until ``set`` (or ``timeout`` seconds), then forget every call given so far."""
+        try:
+            self._calls.get(timeout=timeout)
+            while True:
+                self._calls.get_nowait()
+        except queue.Empty:
+            return
 
 
 def _after(now: float, interval: float | None) -> float:
