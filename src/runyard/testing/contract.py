@@ -339,6 +339,21 @@ class RunStoreContract(RegistryContract):
             store.append_metrics(run.id, [Metric("a", True)])
         assert store.read_metrics(run.id) == []
 
+    def test_metric_columns_append_as_records_do(self, store: RunStore) -> None:
+        run = store.create_run(make_run())
+        batch = [Metric("b" if i % 3 else "a", i / 7, None if i % 4 else i, 10.0 + i)
+                 for i in range(40)]
+        store.append_metric_columns(run.id, *map(list, zip(*batch[:30], strict=True)))
+        store.append_metrics(run.id, batch[30:])
+        assert store.read_metrics(run.id) == batch
+        with pytest.raises(ValidationError):  # checked by the store: one bad value, none written
+            store.append_metric_columns(run.id, ["a", "a"], [1.0, 10**400], [1, 2], [1.0, 2.0])
+        with pytest.raises(ValidationError):
+            store.append_metric_columns(run.id, ["a"], [1.0], [2**64], [1.0])
+        with pytest.raises(ValidationError):
+            store.append_metric_columns(run.id, ["a", "a"], [1.0], [1, 2], [1.0, 2.0])
+        assert len(store.read_metrics(run.id)) == 40
+
     def test_metric_summaries(self, store: RunStore) -> None:
         run = store.create_run(make_run())
         store.append_metrics(run.id, [Metric("b", 3.0, 1), Metric("a", 5.0, 1),
