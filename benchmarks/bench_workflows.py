@@ -70,7 +70,7 @@ def pool_chain(pool: multiprocessing.pool.Pool) -> int:
 
 def runyard(plan_of: Callable[[], object], config: object, store: str) -> Callable[[], object]:
     def go() -> object:
-        return plan_of().run(config, store=store).get_results()  # type: ignore[attr-defined]
+        return plan_of().run(config, store=store).get_results(wait=True)  # type: ignore[attr-defined]
     return go
 
 

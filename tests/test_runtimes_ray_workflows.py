@@ -23,7 +23,7 @@ def ray_config(ray_cluster: object, tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_fan_out_on_ray(ray_config: RuntimeConfiguration, tmp_path: Path) -> None:
     run = wf_defs.fan(20).run(ray_config, store=f"sqlite://{tmp_path}/r.db")
-    assert run.get_results(timeout=240) == sum(range(1, 21))
+    assert run.get_results(wait=True, timeout=240) == sum(range(1, 21))
     assert len(run.get_task_runs()) == 21
     assert [line.text for line in run.get_logs("add-3")["add-3"]] == ["adding 2 and 1"]
 
@@ -32,7 +32,7 @@ def test_retries_and_failures_on_ray(ray_config: RuntimeConfiguration, tmp_path:
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     store = f"sqlite://{tmp_path}/r.db"
     run = wf_defs.flaky_flow(str(tmp_path / "m")).run(ray_config, store=store)
-    assert run.get_results(timeout=240) == "ok after 3"
+    assert run.get_results(wait=True, timeout=240) == "ok after 3"
     monkeypatch.setenv("WF_FAILURE_NOTE", str(tmp_path / "note"))
     failed = wf_defs.failing(1).run(ray_config, store=store)
     assert failed.wait(240) is Status.FAILED
@@ -41,7 +41,7 @@ def test_retries_and_failures_on_ray(ray_config: RuntimeConfiguration, tmp_path:
 
 def test_large_values_on_ray(ray_config: RuntimeConfiguration, tmp_path: Path) -> None:
     run = wf_defs.big_flow(300_000).run(ray_config, store=f"sqlite://{tmp_path}/r.db")
-    assert run.get_results(timeout=240) == 300_000
+    assert run.get_results(wait=True, timeout=240) == 300_000
     assert [a.name for a in run.get_artifacts()] == ["big-1/result"]
 
 

@@ -363,19 +363,16 @@ def test_sqlite_checkpoints_in_the_background_and_keeps_the_log_small(
     monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_S", 0.0)  # after every write
     store = SqliteStore(tmp_path / "r.db")
     run = store.create_run(make_run())
-    import json
+    from runyard.model import Step
 
-    from runyard.model import Step, step_to_dict
-
-    def doc(name: str, created: float) -> tuple[str, float, str]:
-        step = Step(name, created=created, metadata={"pad": "x" * 16_000})
-        return name, created, json.dumps(step_to_dict(step))
+    def doc(name: str, created: float) -> Step:
+        return Step(name, created=created, metadata={"pad": "x" * 16_000})
 
     written = 0
     for batch in range(60):  # ~10 MB through the log; SQLite itself would wait for 16 MB
         docs = [doc(f"s-{batch}-{i}", batch + i / 10) for i in range(10)]
-        store.upsert_step_docs(run.id, docs)
-        written += sum(len(text) for _, _, text in docs)
+        store.upsert_steps(run.id, docs)
+        written += 16_000 * len(docs)
         deadline = time.monotonic() + 30
         while store._checkpointing and time.monotonic() < deadline:
             time.sleep(0.005)

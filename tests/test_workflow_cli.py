@@ -44,4 +44,4 @@ def test_rerun_finds_the_workflow_in_the_working_directory(tmp_path: Path) -> No
     new_id = again.stdout.split()[0]
     shown = json.loads(runyard(tmp_path, "run", "show", new_id, "--json").stdout)
     assert shown["origin"] == run_id
-    assert shown["metadata"]["task_runs"] == {"executed": 0, "reused": 5}
+    assert shown["internals"]["task_runs"] == {"executed": 0, "reused": 5}

@@ -55,11 +55,11 @@ def test_started_in_one_process_and_followed_from_another(store_url: str, tmp_pa
 
 def test_process_runs_capture_logs_and_retry(store_url: str, tmp_path: Path) -> None:
     run = wf_defs.flaky_flow(str(tmp_path / "m")).run("process", store=store_url)
-    assert run.get_results(timeout=240) == "ok after 3"
+    assert run.get_results(wait=True, timeout=240) == "ok after 3"
     (flaky,) = run.get_task_runs()
     assert len(flaky.attempts) == 3
     chained = wf_defs.chain(3).run("process", store=store_url)
-    assert chained.get_results(timeout=240) == 3
+    assert chained.get_results(wait=True, timeout=240) == 3
     assert [line.text for line in chained.get_logs("add-3")["add-3"]] == ["adding 1 and 2"]
 
 
@@ -87,7 +87,7 @@ def test_unpicklable_arguments_are_refused_for_process(store_url: str) -> None:
     assert plan == 2
 
     flow = wf_defs.chain(2)
-    assert flow.run("process", store=store_url).get_results(timeout=240) == 1
+    assert flow.run("process", store=store_url).get_results(wait=True, timeout=240) == 1
     from runyard import workflow
 
     @workflow
@@ -114,7 +114,7 @@ def test_local_workflows_need_module_level_definitions_for_process(store_url: st
 
     with pytest.raises(WorkflowDefinitionError, match="do not pickle"):
         local().run("process", store=store_url)
-    assert local().run("in_process", store=store_url).get_results() is False
+    assert local().run("in_process", store=store_url).get_results(wait=True) is False
 
 
 def test_cancel_from_another_process(store_url: str, tmp_path: Path) -> None:

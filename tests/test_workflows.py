@@ -34,11 +34,11 @@ def test_chain_runs_and_is_recorded_as_a_workflow_run(store_url: str) -> None:
     record = open_store(store_url).get_run(run.run_id)
     assert record.kind is Kind.WORKFLOW and record.status is Status.SUCCEEDED
     assert record.parameters == {"n": 10}
-    assert record.metadata["dag_hash"] == wf_defs.chain(10).dag.hash
-    assert record.metadata["dag"]["hash"] == record.metadata["dag_hash"]
-    assert record.metadata["dag"]["task_runs"] == 10
+    assert record.internals["dag_hash"] == wf_defs.chain(10).dag.hash
+    assert record.internals["dag"]["hash"] == record.internals["dag_hash"]
+    assert record.internals["dag"]["task_runs"] == 10
     dag = run.get_dag()
-    assert dag["hash"] == record.metadata["dag_hash"] and len(dag["nodes"]) == 10
+    assert dag["hash"] == record.internals["dag_hash"] and len(dag["nodes"]) == 10
     assert [n["id"] for n in dag["nodes"]][:2] == ["add-1", "add-2"]
     assert dag["nodes"][1]["deps"] == ["add-1"] and "deps" not in dag["nodes"][0]
     assert dag == wf_defs.chain(10).dag.to_doc()
@@ -54,14 +54,14 @@ def test_the_dag_document_is_stored_once_and_again_when_its_blob_is_gone(store_u
     first = wf_defs.chain(4).run(store=store_url)
     again = wf_defs.chain(4).run(store=store_url)
     store = open_store(store_url)
-    blob = store.get_run(first.run_id).metadata["dag"]["blob"]
-    assert store.get_run(again.run_id).metadata["dag"]["blob"] == blob
+    blob = store.get_run(first.run_id).internals["dag"]["blob"]
+    assert store.get_run(again.run_id).internals["dag"]["blob"] == blob
     from runyard.core.context import open_context
 
     blobs = open_context(store_url).blobs
     blobs.path(blob).unlink()
     third = wf_defs.chain(4).run(store=store_url)
-    assert store.get_run(third.run_id).metadata["dag"]["blob"] == blob and blobs.exists(blob)
+    assert store.get_run(third.run_id).internals["dag"]["blob"] == blob and blobs.exists(blob)
     assert third.get_dag() == first.get_dag() == wf_defs.chain(4).dag.to_doc()
 
 
@@ -83,7 +83,7 @@ def test_the_dag_hash_covers_task_names() -> None:
 
 def test_fan_out_with_a_list_of_results_and_by_id(store_url: str) -> None:
     run = wf_defs.fan(30).run(store=store_url)
-    assert run.get_results() == sum(range(1, 31))
+    assert run.get_results(wait=True) == sum(range(1, 31))
     same = WorkflowRun.by_id(run.run_id, store=store_url)
     assert same.get_status() is Status.SUCCEEDED and same.get_results(wait=False) == 465
     reduce_run = next(t for t in same.get_task_runs() if t.task == "total")
@@ -104,24 +104,25 @@ def gathered() -> object:
 def test_arguments_holding_results_are_read_back_as_they_were_passed(store_url: str) -> None:
     expected = [[2, 4, 6], (6, 2), [2, 2, 4], [4, 7, 6], {"k": (2, {6})}]
     run = gathered().run(store=store_url)
-    assert run.get_results() == expected
+    assert run.get_results(wait=True) == expected
     echoes = sorted((t for t in run.get_task_runs() if t.task == "echo"),
                     key=lambda t: int(t.name.rsplit("-", 1)[1]))
     assert [t.arguments["value"] for t in echoes] == expected
     shapes = [t.step.metadata["inputs"]["value"].get("shape") for t in echoes]
     assert shapes == ["list", "tuple", None, None, None]  # each result once, else a template
     again = run.rerun()  # the same arguments: every task run is reused
-    assert again.get_results() == expected
+    assert again.get_results(wait=True) == expected
     assert all(t.reused_from for t in again.get_task_runs())
 
 
 def test_results_may_be_structures_of_results(store_url: str) -> None:
-    assert wf_defs.pair(3, 4).run(store=store_url).get_results() == {"sum": 7, "scaled": 12}
+    run = wf_defs.pair(3, 4).run(store=store_url)
+    assert run.get_results(wait=True) == {"sum": 7, "scaled": 12}
 
 
 def test_stdout_and_stderr_are_captured_per_task_run(store_url: str) -> None:
     run = wf_defs.chain(3).run(store=store_url)
-    run.get_results()
+    run.get_results(wait=True)
     logs = run.get_logs()
     assert [line.text for line in logs["add-2"]] == ["adding 0 and 1"]
     assert {line.stream for lines in logs.values() for line in lines} == {"stdout"}
@@ -130,7 +131,7 @@ def test_stdout_and_stderr_are_captured_per_task_run(store_url: str) -> None:
 def test_a_task_that_fails_twice_then_succeeds_has_three_attempts(store_url: str,
                                                                   tmp_path: Path) -> None:
     run = wf_defs.flaky_flow(str(tmp_path / "marker")).run(store=store_url)
-    assert run.get_results() == "ok after 3"
+    assert run.get_results(wait=True) == "ok after 3"
     (flaky,) = run.get_task_runs()
     assert [a.status for a in flaky.attempts] == [Status.FAILED, Status.FAILED, Status.SUCCEEDED]
     assert flaky.attempts[0].message == "RuntimeError: attempt 1 fails"
@@ -143,7 +144,7 @@ def test_a_task_that_always_fails_fails_the_run_and_runs_on_failure(
     monkeypatch.setenv("WF_FAILURE_NOTE", str(note))
     run = wf_defs.failing(1).run(store=store_url)
     with pytest.raises(WorkflowFailed, match="ValueError: cannot handle 2"):
-        run.get_results()
+        run.get_results(wait=True)
     record = run.run
     assert record.status is Status.FAILED
     assert record.status_reason == "task run broken-1 failed after 2 attempts: " \
@@ -172,9 +173,9 @@ def test_get_results_without_waiting_before_the_end_is_refused(store_url: str,
     with pytest.raises(WorkflowNotFinished, match="get_results\\(wait=True\\)"):
         run.get_results(wait=False)
     with pytest.raises(WorkflowNotFinished):
-        run.get_results(timeout=0.05)
+        run.get_results(wait=True, timeout=0.05)
     gate.set()
-    assert run.get_results() == 1
+    assert run.get_results(wait=True) == 1
 
 
 def test_cancel_stops_new_task_runs(store_url: str) -> None:
@@ -203,18 +204,18 @@ def test_cancel_stops_new_task_runs(store_url: str) -> None:
 def test_prepare_records_without_starting(store_url: str) -> None:
     run = wf_defs.chain(2).prepare("in_process", store=store_url)
     assert run.get_status() is Status.CREATED
-    assert run.start().get_results() == 1
+    assert run.start().get_results(wait=True) == 1
 
 
 def test_rerun_reuses_unchanged_task_runs(store_url: str) -> None:
     first = wf_defs.fan(5).run(store=store_url)
-    first.get_results()
+    first.get_results(wait=True)
     again = first.rerun()
-    assert again.get_results() == first.get_results()
+    assert again.get_results(wait=True) == first.get_results(wait=True)
     record = again.run
-    assert record.origin == first.run_id and record.metadata["rerun"]["dag_changed"] is False
+    assert record.origin == first.run_id and record.internals["rerun"]["dag_changed"] is False
     assert all(t.reused_from is not None for t in again.get_task_runs())
-    assert record.metadata["task_runs"] == {"executed": 0, "reused": 6}
+    assert record.internals["task_runs"] == {"executed": 0, "reused": 6}
 
 
 def test_rerun_of_a_changed_dag_executes_only_the_changed_part(store_url: str) -> None:
@@ -237,12 +238,12 @@ def test_rerun_after_changing_a_constant_reports_it(store_url: str, tmp_path: Pa
     try:
         mod = importlib.import_module("wf_changing")
         first = mod.flow().run(store=store_url)
-        assert first.get_results() == 12
+        assert first.get_results(wait=True) == 12
         module.write_text(_changing(5))
         importlib.reload(mod)
         again = first.rerun()
-        assert again.get_results() == 24
-        info = again.run.metadata["rerun"]
+        assert again.get_results(wait=True) == 24
+        info = again.run.internals["rerun"]
         assert info["dag_changed"] is True and info["changed"] == ["inc-2", "mul-1"]
         reused = {t.name: t.reused_from is not None for t in again.get_task_runs()}
         assert reused == {"inc-1": True, "inc-2": False, "mul-1": False}
@@ -262,7 +263,7 @@ def _changing(second: int) -> str:
 
 def test_large_values_travel_through_the_blob_store(store_url: str) -> None:
     run = wf_defs.big_flow(200_000).run(store=store_url)
-    assert run.get_results() == 200_000
+    assert run.get_results(wait=True) == 200_000
     (artifact,) = run.get_artifacts()
     assert artifact.name == "big-1/result" and artifact.size > 200_000
     assert next(t for t in run.get_task_runs() if t.name == "big-1").output == b"x" * 200_000
@@ -386,7 +387,7 @@ def test_equal_constants_of_different_classes_stay_apart(store_url: str) -> None
     nodes = list(first.dag.nodes.values())
     assert nodes[0].params["x"] is nodes[2].params["x"]  # the same constant, encoded once
     assert nodes[0].key != nodes[1].key
-    assert kinds().run("in_process", store=store_url).get_results() == [
+    assert kinds().run("in_process", store=store_url).get_results(wait=True) == [
         "int", "bool", "int", "str", "NoneType", "float"]
 
 
@@ -440,7 +441,7 @@ def test_a_task_run_in_flight_is_recorded_running_then_finished(store_url: str, 
     if retried:
         assert seen.attempts[0].message == "ValueError: first try"
     marker.touch()
-    assert run.get_results(timeout=60) == "released"
+    assert run.get_results(wait=True, timeout=60) == "released"
     final = store.get_steps(run.run_id)[0]
     assert final.status is Status.SUCCEEDED
     assert [(a.number, a.status) for a in final.attempts] == [

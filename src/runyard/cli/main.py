@@ -34,6 +34,8 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
     "workflow": ("runyard.cli.workflows:workflow_group", "Run workflows defined with @workflow."),
     "config": ("runyard.cli.workflows:config_group",
                "List, show, save and delete runtime configurations."),
+    "ray": ("runyard.cli.workflows:ray_group",
+            "List, start and stop the local Ray clusters runyard starts."),
 }
 
 

@@ -15,6 +15,7 @@ def show_run(doc: Mapping[str, Any]) -> None:
     mapping_section("metadata", doc["metadata"])
     mapping_section("parameters", doc["parameters"])
     mapping_section("resources", doc.get("resources") or {})
+    mapping_section("internals (kept by runyard)", doc.get("internals") or {})
     steps_section(doc["steps"])
     metrics_section(doc["metrics"])
     catalog_section(doc["catalog"])

@@ -137,7 +137,7 @@ def rerun(ctx: click.Context, ref: str, config: str | None, wait: bool) -> None:
     old = WorkflowRun.by_id(ref, open_ctx_store(ctx))
     new = old.rerun(config)
     render.info(f"re-running {old.run_id} as {new.run_id}: "
-                f"{new.run.metadata['rerun']['summary']}")
+                f"{new.run.internals['rerun']['summary']}")
     click.echo(new.run_id)
     if wait:
         finish(new)
@@ -209,3 +209,52 @@ def delete_config(name: str) -> None:
 
     RuntimeConfiguration.delete(name)
     render.info(f"deleted configuration {name}")
+
+
+@click.group("ray")
+def ray_group() -> None:
+    """List, start and stop the local Ray clusters runyard starts."""
+
+
+@ray_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_ray(as_json: bool) -> None:
+    """runyard's local Ray clusters, by configuration name (none of any other Ray)."""
+    from runyard.engine import ray_clusters
+
+    clusters = ray_clusters()
+    if as_json:
+        render.emit_json([c.to_dict() for c in clusters])
+        return
+    rows = [[c.name, c.address, str(c.pid), "running" if c.running else "gone",
+             render.when(c.started)] for c in clusters]
+    render.table(["name", "address", "pid", "state", "started"], rows)
+
+
+@ray_group.command("start")
+@click.argument("name", default="ray")
+def start_ray(name: str) -> None:
+    """Start the local cluster of configuration NAME (default: ray) now; print its address."""
+    from runyard.engine import RuntimeConfiguration
+
+    address = RuntimeConfiguration.load(name).start()
+    if address is None:
+        raise ValidationError(f"configuration {name!r} has no local Ray cluster to start")
+    click.echo(address)
+
+
+@ray_group.command("stop")
+@click.argument("name", required=False)
+@click.option("--all", "every", is_flag=True, help="Stop every cluster runyard started.")
+def stop_ray(name: str | None, every: bool) -> None:
+    """Stop the local cluster of configuration NAME (default: ray), or --all of them.
+    Only clusters runyard started are stopped (never `ray stop`)."""
+    from runyard.engine import stop_ray_cluster, stop_ray_clusters
+
+    if every and name:
+        raise ValidationError("give a configuration name or --all, not both")
+    if every:
+        stopped = stop_ray_clusters()
+    else:
+        stopped = [name or "ray"] if stop_ray_cluster(name or "ray") else []
+    render.info(f"stopped: {', '.join(stopped)}" if stopped else "no cluster was running")

@@ -6,7 +6,7 @@
     schema        1
     <run fields>  id, name, folder, kind, status, status_reason, description, tags, metadata,
                   parameters, created, started, ended, heartbeat, owner, code, environment,
-                  config, origin, resources (as ``run_to_dict`` writes them)
+                  config, origin, resources, internals (as ``run_to_dict`` writes them)
     duration      seconds from started to ended, or null
     steps         [{name, status, kind, created, duration, metadata, attempts: [...]}]
     metrics       {name: {count, last, last_step, min, max}}

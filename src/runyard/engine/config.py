@@ -16,11 +16,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from runyard.errors import ConfigError, ConfigNotFound, ValidationError
 from runyard.runtimes.base import Runtime
+
+if TYPE_CHECKING:
+    from runyard.runtimes.ray import LocalCluster
 
 RUNTIMES = ("in_process", "process", "ray")
 BUILTIN_NAMES = RUNTIMES
@@ -170,13 +173,30 @@ class RuntimeConfiguration:
             from runyard.runtimes.process import ProcessRuntime
 
             return ProcessRuntime(opts.get("max_workers"))
-        from runyard.runtimes.ray import DEFAULT_PORT, LocalCluster, RayRuntime
+        from runyard.runtimes.ray import RayRuntime
 
-        if opts.get("address"):
+        cluster = self.local_cluster()
+        if cluster is None:
             return RayRuntime(address=opts["address"], token=opts.get("token"))
-        state = config_home() / "ray" / f"{self.name}.json"
-        cluster = LocalCluster(state, int(opts.get("port") or DEFAULT_PORT), opts.get("num_cpus"))
         return RayRuntime(cluster=cluster)
+
+    def local_cluster(self) -> LocalCluster | None:
+        """The local Ray cluster this configuration runs on (a ``ray`` one with no address)."""
+        if self.runtime != "ray" or self.options.get("address"):
+            return None
+        from runyard.runtimes.ray import DEFAULT_PORT, LocalCluster
+
+        state = config_home() / "ray" / f"{self.name}.json"
+        return LocalCluster(state, int(self.options.get("port") or DEFAULT_PORT),
+                            self.options.get("num_cpus"))
+
+    def start(self) -> str | None:
+        """Start now, ahead of the first run, what this configuration's runs execute on, and
+        leave it up: its local Ray cluster (reused if it is up already), whose address is
+        returned; ``runyard.engine.stop_ray_cluster(name)`` or ``runyard ray stop NAME``
+        stops it. The other runtimes start with each run: nothing to do (``None``)."""
+        cluster = self.local_cluster()
+        return None if cluster is None else cluster.ensure()
 
 
 def builtin(name: str) -> RuntimeConfiguration:

@@ -23,13 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, flat_refs, substitute
-from runyard.engine.recorder import RawAttempt, Recorder, StepState
+from runyard.engine.recorder import Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
-from runyard.engine.stepdoc import digest_json, dumps, meta_head, meta_start, quote
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
 from runyard.errors import RunyardError
-from runyard.model import Artifact, LogLine, Stage, Status
+from runyard.model import Artifact, Attempt, LogLine, Stage, Status
 from runyard.runtimes import threads
 from runyard.runtimes.base import Runtime
 
@@ -39,7 +38,7 @@ _NO_PARAMS: dict[str, Value | Bound] = {}  # a finished task run's arguments (ne
 
 class Prepared(StepState):
     """One task run ready to execute: its arguments and their digests, and its record
-    (``inputs``: the arguments' records, as the JSON text the step's metadata holds).
+    (``inputs``: the arguments' records, as the step's metadata holds them).
 
     It is the task run's step record too (a ``StepState``), and for a runtime in this
     process also the call (it has the attributes of a ``TaskCall``) and the callback the
@@ -50,14 +49,14 @@ class Prepared(StepState):
                  "params", "task")
 
     def __init__(self, driver: Driver, node: Node, params: dict[str, Value | Bound],
-                 digests: dict[str, str | None], inputs: str, digests_json: str) -> None:
+                 digests: dict[str, str | None], inputs: dict[str, Any]) -> None:
         self.driver, self.node, self.params, self.digests = driver, node, params, digests
         self.inputs = inputs
         self.task, self.blob_root = node.task, driver.blob_root
         self.local = True
         self.number = 1  # the attempt in flight (or last made)
-        StepState.__init__(self, node.id, node.kind, driver._meta(node, inputs),
-                           attempt_inputs=digests_json)  # (``digests`` as JSON)
+        StepState.__init__(self, node.id, node.kind, _meta(node, inputs),
+                           attempt_inputs=digests)
 
     def __call__(self, outcome: Outcome | None, error: BaseException | None) -> None:
         """The runtime's done-callback for the attempt in flight."""
@@ -88,7 +87,6 @@ class Driver:
         self._local = not runtime.remote
         self._put_step = recorder.put_step
         self._in_flight = recorder.in_flight  # the task runs whose attempt is in flight
-        self._heads: dict[Any, str] = {}  # the start of each task's step metadata (_meta)
         self.dependents = dag.dependents
 
     # -- control ----------------------------------------------------------------------------
@@ -167,10 +165,10 @@ class Driver:
             self.outputs[node_id] = output
         prepared.params = _NO_PARAMS  # its arguments are not needed any more
         digest = output.digest
-        self._put_step(prepared.finished_doc(
-            _SUCCEEDED, (number, _SUCCEEDED, outcome.started, outcome.ended, None,
-                         prepared.attempt_inputs, digest_json("result", digest)),
-            ',"output":' + output.doc_json))  # its record is written as it is now
+        self._put_step(prepared.finished_step(
+            _SUCCEEDED, Attempt(number, _SUCCEEDED, outcome.started, outcome.ended, None,
+                                prepared.digests, {"result": digest}),
+            {"output": output.doc}))  # its record is written as it is now
         if output.in_blob and digest is not None:
             self.recorder.put_artifact(Artifact(f"{node_id}/result", digest, output.size,
                                                 Stage.PUT, time.time(), node_id, "task-result"))
@@ -203,37 +201,30 @@ class Driver:
     def _prepare(self, node: Node) -> Prepared:
         params: dict[str, Value | Bound] = {}
         digests: dict[str, str | None] = {}
-        docs: list[str] = []  # each argument's record, as JSON: {"digest", "from"} for a result
-        marks: list[str] = []  # each argument's digest, as JSON
+        docs: dict[str, Any] = {}  # each argument's record: {"digest", "from"} for a result
         outputs = self.outputs
         for name, param in node.params.items():
-            key = quote(name)
             if param.__class__ is Ref:
                 value = params[name] = outputs[param.node]
                 digest = digests[name] = value.digest
-                shown = "null" if digest is None else quote(digest)
-                docs.append(f'{key}:{{"digest":{shown},"from":{quote(param.node)}}}')
+                docs[name] = {"digest": digest, "from": param.node}
             elif isinstance(param, Value):
                 params[name] = param
-                digest = digests[name] = param.digest
-                shown = "null" if digest is None else quote(digest)
-                docs.append(key + ":" + param.doc_json)
+                digests[name] = param.digest
+                docs[name] = param.doc
             else:
                 assert isinstance(param, Nested)
                 values = {ref: outputs[ref] for ref in param.refs}
                 params[name] = Bound(param.template, values)
                 digest = digests[name] = digest_of(
                     param.template, {ref: value.digest for ref, value in values.items()})
-                shown = "null" if digest is None else quote(digest)
-                docs.append(key + ":" + _nested_record(param, shown))
-            marks.append(key + ":" + shown)
+                docs[name] = _nested_record(param, digest)
         consumers = self.consumers
         for dep in node.deps:  # this task run has its inputs: let go of those now unneeded
             left = consumers[dep] = consumers[dep] - 1
             if not left:
                 outputs.pop(dep, None)
-        return Prepared(self, node, params, digests, "{" + ",".join(docs) + "}",
-                        "{" + ",".join(marks) + "}")
+        return Prepared(self, node, params, digests, docs)
 
     def _release(self, node_id: str) -> list[str]:
         ready = []
@@ -286,7 +277,7 @@ class Driver:
         self.succeeded += 1
         self.counts["reused"] += 1
         self._record(prepared, Status.SUCCEEDED, None,
-                     f',"output":{value.doc_json},"reused_from":{dumps(origin)}')
+                     {"output": value.doc, "reused_from": origin})
 
     def _check_done(self) -> None:
         if self.inflight:
@@ -298,18 +289,10 @@ class Driver:
                 self.when_done()
 
     # -- recording --------------------------------------------------------------------------
-    def _record(self, prepared: Prepared, status: Status, attempt: RawAttempt | None,
-                extra: str = "") -> None:
+    def _record(self, prepared: Prepared, status: Status, attempt: Attempt | None,
+                extra: dict[str, Any] | None = None) -> None:
         prepared.update(status, attempt, extra)
         self._put_step(prepared)
-
-    def _meta(self, node: Node, inputs: str) -> str:
-        """The head of the step's metadata: task, its hash, the node's key, the inputs."""
-        task = node.task
-        start = self._heads.get(task)
-        if start is None:  # once per task and run
-            start = self._heads[task] = meta_start(task.name, task.definition_hash)
-        return meta_head(start, node.key, inputs)
 
     def _logs(self, node_id: str, outcome: Outcome) -> None:
         self.recorder.put_logs([LogLine(t, text, stream, node_id)
@@ -326,28 +309,35 @@ def _refs_of(template: Any) -> list[str]:
     return found
 
 
-def _nested_record(param: Nested, digest: str) -> str:
+def _meta(node: Node, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The head of a task run's step metadata: task, its hash, the node's key, the inputs."""
+    task = node.task
+    return {"task": task.name, "task_hash": task.definition_hash, "key": node.key,
+            "inputs": inputs}
+
+
+def _nested_record(param: Nested, digest: str | None) -> dict[str, Any]:
     """The record of an argument that holds results: its digest, the task runs whose results
     it holds (``from``), and how they are held: for a list or tuple of them, each once, its
-    ``shape`` (``from`` gives the rest); else the ``template`` pickled (base64). ``digest``
-    is already JSON."""
-    head = '{"digest":' + digest + ',"from":[' + ",".join(map(quote, param.refs)) + "]"
+    ``shape`` (``from`` gives the rest); else the ``template`` pickled (base64)."""
+    record: dict[str, Any] = {"digest": digest, "from": list(param.refs)}
     template: Any = param.template
     if len(template) == len(param.refs) and flat_refs(template):
-        return head + ',"shape":"' + str(template.__class__.__name__) + '"}'
+        record["shape"] = template.__class__.__name__
+        return record
     import base64
 
     from runyard.engine.values import dumps as pickled
 
     data = pickled(template)
-    return head + ',"template":' + (
-        "null" if data is None else '"' + base64.b64encode(data).decode() + '"') + "}"
+    record["template"] = None if data is None else base64.b64encode(data).decode()
+    return record
 
 
-def _attempt(number: int, outcome: Outcome, prepared: Prepared) -> RawAttempt:
+def _attempt(number: int, outcome: Outcome, prepared: Prepared) -> Attempt:
     """A failed attempt as recorded (a succeeded one is recorded by ``_finished``)."""
-    return (number, Status.FAILED, outcome.started, outcome.ended, outcome.error,
-            prepared.attempt_inputs, "{}")
+    return Attempt(number, Status.FAILED, outcome.started, outcome.ended, outcome.error,
+                   prepared.digests, {})
 
 
 def _lost(error: BaseException | None) -> Outcome:

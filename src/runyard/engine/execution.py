@@ -1,13 +1,15 @@
 """Recording a workflow run, and executing it: here (``Execution``) or in a detached supervisor.
 
 ``record_run`` writes the run (kind ``workflow``, status ``created``) with everything needed to
-rebuild and follow it: the DAG and its hash, the parameters, the code identity and environment,
-the runtime configuration and the plan record. ``Execution`` runs it in this process: it moves
-the run to ``running`` owned by this process, starts the runtime, the recorder and the driver,
-and a finisher thread that writes the final status once the driver is done. ``launch_detached``
-instead starts ``python -m runyard.engine.supervisor`` in its own session and hands it the run:
-the run becomes ``running`` owned by the supervisor's pid at once, so if the supervisor dies
-the run is found ``lost`` by the next reader, never left ``running``.
+rebuild and follow it: the parameters, the code identity and environment, the runtime
+configuration, and in the run's ``internals`` (never in the user's metadata) the DAG and its
+hash and the plan record; the results and task-run counts join them as the run ends.
+``Execution`` runs it in this process: it moves the run to ``running`` owned by this process,
+starts the runtime, the recorder and the driver, and a finisher thread that writes the final
+status once the driver is done. ``launch_detached`` instead starts ``python -m
+runyard.engine.supervisor`` in its own session and hands it the run: the run becomes
+``running`` owned by the supervisor's pid at once, so if the supervisor dies the run is found
+``lost`` by the next reader, never left ``running``.
 """
 
 from __future__ import annotations
@@ -42,18 +44,18 @@ def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration
     from runyard.core.runs import create_run
 
     dag, blobs = plan.dag, str(context_of(store).blob_root)
-    metadata = {"workflow": plan.definition.name, "dag_hash": dag.hash,
-                "dag": dag_record(dag, blobs), **(extra or {})}
     record = plan_record(plan, blobs)
     if config.detached and record.get("error"):
         raise WorkflowDefinitionError(str(record["error"]))
+    internals = {"workflow": plan.definition.name, "dag_hash": dag.hash,
+                 "dag": dag_record(dag, blobs), "plan": record, **(extra or {})}
     run_config = {"runtime": config.to_dict(redact=True), "runtime_name": config.name,
-                  "heartbeat_interval": HEARTBEAT_S, "plan": record}
+                  "heartbeat_interval": HEARTBEAT_S}
     live: dict[str, Any] = {}
     if running:
         live = {"status": Status.RUNNING, "owner": this_owner(), "heartbeat": time.time()}
     return create_run(store, name=name, folder=folder, kind=Kind.WORKFLOW, tags=tags,
-                      metadata=metadata, parameters=plan.parameters, origin=origin,
+                      internals=internals, parameters=plan.parameters, origin=origin,
                       code=code_identity(), environment=environment(), config=run_config,
                       **live)
 
@@ -132,7 +134,7 @@ class Execution:
 
     def _end(self, status: Status, reason: str | None,
              summary: dict[str, Any] | None = None) -> None:
-        """Write the final status, with the run's ``summary`` merged into its metadata in
+        """Write the final status, with the run's ``summary`` merged into its internals in
         the same write."""
         try:
             if status is not Status.CANCELED:
@@ -156,7 +158,7 @@ class Execution:
                    expect: Status | None = None) -> Run:
         try:
             return self.store.update_status(self.run.id, status, reason, expect=expect,
-                                            metadata=summary)
+                                            internals=summary)
         except ConflictError:
             raise
         except RunyardError as exc:  # the summary could not be stored: the run still ends
@@ -168,8 +170,8 @@ class Execution:
 
 def launch_detached(store: RunStore, run: Run) -> int:
     """Start the supervisor of ``run`` and make it the run's owner; return its pid."""
-    from runyard.processes.owners import owner_of
     from runyard.processes.detach import python_argv, spawn_detached
+    from runyard.processes.owners import owner_of
 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)

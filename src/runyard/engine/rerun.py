@@ -2,7 +2,7 @@
 
 The workflow is traced again with the current code (or, when it cannot be imported, rebuilt
 from the old run's pickled plan), the new DAG is compared with the old one and the difference
-recorded in the new run's metadata (``rerun``) and reported. While it executes, each task run
+recorded in the new run's internals (``rerun``) and reported. While it executes, each task run
 whose task definition and input digests match a task run that succeeded in the old run is
 reused instead of executed (recorded with ``reused_from``), so only what changed, and what
 depends on it, runs again.
@@ -26,8 +26,8 @@ def rerun(old: WorkflowRun, config: str | RuntimeConfiguration | None = None) ->
 
     run = old.store.get_run(old.run_id)
     blobs = str(context_of(old.store).blob_root)
-    plan = load_plan(run.config["plan"], blobs)
-    change = compare(dag_doc(run.metadata.get("dag", {}), blobs), plan.dag)
+    plan = load_plan(run.internals["plan"], blobs)
+    change = compare(dag_doc(run.internals.get("dag", {}), blobs), plan.dag)
     chosen = resolve(config if config is not None else run.config.get("runtime_name"))
     extra = {"rerun": {"origin": run.id, "dag_changed": not change.same,
                        "changed": list(change.changed), "unchanged": len(change.kept),

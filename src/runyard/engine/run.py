@@ -103,7 +103,7 @@ class WorkflowRun:
             return self
         from runyard.engine.workflow import load_plan
 
-        plan = self._plan or load_plan(run.config["plan"], str(context_of(self.store).blob_root))
+        plan = self._plan or load_plan(run.internals["plan"], str(context_of(self.store).blob_root))
         self._execution = Execution(self.store, run, plan, config)
         self._execution.start()
         return self
@@ -144,13 +144,23 @@ class WorkflowRun:
             time.sleep(POLL_S)
         return status
 
-    def get_results(self, wait: bool = True, timeout: float | None = None) -> Any:
-        """The workflow's result; waits for the end unless ``wait=False``."""
-        status = self.wait(timeout) if wait else self.get_status()
+    def get_results(self, wait: bool = False, timeout: float | None = None) -> Any:
+        """The workflow's result, as Orquestra's ``WorkflowRun.get_results`` gives it: a run
+        that has not ended raises ``WorkflowNotFinished`` at once, unless ``wait=True``, which
+        waits for the end (at most ``timeout`` seconds); one that failed, was canceled or
+        lost raises ``WorkflowFailed``."""
+        status = self.get_status()
+        if status is Status.CREATED:
+            raise WorkflowNotFinished(f"run {self.run_id} is created: it has not started; "
+                                      "call start() first (or run() the workflow)")
+        if wait and status.is_active:
+            status = self.wait(timeout)
         if status.is_active:
-            how = f"after {timeout}s" if wait else "(wait=False)"
-            raise WorkflowNotFinished(f"run {self.run_id} is still {status.value} {how}; "
-                                      "call get_results(wait=True) to wait for it")
+            if wait:
+                raise WorkflowNotFinished(f"run {self.run_id} is still {status.value} after "
+                                          f"{timeout}s; wait longer or without a timeout")
+            raise WorkflowNotFinished(f"run {self.run_id} is {status.value}: it has not "
+                                      "ended; call get_results(wait=True) to wait for it")
         final = self._execution.final if self._execution is not None else None
         run = final if final is not None and final.status is status else self.run
         if status is not Status.SUCCEEDED:
@@ -158,7 +168,7 @@ class WorkflowRun:
                                  f"{run.status_reason or 'no reason recorded'}")
         if self._execution is not None and self._execution.result is not None:
             return self._execution.result.load(None)
-        return Value.from_doc(run.metadata["results"]).load(str(context_of(self.store).blob_root))
+        return Value.from_doc(run.internals["results"]).load(str(context_of(self.store).blob_root))
 
     def get_task_runs(self) -> list[TaskRun]:
         return task_runs(self.store, self.run_id)
@@ -175,8 +185,8 @@ class WorkflowRun:
         "task", "key", "deps"}, ...]}``, nodes in the order the workflow invoked them."""
         from runyard.engine.workflow import dag_doc
 
-        metadata = self.store.get_run(self.run_id).metadata
-        return dag_doc(metadata.get("dag", {}), str(context_of(self.store).blob_root))
+        internals = self.store.get_run(self.run_id).internals
+        return dag_doc(internals.get("dag", {}), str(context_of(self.store).blob_root))
 
     def get_artifacts(self) -> list[Artifact]:
         return self.store.list_artifacts(self.run_id)

@@ -15,7 +15,6 @@ import hashlib
 import pickle
 import reprlib
 from binascii import b2a_base64
-from json.encoder import encode_basestring_ascii as quote
 from typing import Any
 
 from runyard.errors import ValidationError
@@ -44,13 +43,13 @@ class Value:
 
     A plain class with slots: one is made for every task result, so it is kept small."""
 
-    __slots__ = ("_doc_json", "digest", "in_blob", "obj", "payload", "size", "text")
+    __slots__ = ("_doc", "digest", "in_blob", "obj", "payload", "size", "text")
 
     def __init__(self, digest: str | None, size: int, payload: bytes | None = None,
                  in_blob: bool = False, text: str = "", obj: Any = _MISSING) -> None:
         self.digest, self.size, self.payload, self.in_blob = digest, size, payload, in_blob
         self.text, self.obj = text, obj
-        self._doc_json: str | None = None
+        self._doc: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return (f"Value(digest={self.digest!r}, size={self.size}, in_blob={self.in_blob}, "
@@ -83,20 +82,13 @@ class Value:
                 "repr": self.text, "inline": inline}
 
     @property
-    def doc_json(self) -> str:
-        """``to_doc()`` as JSON text (as the stores write it), made once (a value is never
-        changed after it is made)."""
-        text = self._doc_json
-        if text is None:
-            payload = self.payload
-            inline = ("null" if payload is None
-                      else '"' + b2a_base64(payload, newline=False).decode() + '"')
-            digest = "null" if self.digest is None else quote(self.digest)
-            text = self._doc_json = (
-                f'{{"digest":{digest},"size":{self.size},"blob":'
-                f'{"true" if self.in_blob else "false"},"repr":{quote(self.text)},'
-                f'"inline":{inline}}}')
-        return text
+    def doc(self) -> dict[str, Any]:
+        """``to_doc()``, made once and shared (a value is never changed after it is made, and
+        its record is only read: the run log's steps hold it)."""
+        doc = self._doc
+        if doc is None:
+            doc = self._doc = self.to_doc()
+        return doc
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Value:

@@ -100,7 +100,8 @@ class WorkflowPlan:
 
     def run(self, config: str | RuntimeConfiguration | None = None, **options: Any
             ) -> WorkflowRun:
-        """Record a run of this plan and start it; ``get_results`` waits for the end."""
+        """Record a run of this plan and start it (``get_results(wait=True)`` waits for the
+        end)."""
         from runyard.engine.run import WorkflowRun
 
         return WorkflowRun.launch(self, config, **options)
@@ -131,7 +132,7 @@ def plan_record(plan: WorkflowPlan, blob_root: str) -> dict[str, Any]:
 
 
 def dag_record(dag: Dag, blob_root: str) -> dict[str, Any]:
-    """What a run's metadata ``dag`` holds: the DAG's hash, its number of task runs, and the
+    """What a run's internals ``dag`` holds: the DAG's hash, its number of task runs, and the
     digest of its document (``Dag.doc_json``) in the blob store. The document is stored once
     per distinct DAG, so the run record stays small however big the workflow is, and running
     the same workflow again writes nothing new."""
@@ -150,7 +151,7 @@ _DAG_BLOBS: dict[tuple[str, str], str] = {}  # the digest of each DAG document s
 
 
 def dag_doc(record: dict[str, Any], blob_root: str) -> dict[str, Any]:
-    """The DAG document a run's metadata ``dag`` names (runs of older versions hold it
+    """The DAG document a run's internals ``dag`` names (runs of older versions hold it
     inline); ``{}`` when the run has none."""
     if "blob" not in record:
         return record

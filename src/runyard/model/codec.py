@@ -30,11 +30,33 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "config": run.config,
         "origin": run.origin,
         "resources": run.resources,
+        "internals": run.internals,
     }
+
+
+# What a workflow run kept in its metadata (and its plan in its config) before runs had
+# ``internals``: moved there when such a run is read (``lift_internals``).
+LEGACY_INTERNALS = ("workflow", "dag_hash", "dag", "results", "task_runs", "rerun")
+
+
+def lift_internals(metadata: dict[str, Any], config: dict[str, Any]
+                   ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A workflow run's metadata, config and internals as written before runs had
+    ``internals``, moved to where they are kept now (the stores upgrade old run logs so)."""
+    internals = {k: metadata[k] for k in LEGACY_INTERNALS if k in metadata}
+    if "plan" in config:
+        internals["plan"] = config["plan"]
+    kept = {k: v for k, v in metadata.items() if k not in internals}
+    return kept, {k: v for k, v in config.items() if k != "plan"}, internals
 
 
 def run_from_dict(data: dict[str, Any]) -> Run:
     owner = data.get("owner")
+    metadata = dict(data.get("metadata") or {})
+    config = dict(data.get("config") or {})
+    internals = data.get("internals")
+    if internals is None and data.get("kind") == "workflow":  # written by an older runyard
+        metadata, config, internals = lift_internals(metadata, config)
     return Run.of_fields({
         "id": data["id"],
         "name": data["name"],
@@ -44,7 +66,7 @@ def run_from_dict(data: dict[str, Any]) -> Run:
         "status_reason": data.get("status_reason"),
         "description": data.get("description"),
         "tags": frozenset(data.get("tags") or ()),
-        "metadata": dict(data.get("metadata") or {}),
+        "metadata": metadata,
         "parameters": dict(data.get("parameters") or {}),
         "created": data["created"],
         "started": data.get("started"),
@@ -53,9 +75,10 @@ def run_from_dict(data: dict[str, Any]) -> Run:
         "owner": None if owner is None else owner_from_dict(owner),
         "code": data.get("code"),
         "environment": dict(data.get("environment") or {}),
-        "config": dict(data.get("config") or {}),
+        "config": config,
         "origin": data.get("origin"),
         "resources": dict(data.get("resources") or {}),
+        "internals": dict(internals or {}),
     })
 
 

@@ -54,6 +54,10 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     origin: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
+    # What the machinery that runs it keeps about a run, apart from what the user sets in
+    # ``metadata``: a workflow's DAG, plan, results and counts. Written only by ``create_run``
+    # and merged by ``update_status(..., internals=...)``; ``merge_metadata`` never touches it.
+    internals: dict[str, Any] = field(default_factory=dict)
 
     def with_status(self, new: Status, reason: str | None = None, now: float | None = None) -> Run:
         """The run after a checked status transition, with its timestamps kept right."""
@@ -68,7 +72,7 @@ class Run:
 
     def replace(self, **changes: Any) -> Run:
         """A copy with ``changes``, as ``dataclasses.replace`` makes it but without calling
-        ``__init__`` again: a frozen dataclass sets each of a run's twenty fields through
+        ``__init__`` again: a frozen dataclass sets each of a run's fields through
         ``object.__setattr__``, which made a copy cost more than reading a run's row."""
         if not changes.keys() <= RUN_FIELDS:
             unknown = sorted(changes.keys() - RUN_FIELDS)

@@ -8,7 +8,9 @@ demand, detached, with every port given explicitly (from one uncommon base port)
 (``RAY_AUTH_MODE=disabled``), and a short temp dir. Its address and pid are recorded in a state
 file, so later runs of the same configuration (from any process) find it and reuse it instead
 of starting another; ``LocalCluster.stop`` ends it with SIGTERM and then stops, by pid, any of
-its processes that linger. Nothing here ever runs ``ray stop`` or connects to ``auto``.
+its processes that linger. A recorded pid is signalled only while it is that cluster's own
+``ray start`` (its temp dir on its command line), never a process that took the pid over.
+Nothing here ever runs ``ray stop`` or connects to ``auto``.
 
 One process keeps one connection to Ray (``ray.init`` takes a while): shutting a runtime down
 leaves the connection for the next runtime on the same address; ``disconnect`` closes it.
@@ -98,12 +100,22 @@ class LocalCluster:
             return None
         return state if isinstance(state, dict) else None
 
+    @classmethod
+    def of_state(cls, state_file: Path) -> LocalCluster | None:
+        """The cluster a state file records (``None`` if it records none)."""
+        try:
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            port = int(str(state["address"]).rpartition(":")[2])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return cls(state_file, port)
+
     def running(self) -> bool:
         """Whether the recorded cluster process is alive and its GCS port answers."""
         state = self.read_state()
         if not state or state.get("address") != self.address:
             return False
-        return _pid_alive(int(state.get("pid", 0))) and _port_open(self.port)
+        return _ours(state) and _port_open(self.port)
 
     def ensure(self) -> str:
         """The address of the running cluster, started now if it is not running."""
@@ -141,7 +153,7 @@ class LocalCluster:
             return False
         disconnect(self.address)
         pid, temp_dir = int(state.get("pid", 0)), str(state.get("temp_dir", ""))
-        ran = _pid_alive(pid)
+        ran = _ours(state)
         if ran:
             os.kill(pid, signal.SIGTERM)
             _wait_gone(pid, STOP_TIMEOUT_S)
@@ -167,6 +179,19 @@ def kill_lingering(temp_dir: str) -> int:
             except psutil.Error:
                 pass
     return killed
+
+
+def _ours(state: dict[str, Any]) -> bool:
+    """Whether the state's pid is alive and still the ``ray start`` of its temp dir."""
+    import psutil
+
+    pid, temp_dir = int(state.get("pid") or 0), str(state.get("temp_dir") or "")
+    if not temp_dir or not _pid_alive(pid):
+        return False
+    try:
+        return temp_dir in psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ both win a transition, and it never loses a concurrent update.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,13 +26,8 @@ from runyard.model import (
     Status,
     Step,
     looks_like_id,
-    step_from_dict,
 )
 from runyard.stores.registrybase import RegistryStore
-
-# A step already encoded, for ``upsert_step_docs``: its name, its creation time and the JSON
-# text of ``step_to_dict(step)``.
-StepDoc = tuple[str, float, str]
 
 # Fields ``update_run`` may change; the others have their own checked operations.
 UPDATABLE = frozenset(
@@ -48,6 +42,7 @@ UPDATABLE = frozenset(
         "origin",
         "resources",
         "kind",
+        "internals",  # (a store copy brings a run's up to date; merge_metadata never does)
     }
 )
 
@@ -126,8 +121,10 @@ class RunStore(RegistryStore, Protocol):
         expect: Status | None = None,
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        internals: Mapping[str, Any] | None = None,
     ) -> Run: ...  # IllegalTransition; ConflictError when ``expect`` is not the status;
-    # ``metadata`` is merged into the run's in the same write (a run's closing summary)
+    # ``metadata`` and ``internals`` are merged into the run's in the same write (a run's
+    # closing summary)
     def update_run(self, run_id: str, **fields: Any) -> Run: ...  # only UPDATABLE fields
     def add_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
     def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
@@ -139,8 +136,9 @@ class RunStore(RegistryStore, Protocol):
     # steps and attempts
     def upsert_step(self, run_id: str, step: Step) -> Step: ...  # replaces by name
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step: ...
-    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None: ...  # one batch
-    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None: ...  # encoded
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None: ...  # one batch, in
+    # one write where the backend can (the default upserts them one by one); the last of a
+    # name wins. A workflow records its task runs so: the backend encodes them its own way
     def get_step(self, run_id: str, name: str) -> Step: ...  # StepNotFound
     def get_steps(self, run_id: str) -> list[Step]: ...  # by creation time, then name
 
@@ -201,13 +199,6 @@ class StoreHelpers(ABC):
         """Upsert several steps; backends that can write them in one transaction do."""
         for step in steps:
             self.upsert_step(run_id, step)
-
-    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
-        """``upsert_steps`` for steps already encoded: ``(name, created, text)`` where
-        ``text`` is the JSON of ``step_to_dict(step)``, as the workflow recorder makes it.
-        A trusted writer's path: backends that keep steps as JSON text (the SQL stores) store
-        the text as it is, after checking the name; the others decode it first."""
-        self.upsert_steps(run_id, [step_from_dict(json.loads(text)) for _, _, text in docs])
 
     def find_run(self, ref: str) -> Run:
         if looks_like_id(ref):

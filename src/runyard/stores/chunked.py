@@ -180,14 +180,21 @@ class ChunkedStore(FileStoreBase[RunDoc]):
         return path, self._read_step(path, run_id)
 
     def upsert_step(self, run_id: str, step: Step) -> Step:
-        with self._locked(run_id):
-            check.step_name(step.name)
-            remove_leftovers(self._folder(run_id))
-            path = self._step_file(run_id, step.name) or self._folder(run_id) / (
-                f"StepLog-{step_key(step.name)}-{created_ns(step)}.json"
-            )
-            atomic_write_json(path, step_to_dict(step))
+        self.upsert_steps(run_id, [step])
         return step
+
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
+        """Each step to its own file, all under one lock (the last of a name wins)."""
+        latest = {step.name: step for step in steps}
+        for name in latest:
+            check.step_name(name)
+        with self._locked(run_id):
+            remove_leftovers(self._folder(run_id))
+            for step in latest.values():
+                path = self._step_file(run_id, step.name) or self._folder(run_id) / (
+                    f"StepLog-{step_key(step.name)}-{created_ns(step)}.json"
+                )
+                atomic_write_json(path, step_to_dict(step))
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         with self._locked(run_id):

@@ -43,11 +43,13 @@ class RunDoc:
     # -- run fields -------------------------------------------------------------------------
     def set_status(
         self, status: Status, reason: str | None, expect: Status | None, now: float | None,
-        metadata: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None, internals: Mapping[str, Any] | None = None,
     ) -> Run:
         run = apply_status(self.run, status, reason, expect, now)
         if metadata:
             run = run.replace(metadata={**run.metadata, **metadata})
+        if internals:
+            run = run.replace(internals={**run.internals, **internals})
         self.run = run
         return self.run
 

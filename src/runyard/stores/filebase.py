@@ -198,9 +198,12 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         expect: Status | None = None,
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        internals: Mapping[str, Any] | None = None,
     ) -> Run:
         extra = None if metadata is None else dict(metadata)
-        return self._change(run_id, lambda d: d.set_status(status, reason, expect, now, extra))
+        kept = None if internals is None else dict(internals)
+        return self._change(run_id, lambda d: d.set_status(status, reason, expect, now, extra,
+                                                           kept))
 
     def update_run(self, run_id: str, **fields: Any) -> Run:
         return self._change(run_id, lambda d: d.update(fields))

@@ -29,6 +29,7 @@ from runyard.model import (
     run_to_dict,
     step_to_dict,
 )
+from runyard.model import validate as check
 from runyard.stores.base import MetricSummary, summarise, tail_since
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.filebase import FileStoreBase
@@ -147,6 +148,13 @@ class FileStore(FileStoreBase[LogDoc]):
     # -- steps and attempts -----------------------------------------------------------------
     def upsert_step(self, run_id: str, step: Step) -> Step:
         return self._change(run_id, lambda d: d.upsert_step(step))
+
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
+        """All of ``steps`` in one rewrite of the run log (the last of a name wins)."""
+        batch = list(steps)
+        for step in batch:
+            check.step_name(step.name)
+        self._change(run_id, lambda d: [d.upsert_step(step) for step in batch])
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
         return self._change(

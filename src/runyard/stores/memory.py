@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -18,13 +17,11 @@ from runyard.model import (
     Run,
     Status,
     Step,
-    step_from_dict,
 )
 from runyard.model import validate as check
 from runyard.stores.base import (
     MetricSummary,
     RunFilter,
-    StepDoc,
     StoreHelpers,
     checked_new_run,
     page,
@@ -107,9 +104,11 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         expect: Status | None = None,
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        internals: Mapping[str, Any] | None = None,
     ) -> Run:
         result: Run = self._edit(run_id, "set_status", status, reason, expect, now,
-                                 None if metadata is None else dict(metadata))
+                                 None if metadata is None else dict(metadata),
+                                 None if internals is None else dict(internals))
         return result
 
     def update_run(self, run_id: str, **fields: Any) -> Run:
@@ -157,10 +156,6 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
         """All of ``steps`` in one locked edit (each copied, so the caller keeps its own)."""
         self._put_steps(run_id, copy.deepcopy(list(steps)))
-
-    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
-        """Decoded from their text: new objects no caller holds, kept without a copy."""
-        self._put_steps(run_id, [step_from_dict(json.loads(text)) for _, _, text in docs])
 
     def _put_steps(self, run_id: str, steps: list[Step]) -> None:
         for step in steps:  # all or none: every name is checked first

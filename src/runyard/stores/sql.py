@@ -32,14 +32,12 @@ from runyard.model import (
     Status,
     Step,
     step_from_dict,
-    step_to_dict,
 )
 from runyard.model import validate as check
 from runyard.stores import sqlmetrics
 from runyard.stores.base import (
     MetricSummary,
     RunFilter,
-    StepDoc,
     StoreHelpers,
     checked_new_run,
 )
@@ -69,6 +67,7 @@ from runyard.stores.sqlschema import (
     storable_fields,
 )
 from runyard.stores.sqlupgrade import ensure_schema, schema_current
+from runyard.stores.stepjson import step_json
 
 T = TypeVar("T")
 
@@ -228,9 +227,10 @@ class SqlStore(SqlRegistry, StoreHelpers):
         expect: Status | None = None,
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
+        internals: Mapping[str, Any] | None = None,
     ) -> Run:
         return self._edit(run_id, lambda doc: doc.set_status(status, reason, expect, now,
-                                                             metadata))
+                                                             metadata, internals))
 
     def update_run(self, run_id: str, **fields: Any) -> Run:
         return self._edit(run_id, lambda doc: doc.update(storable_fields(fields)))
@@ -273,7 +273,7 @@ class SqlStore(SqlRegistry, StoreHelpers):
 
     # -- steps ------------------------------------------------------------------------------
     def _store_step(self, tx: Tx, run_id: str, step: Step) -> None:
-        doc = self.dialect.dump_json(step_to_dict(step))
+        doc = step_json(step, self.dialect.encode_json)
         tx.run(UPSERT_STEP, (run_id, step.name, step.created, doc))
 
     def _step(self, tx: Tx, run_id: str, name: str, lock: str = "") -> Step:
@@ -288,16 +288,10 @@ class SqlStore(SqlRegistry, StoreHelpers):
         return step
 
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
-        """All of ``steps`` in one write transaction (a workflow records task runs in batches)."""
-        dump = self.dialect.dump_json
-        self.upsert_step_docs(run_id, [(s.name, s.created, dump(step_to_dict(s)) or "{}")
-                                       for s in steps])  # (a step's dict is never empty)
-
-    def upsert_step_docs(self, run_id: str, docs: Sequence[StepDoc]) -> None:
-        """Steps already encoded (see ``StoreHelpers.upsert_step_docs``): stored as they are,
-        all in one write transaction."""
-        for name, _, _ in docs:
-            check.step_name(name)
+        """All of ``steps`` in one write transaction (a workflow records task runs in batches),
+        each checked and encoded by ``step_json`` first, so a bad one writes none."""
+        encode = self.dialect.encode_json
+        docs = [(s.name, s.created, step_json(s, encode)) for s in steps]
         with self._transaction(True) as tx:
             self._seq(tx, run_id, self.dialect.lock_share)
             tx.upsert_steps(run_id, docs)

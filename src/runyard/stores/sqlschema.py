@@ -19,8 +19,11 @@ from runyard.model.codec import owner_from_dict, owner_to_dict
 from runyard.stores import sqlmetrics
 from runyard.stores.base import RunFilter
 
-SCHEMA_VERSION = 3  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value;
-# 3: steps in a rowid table (a step's ~1 KB document overflowed WITHOUT ROWID pages)
+SCHEMA_VERSION = 5  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value;
+# 3: steps in a rowid table (a step's ~1 KB document overflowed WITHOUT ROWID pages);
+# 4: a run's ``internals`` in a column of its own (a workflow's DAG, plan and results had
+# been kept in its metadata and config: ``sqlupgrade`` moves them);
+# 5: the registry (codespecs, buffers and their chunks), kept in the run store
 Row = tuple[Any, ...]
 
 # The append-only tables (metric chunks, events, logs) hold no run id: a row's id is in its
@@ -46,7 +49,7 @@ SCHEMA = (
         description TEXT, created {real} NOT NULL, started {real}, ended {real},
         heartbeat {real}, origin TEXT, tags {json} NOT NULL, metadata {json} NOT NULL,
         parameters {json} NOT NULL, owner {json}, code {json}, environment {json} NOT NULL,
-        config {json} NOT NULL, resources {json} NOT NULL)""",
+        config {json} NOT NULL, resources {json} NOT NULL, internals {json} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS runs_status ON runs (status, id)",
     "CREATE INDEX IF NOT EXISTS runs_folder ON runs (folder, id)",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs (created)",
@@ -83,6 +86,7 @@ RUN_COLUMNS = (
     "started", "ended", "heartbeat", "origin",
     # the JSON columns, from here on
     "tags", "metadata", "parameters", "owner", "code", "environment", "config", "resources",
+    "internals",
 )
 FIRST_JSON = RUN_COLUMNS.index("tags")
 RUN_FIELDS = ", ".join("r." + c for c in RUN_COLUMNS)
@@ -136,6 +140,11 @@ class Dialect:
     @cached_property
     def _encoder(self) -> json.JSONEncoder:
         return json.JSONEncoder(allow_nan=self.allow_nan, separators=(",", ":"))
+
+    @cached_property
+    def encode_json(self) -> Callable[[Any], str]:
+        """The bare encoder (raises ``TypeError`` or ``ValueError`` for what is not JSON)."""
+        return self._encoder.encode
 
     def dump_json(self, value: Any) -> str | None:
         if value is None:
@@ -222,7 +231,7 @@ def run_row(run: Run, dialect: Dialect) -> Row:
     """The ``runs`` row of a run, in ``RUN_COLUMNS`` order."""
     owner = owner_to_dict(run.owner) if isinstance(run.owner, Owner) else run.owner
     documents = (sorted(run.tags), run.metadata, run.parameters, owner, run.code,
-                 run.environment, run.config, run.resources)
+                 run.environment, run.config, run.resources, run.internals)
     return (
         run.id, run.name, run.folder, Kind(run.kind).value, Status(run.status).value,
         run.status_reason, run.description, run.created, run.started, run.ended,
@@ -236,9 +245,9 @@ def run_changes(old: Run, new: Run, dialect: Dialect, row: Row | None = None
     whose value was replaced (``Run.replace`` keeps what it does not change), so a status
     change does not encode the run's whole metadata, environment and config again.
 
-    ``row`` is ``old`` as read, when at hand: metadata that only gained keys is then written
-    as its stored text with the new keys appended (a workflow's closing summary beside its
-    DAG), instead of being encoded again as a whole.
+    ``row`` is ``old`` as read, when at hand: metadata or internals that only gained keys are
+    then written as their stored text with the new keys appended (a workflow's closing summary
+    beside its DAG and plan), instead of being encoded again as a whole.
     """
     sets: list[str] = []
     values: list[Any] = []
@@ -250,7 +259,7 @@ def run_changes(old: Run, new: Run, dialect: Dialect, row: Row | None = None
         if index < FIRST_JSON:
             plain = {"kind": Kind, "status": Status}.get(column)
             values.append(value if plain is None or value is None else plain(value).value)
-        elif column == "metadata":
+        elif column in ("metadata", "internals"):
             values.append(_metadata_text(was, value, dialect,
                                          None if row is None else row[index]))
         elif column == "tags":

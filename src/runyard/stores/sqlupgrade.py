@@ -8,6 +8,7 @@ in one transaction with the version row.
 from __future__ import annotations
 
 from runyard.errors import StoreError
+from runyard.model.codec import lift_internals
 from runyard.stores import sqlmetrics
 from runyard.stores.sqlschema import SCHEMA_VERSION, STEP_COLUMNS, STEPS_TABLE, Tx, id_range
 
@@ -40,14 +41,31 @@ def ensure_schema(tx: Tx) -> None:
 
 def _migrate(tx: Tx, version: int) -> None:
     """Bring a store made by an older runyard up to ``SCHEMA_VERSION``, in the caller's write."""
-    if version not in (1, 2):
+    if version not in (1, 2, 3, 4):
         raise StoreError(f"this store has schema version {version}, which this runyard cannot "
                          "upgrade; copy its runs with an older runyard first")
     if version == 1:
         seqs = [int(r[0]) for r in tx.all("SELECT seq FROM runs ORDER BY seq")]
         sqlmetrics.migrate_rows(tx, (id_range(seq) for seq in seqs))
-    _rebuild_steps(tx)
+    if version < 3:
+        _rebuild_steps(tx)
+    if version < 4:
+        _add_internals(tx)
+    # 5: the registry tables, which ``ensure_schema`` has just created
     tx.run("UPDATE runyard_schema SET version = ?", (SCHEMA_VERSION,))
+
+
+def _add_internals(tx: Tx) -> None:
+    """Give runs their ``internals`` column (version 4), and move what workflow runs kept in
+    their metadata and config (DAG, plan, results, counts) into it."""
+    tx.run("ALTER TABLE runs ADD COLUMN internals {json} NOT NULL DEFAULT '{{}}'".format(
+        **tx.dialect.types))
+    dialect = tx.dialect
+    rows = tx.all("SELECT id, metadata, config FROM runs WHERE kind = 'workflow'")
+    for run_id, metadata, config in rows:
+        moved = lift_internals(dialect.load_json(metadata) or {}, dialect.load_json(config) or {})
+        tx.run("UPDATE runs SET metadata = ?, config = ?, internals = ? WHERE id = ?",
+               (*(dialect.dump_json(d) for d in moved), run_id))
 
 
 def _rebuild_steps(tx: Tx, temp: str = "steps_v3") -> None:

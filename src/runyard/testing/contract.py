@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -32,7 +31,6 @@ from runyard.model import (
     Stage,
     Status,
     Step,
-    step_to_dict,
 )
 from runyard.stores.base import RunFilter, RunStore
 from runyard.testing.factories import make_run
@@ -188,6 +186,24 @@ class RunStoreContract(RegistryContract):
         assert store.get_run(run.id) == added
         assert store.merge_metadata(run.id, {}).metadata == added.metadata
 
+    def test_internals_round_trip_apart_from_metadata(self, store: RunStore) -> None:
+        internals = {"dag": {"hash": "h", "blob": "b" * 64}, "plan": {"call": "x" * 300}}
+        run = store.create_run(make_run(kind=Kind.WORKFLOW, metadata={"dag": "mine"},
+                                        config={"runtime_name": "in_process"},
+                                        internals=internals))
+        assert store.get_run(run.id).internals == internals
+        assert store.list_runs()[0].internals == internals
+        merged = store.merge_metadata(run.id, {"dag": "theirs", "results": 1, "internals": {}})
+        assert merged.internals == internals and store.get_run(run.id).internals == internals
+        assert merged.metadata == {"dag": "theirs", "results": 1, "internals": {}}
+        store.update_status(run.id, Status.RUNNING, metadata={"plan": "user"})
+        ended = store.update_status(run.id, Status.SUCCEEDED, internals={"results": {"r": 1}})
+        assert ended.internals == {**internals, "results": {"r": 1}}
+        assert ended.metadata == {**merged.metadata, "plan": "user"}
+        assert store.get_run(run.id) == ended
+        replaced = store.update_run(run.id, internals={"only": True})
+        assert replaced.internals == {"only": True} == store.get_run(run.id).internals
+
     def test_rename(self, store: RunStore) -> None:
         run = store.create_run(make_run(name="old-name"))
         other = store.create_run(make_run(name="other-name"))
@@ -284,25 +300,22 @@ class RunStoreContract(RegistryContract):
         with pytest.raises(StepNotFound):
             store.upsert_attempt(run.id, "zzz", Attempt(1))
 
-    def test_step_docs_are_steps(self, store: RunStore) -> None:
+    def test_a_batch_of_steps_is_written_whole(self, store: RunStore) -> None:
         run = store.create_run(make_run())
         attempt = Attempt(1, Status.SUCCEEDED, 1.25, 2.5, None, {"x": "d1", "y": None},
                           {"result": "d2"})
         step = Step("add-1", Status.SUCCEEDED, "task", 1.0, (attempt,),
                     {"task": "add", "inputs": {"x": {"digest": "d1", "from": "é-1"}}})
         other = Step("add-2", Status.RUNNING, "task", 0.5, (), {})
-        store.upsert_step_docs(run.id, [(s.name, s.created, json.dumps(step_to_dict(s)))
-                                        for s in (step, other)])
-        assert store.get_steps(run.id) == [other, step]
         failed = Step("add-2", Status.FAILED, "task", 0.5, (Attempt(1, Status.FAILED, 0.5, 0.75,
-                                                                      "boom"),), {})
-        store.upsert_step_docs(run.id, [("add-2", 0.5, json.dumps(step_to_dict(failed)))])
-        assert store.get_step(run.id, "add-2") == failed
-        nameless = json.dumps({**step_to_dict(other), "name": ""})
-        with pytest.raises(ValidationError):
-            store.upsert_step_docs(run.id, [("", 0.0, nameless)])
+                                                                      "boom \u2013 é"),), {})
+        store.upsert_steps(run.id, [other, step, failed])  # the last of a name wins
+        assert store.get_steps(run.id) == [failed, step]
+        with pytest.raises(ValidationError):  # one bad step: none of the batch is written
+            store.upsert_steps(run.id, [Step("add-3", created=3.0), Step("", created=0.0)])
+        assert [s.name for s in store.get_steps(run.id)] == ["add-2", "add-1"]
         with pytest.raises(RunNotFound):
-            store.upsert_step_docs("missing-run", [("a", 0.0, json.dumps(step_to_dict(other)))])
+            store.upsert_steps("missing-run", [other])
 
     def test_upsert_step_replaces(self, store: RunStore) -> None:
         run = store.create_run(make_run())

@@ -60,4 +60,5 @@ def runs(draw: st.DrawFn) -> Run:
         config=draw(st.dictionaries(_TEXT, _SCALARS, max_size=3)),
         origin=draw(st.none() | st.just(new_id())),
         resources=draw(st.dictionaries(_TEXT, st.floats(0, 1e12), max_size=3)),
+        internals=draw(st.dictionaries(_TEXT, JSON, max_size=3)),
     )
