@@ -20,6 +20,7 @@ Each open run registers a closer here; the closer is told why it is called:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -70,7 +71,8 @@ class OpenRuns:
         """In a forked child: the inherited runs are the parent's."""
         self._lock = threading.RLock()  # another thread of the parent may have held it
         if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            with contextlib.suppress(ValueError):  # (only a main thread may; the child's is)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.close_all("fork")
 
 
