@@ -79,6 +79,17 @@ def test_a_step_out_of_range_is_refused_in_the_caller(store_url: str, step: int)
     assert run.store.get_run(run.id).status is Status.SUCCEEDED
 
 
+@pytest.mark.parametrize("when", [HUGE, math.inf, math.nan])
+def test_a_time_out_of_range_is_refused_in_the_caller(when: float) -> None:
+    with Run("memory://times", **FAST) as run:
+        run.init()
+        with pytest.raises(ValidationError, match="time must be a finite number of epoch"):
+            run.log_metrics({"a": 1.0}, time=when)
+        with pytest.raises(ValidationError, match="time must be a finite number of epoch"):
+            run.log_event("at a bad time", time=when)
+    assert run.store.read_metrics(run.id) == []
+
+
 def test_an_event_with_nul_is_refused_in_the_caller(store_url: str) -> None:
     with Run(store_url, **FAST) as run:
         run.init()

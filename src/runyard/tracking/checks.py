@@ -69,9 +69,13 @@ def timestamp(value: object) -> float:
     """A time is finite epoch seconds."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValidationError(f"time must be epoch seconds (a number), not {value!r}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond a float
+        result = math.inf
     if not math.isfinite(result):
-        raise ValidationError(f"time must be a finite number of epoch seconds, not {value!r}")
+        raise ValidationError(
+            f"time must be a finite number of epoch seconds, not {check.short(value)}")
     return result
 
 
