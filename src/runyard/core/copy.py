@@ -22,6 +22,7 @@ from typing import Any
 
 from runyard.blobs import BlobStore
 from runyard.core.context import context_of
+from runyard.core.copyregistry import copy_codespecs
 from runyard.errors import BlobNotFound, ConflictError, RunNotFound
 from runyard.model import Artifact, Run, Status, status_path
 from runyard.stores import RunStore, open_store
@@ -78,6 +79,7 @@ def copy_store(
         copier.copy_run(run, existing.get(run.id))
         if progress is not None:
             progress(done, len(runs))
+    copy_codespecs(src, dst)  # (see runyard.core.copyregistry: buffers stay)
     return copier.tally.report()
 
 

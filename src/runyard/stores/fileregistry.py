@@ -53,6 +53,7 @@ from runyard.stores.registrybase import (
     check_codespec_name,
     known_buffer_id,
     not_claimable,
+    numbered,
 )
 
 REGISTRY = ".registry"
@@ -78,13 +79,15 @@ class FileRegistry:
             yield folder
 
     # -- codespecs --------------------------------------------------------------------------
-    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any],
-                     created: float) -> tuple[CodespecRecord, bool]:
+    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any], created: float,
+                     number: int | None = None) -> tuple[CodespecRecord, bool]:
         check_codespec_name(name)
         with self._reg_hold("codespecs", name) as folder:
             path = folder / f"{name}.jsonl"
             versions = read_json_lines(path)
-            if versions and versions[-1]["digest"] == digest:
+            if not numbered(name, number, len(versions)):
+                return _codespec(name, versions[number - 1]), False  # type: ignore[operator]
+            if number is None and versions and versions[-1]["digest"] == digest:
                 return _codespec(name, versions[-1]), False
             row = {"version": len(versions) + 1, "created": created, "digest": digest,
                    "spec": dict(spec)}

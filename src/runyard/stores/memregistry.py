@@ -26,6 +26,7 @@ from runyard.stores.registrybase import (
     check_chunk,
     check_codespec_name,
     not_claimable,
+    numbered,
 )
 
 
@@ -46,12 +47,14 @@ class MemoryRegistry:
             return self.__dict__.setdefault("_registry_tables", _Tables())  # type: ignore
 
     # -- codespecs --------------------------------------------------------------------------
-    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any],
-                     created: float) -> tuple[CodespecRecord, bool]:
+    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any], created: float,
+                     number: int | None = None) -> tuple[CodespecRecord, bool]:
         check_codespec_name(name)
         with self._lock:
             versions = self._reg_tables().codespecs.setdefault(name, [])
-            if versions and versions[-1].digest == digest:
+            if not numbered(name, number, len(versions)):
+                return versions[number - 1], False  # type: ignore[operator]
+            if number is None and versions and versions[-1].digest == digest:
                 return versions[-1], False
             record = CodespecRecord(name, len(versions) + 1, created, digest,
                                     copy.deepcopy(dict(spec)))

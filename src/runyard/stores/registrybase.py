@@ -24,10 +24,13 @@ _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}")
 class RegistryStore(Protocol):
     """Codespecs and buffers, kept in the run store. Unknown buffer ids raise BufferNotFound."""
 
-    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any],
-                     created: float) -> tuple[CodespecRecord, bool]: ...
+    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any], created: float,
+                     number: int | None = None) -> tuple[CodespecRecord, bool]: ...
     # a new version numbered after the latest, unless the latest has ``digest``: then that
     # one and False. Atomic: two processes adding at once get two versions, never one twice.
+    # With ``number`` (a copy keeping numbers): added as that version if it is the next one;
+    # if the store has that version already, it is returned (False) whatever its content;
+    # ConflictError if it would leave a gap.
     def get_codespec(self, name: str, version: int | None = None) -> CodespecRecord | None: ...
     # the latest version when ``version`` is None; None when there is no such one
     def list_codespecs(self, name: str | None = None) -> list[CodespecRecord]: ...
@@ -75,6 +78,17 @@ def check_chunk(chunk: Chunk) -> Chunk:
         raise ValidationError(f"invalid buffer chunk {chunk}: part, seq and size must be "
                               "small non-negative numbers")
     return chunk
+
+
+def numbered(name: str, number: int | None, latest: int) -> bool:
+    """Whether a version numbered ``number`` is to be added after ``latest`` (False: the store
+    has it); ConflictError if it would leave a gap."""
+    if number is None or number == latest + 1:
+        return True
+    if 0 < number <= latest:
+        return False
+    raise ConflictError(f"codespec {name} has versions up to {latest}: version {number} "
+                        "cannot be added before the ones between")
 
 
 def not_claimable(buffer: Buffer) -> ConflictError:

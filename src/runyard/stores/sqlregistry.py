@@ -38,6 +38,7 @@ from runyard.stores.registrybase import (
     check_chunk,
     check_codespec_name,
     not_claimable,
+    numbered,
 )
 from runyard.stores.sqlschema import Dialect, Row, Tx
 
@@ -56,13 +57,17 @@ class SqlRegistry:
     def _transaction(self, write: bool) -> AbstractContextManager[Tx]: ...
 
     # -- codespecs --------------------------------------------------------------------------
-    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any],
-                     created: float) -> tuple[CodespecRecord, bool]:
+    def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any], created: float,
+                     number: int | None = None) -> tuple[CodespecRecord, bool]:
         check_codespec_name(name)
         text = self.dialect.dump_json(dict(spec))
         with self._transaction(True) as tx:
             latest = next_version_lock(tx, CODESPEC, name)
-            if latest:
+            if not numbered(name, number, latest):
+                row = tx.one(f"{SELECT_CODESPEC} WHERE name = ? AND version = ?", (name, number))
+                assert row is not None
+                return self._reg_codespec(row), False
+            if latest and number is None:
                 row = tx.one(f"{SELECT_CODESPEC} WHERE name = ? AND version = ?", (name, latest))
                 if row is not None and row[3] == digest:
                     return self._reg_codespec(row), False

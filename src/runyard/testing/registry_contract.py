@@ -98,6 +98,17 @@ class RegistryContract:
         assert store.get_codespec("hello", 4) is None and store.get_codespec("nope") is None
         assert [v.version for v in store.list_codespecs("hello")] == [1, 2, 3]
 
+    def test_codespec_versions_by_number(self, store: RunStore) -> None:
+        """As a copy adds them: each number once, whatever the content; never a gap."""
+        first, new = store.add_codespec("c", "d1", {"v": 1}, 1.0, number=1)
+        assert new and first.version == 1
+        assert store.add_codespec("c", "other", {"v": 9}, 2.0, number=1) == (first, False)
+        again, new = store.add_codespec("c", "d1", {"v": 1}, 3.0, number=2)
+        assert new and again.version == 2  # (by number: the same content may follow itself)
+        with pytest.raises(ConflictError):
+            store.add_codespec("c", "d4", {"v": 4}, 4.0, number=4)
+        assert [v.version for v in store.list_codespecs("c")] == [1, 2]
+
     def test_codespec_list_has_the_latest_of_each(self, store: RunStore) -> None:
         store.add_codespec("b", "x", {"v": 1}, 1.0)
         store.add_codespec("a", "x", {"v": 1}, 1.0)
