@@ -195,7 +195,9 @@ def check_readable(store: RunStore, kind: str, root: Path, run_id: str) -> None:
         assert store.count_runs(RunFilter(status=frozenset({status}))) == len(truth)
     for run in on_disk.values():
         assert store.get_run_by_name(run.name).id == run.id
-        assert store.count_runs(RunFilter(tags=run.tags, name=run.name)) == 1
+        wanted = RunFilter(tags=run.tags, name=run.name)  # (the name: a substring of names)
+        assert [r.id for r in store.list_runs(wanted) if r.name == run.name] == [run.id]
+        assert store.count_runs(wanted) == sum(wanted.matches(r) for r in on_disk.values())
 
 
 def test_killed_writers_leave_a_readable_store(kind: str, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ wrong and what to do. The CLI prints that line and exits non-zero, with no trace
     │   └── IllegalTransition
     ├── IntegrityError           stored data does not match its hash
     ├── StoreError               a backend failed (I/O, database); wraps the cause
+    │   └── StoreReadOnly        the store cannot be written by this user (reads still work)
     ├── TrackingError            the tracking client was used out of order
     │   └── DataLost             logged data could not be written; counts it
     └── WorkflowError            a workflow run could not be defined, run or read
@@ -122,6 +123,16 @@ class IntegrityError(RunyardError):
 
 class StoreError(RunyardError):
     """A store backend failed; the cause is chained."""
+
+
+class StoreReadOnly(StoreError):
+    """The store's files or database cannot be written by this user; reading still works."""
+
+    def __init__(self, where: object, why: object) -> None:
+        super().__init__(
+            f"the store at {where} is read-only for this user ({why}); read commands work, "
+            "but to change it run as its owner or copy it (`runyard store copy`)"
+        )
 
 
 class TrackingError(RunyardError):

@@ -165,8 +165,17 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
     Asks first unless --yes is given; with no terminal to ask on it refuses. The run's blobs
     stay in the blob store, since other runs may share them.
     """
+    from runyard.errors import StoreError
+
     store = open_ctx_store(ctx)
-    run = store.find_run(ref)
+    try:
+        run = store.find_run(ref)
+    except StoreError:  # a damaged run log: deleted unread, by its id, when --yes is given
+        if not yes:
+            raise
+        store.delete_run(ref)
+        render.info(f"deleted run {ref} (its run log was damaged)")
+        return
     if not yes:
         confirm_delete(run)
     store.delete_run(run.id)

@@ -23,13 +23,12 @@ from typing import Any
 from runyard.blobs import BlobStore
 from runyard.core.context import context_of
 from runyard.core.copyregistry import copy_codespecs
-from runyard.errors import BlobNotFound, ConflictError, RunNotFound
+from runyard.errors import BlobNotFound, ConflictError, RunExists, RunNotFound
 from runyard.model import Artifact, Run, Status, status_path
 from runyard.stores import RunStore, open_store
 from runyard.stores.base import UPDATABLE
 
 Progress = Callable[[int, int], None]
-BATCH = 5000  # metrics, events or log lines appended per call
 
 
 @dataclass(frozen=True)
@@ -168,10 +167,14 @@ class _Copier:
 
     def copy_run(self, run: Run, there: Run | None) -> None:
         if there is None:
-            self.dst.create_run(run)
-            self._copy_content(run.id)
-            self.tally.copied += 1
-            return
+            try:
+                self.dst.create_run(run)
+            except RunExists:  # another copy made it first: bring it up to date instead
+                there = self.dst.get_run(run.id)
+            else:
+                self._copy_content(run.id)
+                self.tally.copied += 1
+                return
         changed = self._update_fields(run, there)
         changed = self._copy_content(run.id) or changed
         if changed:
@@ -209,6 +212,16 @@ class _Copier:
         return there
 
     def _move_status(self, run: Run, there: Run) -> Run:
+        """Take the destination's status to the source's; when another copy moves it at the
+        same time (``expect`` fails), go on from wherever it got to."""
+        for _ in range(len(Status)):
+            try:
+                return self._hops(run, there)
+            except ConflictError:
+                there = self.dst.get_run(run.id)
+        return self._hops(run, there)
+
+    def _hops(self, run: Run, there: Run) -> Run:
         for hop in _timed_path(run, there):
             reason = run.status_reason if hop is run.status else None
             there = self.dst.update_status(run.id, hop, reason, expect=there.status,
@@ -230,10 +243,9 @@ class _Copier:
         if kind == "metrics" and _count(self.src, kind, run_id) <= have:
             return False  # summaries count without reading every point
         missing = _read(self.src, kind, run_id)[have:]
-        append = getattr(self.dst, f"append_{kind}")
-        for start in range(0, len(missing), BATCH):
-            append(run_id, missing[start : start + BATCH])
-        return bool(missing)
+        # only what the destination still lacks when it is written: another copy at the same
+        # time may have written some of it since ``have`` was counted
+        return bool(missing) and self.dst.append_missing(run_id, kind, missing, have) > 0
 
     # -- catalog and blobs ------------------------------------------------------------------
     def _copy_artifacts(self, run_id: str) -> bool:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import time
 
-from runyard.errors import ConflictError
+from runyard.errors import ConflictError, StoreReadOnly
 from runyard.model import Owner, Run, Status
 from runyard.processes.owners import host_name, this_owner
 from runyard.stores import RunFilter, RunStore
@@ -82,6 +82,8 @@ def refresh(store: RunStore, run: Run, now: float | None = None) -> Run:
         return store.update_status(run.id, Status.LOST, reason, expect=run.status)
     except ConflictError:  # changed meanwhile (closed, or a reconnect): take what is there
         return store.get_run(run.id)
+    except StoreReadOnly:  # a reader who may not write: shown lost, not stored so
+        return run.replace(status=Status.LOST, status_reason=reason)
 
 
 def sweep(store: RunStore, now: float | None = None) -> int:

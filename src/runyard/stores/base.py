@@ -29,6 +29,17 @@ from runyard.model import (
 )
 from runyard.stores.registrybase import RegistryStore
 
+# The append-only streams of a run, as ``append_missing`` names them.
+STREAMS = ("metrics", "events", "logs")
+
+
+def stream_kind(kind: str) -> str:
+    """``kind`` if it names one of ``STREAMS``, else a ValidationError."""
+    if kind not in STREAMS:
+        raise ValidationError(f"unknown stream {kind!r}; use one of: {', '.join(STREAMS)}")
+    return kind
+
+
 # Fields ``update_run`` may change; the others have their own checked operations.
 UPDATABLE = frozenset(
     {
@@ -163,6 +174,10 @@ class RunStore(RegistryStore, Protocol):
         since: float | None = None,
         tail: int | None = None,
     ) -> list[LogLine]: ...
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        ...  # ``items``: the run's rows of ``kind`` (STREAMS) from number ``start`` on; only
+    # those it lacks are appended, all under its lock, so two copies never write a row twice;
+    # returns how many were appended
 
     # data catalog
     def add_artifact(self, run_id: str, artifact: Artifact) -> None: ...  # replaces name+stage

@@ -47,10 +47,11 @@ from runyard.model import (
 from runyard.model import validate as check
 from runyard.stores.base import MetricSummary, summarise, tail_since
 from runyard.stores.doc import RunDoc, checked_metrics
-from runyard.stores.filebase import FileStoreBase
+from runyard.stores.filebase import FileStoreBase, stream_items
 from runyard.stores.files import (
     append_records,
     atomic_write_json,
+    count_records,
     dumps,
     fsync_dir,
     read_json,
@@ -61,6 +62,7 @@ from runyard.stores.files import (
 
 RUN_LOG = "RunLog.json"
 METRICS, EVENTS, LOGS, CATALOG = "metrics.jsonl", "events.jsonl", "logs.jsonl", "catalog.jsonl"
+STREAM_FILES = {"metrics": METRICS, "events": EVENTS, "logs": LOGS}
 MAX_KEY = 150
 R = TypeVar("R")
 
@@ -255,6 +257,15 @@ class ChunkedStore(FileStoreBase[RunDoc]):
     ) -> list[LogLine]:
         lines = self._rows(run_id, LOGS, lambda row: LogLine(*row))
         return tail_since([x for x in lines if step is None or x.step == step], since, tail)
+
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        lines = [dumps(list(item)) + b"\n" for item in stream_items(kind, items)]
+        with self._locked(run_id):
+            path = self._folder(run_id) / STREAM_FILES[kind]
+            missing = lines[max(count_records(path) - start, 0):]
+            if missing:
+                append_records(path, b"".join(missing))
+        return len(missing)
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

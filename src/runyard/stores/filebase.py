@@ -13,24 +13,30 @@ from __future__ import annotations
 import contextlib
 import warnings
 from abc import abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from filelock import FileLock
-
 from runyard.errors import NameTaken, RunExists, RunNotFound, StoreError
-from runyard.model import Run, Status
+from runyard.model import Event, LogLine, Run, Status
 from runyard.model import validate as check
-from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page
-from runyard.stores.doc import RunDoc
-from runyard.stores.fileindex import LOCK_POLL, IndexTable, RunIndex, summary
+from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page, stream_kind
+from runyard.stores.doc import RunDoc, checked_metrics
+from runyard.stores.fileindex import IndexTable, RunIndex, file_lock, summary
 from runyard.stores.fileregistry import FileRegistry
 from runyard.stores.files import check_id, usable_id
 
 T = TypeVar("T")
 D = TypeVar("D", bound=RunDoc)
 Check = Callable[[IndexTable], None]
+
+
+def stream_items(kind: str, items: Sequence[Any]) -> list[Any]:
+    """``items`` of the stream ``kind`` as records, checked (for ``append_missing``)."""
+    if stream_kind(kind) == "metrics":
+        return checked_metrics(items)
+    make = Event if kind == "events" else LogLine
+    return [make(*item) for item in items]
 
 
 class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
@@ -90,10 +96,16 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
 
     def _indexable_run(self, run_id: str) -> Run | None:
         """The run for the index; a damaged run log is left out (``get_run`` reports it)."""
+        return self._readable_run(run_id, "the index")
+
+    def _readable_run(self, run_id: str, left_out_of: str) -> Run | None:
+        """The run, or None when it has no files or its run log is damaged: then a warning
+        names the file, the other runs stay listable, ``get_run`` raises the error and
+        ``delete_run`` (which reads nothing) still removes it."""
         try:
             return self._read_run_or_none(run_id)
         except StoreError as exc:
-            warnings.warn(f"run {run_id} is left out of the index: {exc}", stacklevel=2)
+            warnings.warn(f"run {run_id} is left out of {left_out_of}: {exc}", stacklevel=3)
             return None
 
     def _scan_runs(self) -> Iterator[Run]:
@@ -110,7 +122,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     def _locked(self, run_id: str) -> Iterator[None]:
         """Hold the run's lock; RunNotFound if it has no files (checked before and after)."""
         self._require(run_id)
-        with FileLock(self._lock_path(run_id), poll_interval=LOCK_POLL):
+        with file_lock(self._lock_path(run_id)):
             self._require(run_id)
             yield
 
@@ -143,8 +155,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     def create_run(self, run: Run) -> Run:
         run = checked_new_run(run)
         check_id(run.id)
-        lock = FileLock(self._lock_path(run.id), poll_interval=LOCK_POLL)
-        with lock, self._index.locked() as table:
+        with file_lock(self._lock_path(run.id)), self._index.locked() as table:
             if self._has_run(run.id):
                 raise RunExists(run.id)
             self._name_free(table, run.name, run.id)
@@ -178,7 +189,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     ) -> list[Run]:
         wanted = filter or RunFilter()
         chosen = page(self._matching(wanted), newest_first, limit, offset)
-        found = (self._read_run_or_none(entry.id) for entry in chosen)
+        found = (self._readable_run(entry.id, "the list") for entry in chosen)
         return [run for run in found if run is not None and wanted.matches(run)]
 
     def count_runs(self, filter: RunFilter | None = None) -> int:

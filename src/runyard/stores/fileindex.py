@@ -31,7 +31,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from runyard.errors import StoreError
+from runyard.errors import StoreError, StoreReadOnly
 from runyard.model import Kind, Run, Status
 from runyard.stores.files import (
     atomic_write_json,
@@ -44,6 +44,20 @@ from runyard.stores.files import (
 
 INDEX_FORMAT = 1
 LOCK_POLL = 0.05  # seconds between attempts on a busy lock (filelock's default)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold the lock file ``path``; a folder this user may not write is ``StoreReadOnly``."""
+    lock = FileLock(path, poll_interval=LOCK_POLL)
+    try:
+        lock.acquire()
+    except OSError as exc:  # (permission denied, a read-only file system)
+        raise StoreReadOnly(path.parent, f"cannot lock {path}: {exc.strerror or exc}") from exc
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def summary(run: Run) -> dict[str, Any]:
@@ -126,8 +140,14 @@ class RunIndex:
             runs = self._load()
             if runs is not None:
                 return runs
-        with self.locked() as table:
-            return dict(table.runs)
+        try:
+            with self.locked() as table:
+                return dict(table.runs)
+        except StoreReadOnly:  # a reader who may not write: repair a copy, keep it to itself
+            table = IndexTable(self._load() or self._rebuilt())
+            for run_id in self._intents():
+                self._reread(table, run_id)
+            return table.runs
 
     def _load(self) -> dict[str, Run] | None:
         try:
@@ -147,7 +167,7 @@ class RunIndex:
     @contextlib.contextmanager
     def locked(self) -> Iterator[IndexTable]:
         """Hold the index lock; the table is repaired (or rebuilt) before it is handed out."""
-        with FileLock(self.lock_path, poll_interval=LOCK_POLL):
+        with file_lock(self.lock_path):
             runs = self._load()
             table = IndexTable(runs if runs is not None else self._rebuilt())
             if runs is None:
@@ -176,17 +196,20 @@ class RunIndex:
         runs = {run.id: run for run in self._scan()}
         return {rid: summary_run(rid, summary(run)) for rid, run in runs.items()}
 
+    def _reread(self, table: IndexTable, run_id: str) -> None:
+        run = self._read_run(run_id)
+        if run is None:
+            table.drop(run_id)
+        else:
+            table.put(run)
+
     def _repair(self, table: IndexTable) -> None:
         """Re-read the runs whose writers died mid-change (see the module docstring)."""
         stale = self._intents()
         if not stale:
             return
         for run_id in stale:
-            run = self._read_run(run_id)
-            if run is None:
-                table.drop(run_id)
-            else:
-                table.put(run)
+            self._reread(table, run_id)
         self.save(table)
         for run_id in stale:
             remove_file(self.pending / run_id)

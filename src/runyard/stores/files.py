@@ -4,7 +4,8 @@
   fsync of the folder); a reader sees the old bytes or the new ones, never a mix.
 * Appending JSON lines: one record per line, appended with ``O_APPEND`` by a writer that holds
   the run's lock. A writer killed mid-append leaves an unterminated last line; the next append
-  cuts it off first (it was never acknowledged), and readers skip it until then.
+  cuts it off first (it was never acknowledged), and readers skip it until then. An append that
+  fails part-way (a full disk) is cut off by its writer, so a retry never writes a line twice.
 * Run ids become file names, so only ids that are safe as one path segment are stored.
 """
 
@@ -94,6 +95,14 @@ def read_json_lines(path: Path) -> list[Any]:
         return _parse_lines(path, data[:end])
 
 
+def count_records(path: Path) -> int:
+    """How many complete lines a JSON-lines file holds (a missing file: none)."""
+    try:
+        return read_bytes(path).count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
 def _parse_lines(path: Path, data: bytes) -> list[Any]:
     rows = []
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -113,8 +122,7 @@ def append_records(path: Path, payload: bytes) -> None:
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             cut_torn_tail(fd)
-            write_all(fd, payload)
-            os.fsync(fd)
+            write_whole(fd, payload)
         finally:
             os.close(fd)
         if created:
@@ -136,6 +144,19 @@ def cut_torn_tail(fd: int) -> None:
             return
         end = start
     os.ftruncate(fd, 0)
+
+
+def write_whole(fd: int, payload: bytes) -> None:
+    """Append ``payload`` and fsync it, or, if that fails part-way (a full disk, a file size
+    limit), cut the file back to where it was: complete lines of a failed append would
+    otherwise stay, and be written a second time when the caller tries again."""
+    start = os.fstat(fd).st_size
+    try:
+        write_all(fd, payload)
+        os.fsync(fd)
+    except OSError:
+        os.ftruncate(fd, start)
+        raise
 
 
 def write_all(fd: int, payload: bytes) -> None:

@@ -32,7 +32,7 @@ from runyard.model import (
 from runyard.model import validate as check
 from runyard.stores.base import MetricSummary, summarise, tail_since
 from runyard.stores.doc import RunDoc, checked_metrics
-from runyard.stores.filebase import FileStoreBase
+from runyard.stores.filebase import FileStoreBase, stream_items
 from runyard.stores.files import (
     atomic_write_json,
     fsync_dir,
@@ -202,6 +202,16 @@ class FileStore(FileStoreBase[LogDoc]):
     ) -> list[LogLine]:
         logs = self._read(run_id, "logs").logs
         return tail_since([x for x in logs if step is None or x.step == step], since, tail)
+
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        batch = stream_items(kind, items)
+
+        def add(doc: LogDoc) -> int:
+            missing = batch[max(len(doc.raw.get(kind, ())) - start, 0):]
+            getattr(doc, kind).extend(missing)
+            return len(missing)
+
+        return self._change(run_id, add)
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

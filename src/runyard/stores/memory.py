@@ -25,6 +25,7 @@ from runyard.stores.base import (
     StoreHelpers,
     checked_new_run,
     page,
+    stream_kind,
     summarise,
     tail_since,
 )
@@ -216,6 +217,13 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         with self._lock:
             lines = [x for x in self._doc(run_id).logs if step is None or x.step == step]
             return tail_since(lines, since, tail)
+
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        with self._lock:  # (re-entrant: the append below takes it again)
+            have = len(getattr(self._doc(run_id), stream_kind(kind)))
+            missing = items[max(have - start, 0):]
+            getattr(self, f"append_{kind}")(run_id, missing)
+        return len(missing)
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

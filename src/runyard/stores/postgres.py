@@ -12,16 +12,23 @@ round-trip exactly (``jsonb`` rewrites ``1e300`` as an integer).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from runyard.errors import MissingDependencyError, StoreError
+from runyard.errors import MissingDependencyError, StoreError, ValidationError
+from runyard.model import Event, LogLine
 from runyard.stores.location import redact_url
 from runyard.stores.sql import SqlStore
 from runyard.stores.sqlschema import Dialect, Tx
+
+CONNECT_TIMEOUT_S = 5  # unless the URL (connect_timeout=) or PGCONNECT_TIMEOUT says otherwise
+# PostgreSQL text cannot hold NUL: a log line or event text that has one (or starts with this
+# mark, a Unicode noncharacter) is stored as the mark and its JSON string, and read back as it was
+ESCAPED = "\ufdd0"
 
 SCHEMA_LOCK_KEY = 0x72756E79617264  # "runyard"
 # the names a rebuilt steps table's keys and identity would have had if made as "steps"
@@ -63,6 +70,36 @@ def postgres_dialect(psycopg: Any) -> Dialect:
     )
 
 
+def escape(text: Any) -> Any:
+    """``text`` as PostgreSQL can hold it (see ``ESCAPED``); other values as they are."""
+    if isinstance(text, str) and ("\x00" in text or text.startswith(ESCAPED)):
+        return ESCAPED + json.dumps(text)
+    return text
+
+
+def unescape(text: Any) -> Any:
+    if isinstance(text, str) and text.startswith(ESCAPED):
+        return json.loads(text[len(ESCAPED):])
+    return text
+
+
+def escaped(kind: str, items: Sequence[Any]) -> list[Any]:
+    """Events or log lines with their text escaped (metrics: as they are)."""
+    if kind == "events":
+        return [Event(t, escape(m), escape(level)) for t, m, level in map(_event, items)]
+    if kind == "logs":
+        return [LogLine(t, escape(x), escape(s), escape(st)) for t, x, s, st in map(_line, items)]
+    return list(items)
+
+
+def _event(item: Any) -> Event:
+    return Event(*item)
+
+
+def _line(item: Any) -> LogLine:
+    return LogLine(*item)
+
+
 class PostgresStore(SqlStore):
     """A run store in a PostgreSQL database; the tables are created when missing."""
 
@@ -75,6 +112,8 @@ class PostgresStore(SqlStore):
         self._idle: list[Any] = []
         self._pid = os.getpid()
         self._closed = False
+        given = "connect_timeout" in url or os.environ.get("PGCONNECT_TIMEOUT")
+        self._timeout = {} if given else {"connect_timeout": CONNECT_TIMEOUT_S}
         self._open_schema()
 
     # -- connections ------------------------------------------------------------------------
@@ -85,7 +124,14 @@ class PostgresStore(SqlStore):
             self._closed = False
             if self._idle:
                 return self._idle.pop()
-        return self._psycopg.connect(self.url, autocommit=True)
+        try:
+            return self._psycopg.connect(self.url, autocommit=True, **self._timeout)
+        except self._psycopg.OperationalError as exc:
+            reason = " ".join(str(exc).split())
+            raise StoreError(
+                f"cannot connect to the PostgreSQL store {redact_url(self.url)}: {reason}; check "
+                "that the server is up and answering (connect_timeout= in the URL waits longer)"
+            ) from exc
 
     def _checkin(self, conn: Any) -> None:
         with self._lock:
@@ -106,8 +152,38 @@ class PostgresStore(SqlStore):
                     yield Tx(cursor, self.dialect)
             finally:
                 self._checkin(conn)
+        except psycopg.DataError as exc:
+            if "NUL (0x00)" in str(exc):  # (found as the values are sent: nothing is written)
+                raise ValidationError(
+                    "PostgreSQL cannot store the NUL character (\\x00) in names, tags, "
+                    "descriptions or other text fields; remove it"
+                ) from exc
+            raise StoreError(f"PostgreSQL store {redact_url(self.url)}: {exc}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"PostgreSQL store {redact_url(self.url)}: {exc}") from exc
+
+    # -- text PostgreSQL cannot hold as it is (see ``ESCAPED``) ---------------------------
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        super().append_events(run_id, escaped("events", events))
+
+    def read_events(
+        self, run_id: str, *, since: float | None = None, tail: int | None = None
+    ) -> list[Event]:
+        found = super().read_events(run_id, since=since, tail=tail)
+        return [Event(t, unescape(m), unescape(level)) for t, m, level in found]
+
+    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
+        super().append_logs(run_id, escaped("logs", lines))
+
+    def read_logs(
+        self, run_id: str, *, step: str | None = None, since: float | None = None,
+        tail: int | None = None,
+    ) -> list[LogLine]:
+        found = super().read_logs(run_id, step=escape(step), since=since, tail=tail)
+        return [LogLine(t, unescape(x), unescape(s), unescape(st)) for t, x, s, st in found]
+
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        return super().append_missing(run_id, kind, escaped(kind, items), start)
 
     def close(self) -> None:
         with self._lock:

@@ -34,12 +34,13 @@ from runyard.model import (
     step_from_dict,
 )
 from runyard.model import validate as check
-from runyard.stores import sqlmetrics
+from runyard.stores import sqlmetrics, sqlstreams
 from runyard.stores.base import (
     MetricSummary,
     RunFilter,
     StoreHelpers,
     checked_new_run,
+    stream_kind,
 )
 from runyard.stores.doc import RunDoc
 from runyard.stores.sqlregistry import SqlRegistry
@@ -383,6 +384,17 @@ class SqlStore(SqlRegistry, StoreHelpers):
             return self._range_rows(sql, run_id, list(where.values()))
         rows = self._range_rows(sql + " DESC LIMIT ?", run_id, [*where.values(), max(tail, 0)])
         return rows[::-1]
+
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        """Count and append in one write transaction (see ``sqlstreams``)."""
+        stream_kind(kind)
+        with self._transaction(True) as tx:
+            low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
+            have = sqlstreams.count_rows(tx, kind, low, high)
+            missing = items[max(have - start, 0):]
+            if missing:
+                sqlstreams.insert_rows(tx, kind, low, high, have, missing)
+        return len(missing)
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

@@ -67,6 +67,21 @@ def _load_text(value: Any) -> Any:
     return found if end == len(value) else json.loads(value)
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL mode. While another process switches a new database at the same moment
+    this fails at once with "database is locked" (the busy timeout does not cover it), so it
+    is tried again until ``BUSY_TIMEOUT_S`` has passed."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _error(path: Path, exc: BaseException, what: str) -> StoreError:
     """The one-line error for a failure of SQLite on the store at ``path``."""
     text = str(exc)
@@ -117,7 +132,7 @@ class SqliteStore(SqlStore):
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode = WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         except (OSError, sqlite3.Error) as exc:

@@ -10,8 +10,11 @@ it; running and lost runs stay, to be synced again. One sync at a time holds the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from runyard.blobs import BlobStore
 from runyard.core import liveness
@@ -20,6 +23,7 @@ from runyard.core.copy import copy_run
 from runyard.errors import ConfigError, ConflictError
 from runyard.model import Run
 from runyard.stores import RunStore, open_store, resolve_url
+from runyard.stores.location import parse_url, redact_url
 from runyard.tracking.spool import Spool
 
 Progress = Callable[[int, int], None]
@@ -43,10 +47,9 @@ def sync(to: str | None = None, *, spool: Spool | None = None,
     """Upload every run of the offline spool to the store ``to`` (default: the configured)."""
     spool = spool or Spool()
     url = resolve_url(to)
+    check_not_spool(url, spool)  # (also says what is wrong with a URL that is no store's)
     if not spool.exists():
         return SyncReport(url)
-    if url.rstrip("/") == spool.url.rstrip("/"):
-        raise ConfigError(f"cannot sync the offline spool into itself ({spool.url})")
     with spool.sync_lock():
         src = open_store(spool.url)
         try:
@@ -57,6 +60,39 @@ def sync(to: str | None = None, *, spool: Spool | None = None,
                 dst.close()
         finally:
             src.close()
+
+
+def check_not_spool(url: str, spool: Spool) -> None:
+    """A ConfigError if the store at ``url`` lives in the spool's folder, however the URL
+    spells the path (a symlink, a relative path, ``..``, another backend's scheme): syncing
+    the spool into itself would delete the runs it uploads."""
+    parsed = parse_url(url)
+    if parsed.scheme not in ("file", "chunked", "sqlite"):
+        return
+    target = Path(parsed.target)
+    beside = target.parent if parsed.scheme == "sqlite" else target
+    if any(_inside(place, spool.root) for place in (target, beside / "blobs")):
+        raise ConfigError(
+            f"cannot sync the offline spool into {redact_url(url)}: that store is inside the "
+            f"spool itself ({spool.root}); give another store with --to"
+        )
+
+
+def _inside(place: Path, root: Path) -> bool:
+    """Whether ``place`` is ``root`` or below it, by real path or by the folders' identity
+    (a bind mount or a hard-linked alias has another path but the same device and inode)."""
+    real, top = Path(os.path.realpath(place)), Path(os.path.realpath(root))
+    try:
+        identity = os.stat(top)
+    except OSError:
+        identity = None
+    for folder in (real, *real.parents):
+        if folder == top:
+            return True
+        with suppress(OSError):
+            if identity is not None and os.path.samestat(os.stat(folder), identity):
+                return True
+    return False
 
 
 def _sync_all(spool: Spool, src: RunStore, dst: RunStore,
