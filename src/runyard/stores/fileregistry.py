@@ -74,9 +74,19 @@ class FileRegistry:
 
     @contextlib.contextmanager
     def _reg_hold(self, kind: str, key: str) -> Iterator[Path]:
+        """Hold the lock of one codespec or buffer; a StoreError if it cannot be taken (a
+        store this user may only read)."""
         folder = self._reg_folder(kind)
-        with FileLock(folder / f"{key}.lock", poll_interval=LOCK_POLL):
+        lock = FileLock(folder / f"{key}.lock", poll_interval=LOCK_POLL)
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise StoreError(f"cannot lock {lock.lock_file}: {exc.strerror or exc} (is the "
+                             "store read-only for you?)") from exc
+        try:
             yield folder
+        finally:
+            lock.release()
 
     # -- codespecs --------------------------------------------------------------------------
     def add_codespec(self, name: str, digest: str, spec: Mapping[str, Any], created: float,
