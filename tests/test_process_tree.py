@@ -151,3 +151,24 @@ def test_process_runtime_workers_and_their_tasks_end_with_their_owner(tmp_path: 
             p for p in [*workers, *family] if psutil.pid_exists(p)]
     finally:
         kill_all([*workers, *family])
+
+
+HUNDRED_MIB = 'python3 -c "x = b\'x\' * (100 << 20); import time; time.sleep(1.5)"'
+
+
+def test_the_meter_measures_the_jobs_as_one_tree(tmp_path: Path) -> None:
+    """Two processes of 100 MiB each at once: the tree's peak is over 200 MiB (the largest
+    single process, all ``getrusage`` can say, is 100); their CPU time is counted."""
+    spec = job_spec(tmp_path, ["bash", "-c", f"{HUNDRED_MIB} & {HUNDRED_MIB} & wait"])
+    run_id = ok(tmp_path, "run", "create", "-f", spec).strip()
+    doc = wait_status(tmp_path, run_id, {"succeeded", "failed"})
+    assert doc["status"] == "succeeded", doc["status_reason"]
+    used = doc["resources"]
+    assert used["cpu_user_s"] + used["cpu_system_s"] > 0, used
+    if os.geteuid() == 0 and os.access("/sys/fs/cgroup", os.W_OK | os.X_OK):
+        assert used["meter"].startswith("cgroup-"), used
+        assert used["peak_rss_bytes"] >= 200 << 20, used
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/**/runyard-{run_id}")), \
+            "the run's control groups are removed"
+    else:
+        assert used["meter"] == "rusage", used

@@ -6,6 +6,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,15 @@ class Replica:
                                              self.index))
         return env
 
-    def start(self, env: dict[str, str]) -> bool:
-        """Start the process (pumps and readers come after); False if it could not start."""
+    def start(self, env: dict[str, str], cgroups: Sequence[str] = ()) -> bool:
+        """Start the process (pumps and readers come after); False if it could not start.
+
+        ``cgroups``: the ``cgroup.procs`` files of the run's meter, which the job joins."""
         command = self.plan.spec.command
         if executors.find_program(command[0], env, self.folder) is None:
             self.start_error = f"failed to start: command {command[0]!r} not found"
             return False
-        cmd = executors.argv(self.plan.executor, command, self.folder)
+        cmd = executors.argv(self.plan.executor, command, self.folder, cgroups)
         try:
             self.proc = executors.start(cmd, env, self.folder)
         except OSError as exc:

@@ -14,7 +14,6 @@ it writes is also signalled through ``notify`` (the forked one's event pipe).
 from __future__ import annotations
 
 import contextlib
-import resource
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from runyard.commands.replicas import Plan, Replica
 from runyard.errors import ConflictError
 from runyard.model import Attempt, LogLine, Status, Step
 from runyard.processes.detach import subreaper
+from runyard.processes.meter import JobMeter
 from runyard.processes.owners import this_owner
 from runyard.processes.tree import reap_orphans
 
@@ -48,13 +48,16 @@ class Supervisor:
         self.lock = threading.Lock()
         self.exited = threading.Event()
         self.beat = self.flushed = 0.0
+        self.meter = JobMeter(f"runyard-{run_id}")  # its control groups: made at start
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
-        if not self._take_ownership():
-            return
-        reason, final = self._execute()
-        self._finish(final, reason)
+        try:
+            if self._take_ownership():
+                reason, final = self._execute()
+                self._finish(final, reason)
+        finally:
+            self.meter.close()
 
     def _take_ownership(self) -> bool:
         owner = this_owner()
@@ -75,7 +78,7 @@ class Supervisor:
         gone = writer_gone(self.ctx.store)
         envs = [replica.prepare(self.ctx, gone) for replica in self.replicas]
         for replica, env in zip(self.replicas, envs, strict=True):
-            if not replica.start(env):
+            if not replica.start(env, self.meter.procs_files):
                 self._stop_all()
                 self._record_steps()
                 return replica.start_error, Status.FAILED
@@ -170,10 +173,7 @@ class Supervisor:
                 outputs={"exit_code": code}))
 
     def _record_resources(self) -> None:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.ctx.store.update_run(self.run_id, resources={
-            "cpu_user_s": round(usage.ru_utime, 3), "cpu_system_s": round(usage.ru_stime, 3),
-            "peak_rss_bytes": usage.ru_maxrss * 1024})
+        self.ctx.store.update_run(self.run_id, resources=self.meter.summary())
 
     def _end_outputs(self, complete: bool, reason: str | None) -> None:
         for name in self.plan.spec.outputs:
