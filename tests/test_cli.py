@@ -261,6 +261,7 @@ def test_store_copy_between_file_stores_is_idempotent(isolated: Path) -> None:
         "unchanged": 0,
         "blobs_copied": 1,
         "blobs_missing": 0,
+        "surplus": [],
     }
     assert "copied 2 runs" in first.err.splitlines()[-1]
     again = invoke("store", "copy", src, dst)

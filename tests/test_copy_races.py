@@ -22,7 +22,9 @@ import pytest
 from runyard.blobs import BlobStore
 from runyard.core.context import open_context
 from runyard.core.copy import CopyReport, copy_store, copy_store_urls
+from runyard.model import Metric
 from runyard.stores import RunStore, open_store
+from runyard.testing import make_run
 from test_copy import populate, snapshot
 
 TRIALS = 3
@@ -109,7 +111,7 @@ def check_equal_and_settled(src: str, dst: str, expected: dict[str, Any]) -> Non
     finally:
         store.close()
     again = copy_store_urls(src, dst)  # and a repeat finds nothing to do
-    assert again == CopyReport(unchanged=RUNS)
+    assert again == CopyReport(unchanged=RUNS), again
 
 
 @pytest.mark.parametrize("kind", ["file", "chunked", "sqlite", "postgresql"])
@@ -165,3 +167,25 @@ def test_two_threads_copying_into_one_memory_store_write_everything_once(
         dst = open_store(f"memory://{uuid.uuid4().hex}")
         race_threads(src, dst, tmp_path / "mem-blobs")
         assert snapshot(dst) == expected
+
+
+def test_a_destination_holding_more_than_the_source_is_reported_not_unchanged(
+    tmp_path: Path,
+) -> None:
+    """What an earlier racing copy left (every metric twice) is said, with a non-zero exit."""
+    src = f"chunked://{tmp_path}/src"
+    dst = f"sqlite://{tmp_path}/dst/runyard.db"
+    store = open_store(src)
+    run = store.create_run(make_run())
+    store.append_metrics(run.id, [Metric("m", 1.0, 0, 1.0)] * 3)
+    assert copy_store_urls(src, dst).copied == 1
+    doubled = open_store(dst)
+    doubled.append_metrics(run.id, [Metric("m", 1.0, 0, 1.0)] * 3)
+    doubled.close()
+    report = copy_store_urls(src, dst)
+    assert report.unchanged == 1 and len(report.surplus) == 1
+    assert "has 6 metrics" in report.surplus[0]
+    done = subprocess.run([sys.executable, "-m", "runyard", "store", "copy", src, dst],
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert "has 6 metrics" in done.stderr and "error: 1 runs hold more" in done.stderr

@@ -67,7 +67,18 @@ def copy_runs(src_url: str, dst_url: str, as_json: bool) -> None:
                 "unchanged": report.unchanged,
                 "blobs_copied": report.blobs_copied,
                 "blobs_missing": report.blobs_missing,
+                "surplus": list(report.surplus),
             }
+        )
+    if report.surplus:
+        from runyard.errors import ConflictError
+
+        for line in report.surplus:
+            render.warn(line)
+        raise ConflictError(
+            f"{len(report.surplus)} runs hold more in {render.redact_url(dst_url)} than in "
+            "the source (see the warnings), written twice by an earlier copy or added since; "
+            "a copy deletes nothing: delete those runs there and copy again"
         )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from runyard.blobs import BlobStore
@@ -34,13 +34,17 @@ Progress = Callable[[int, int], None]
 @dataclass(frozen=True)
 class CopyReport:
     """What a copy did: runs created, runs brought up to date, runs already equal, blobs
-    written to the destination blob store, and catalog entries whose blob the source lacks."""
+    written to the destination blob store, and catalog entries whose blob the source lacks;
+    ``surplus`` says where the destination holds more metrics, events or log lines of a run
+    than the source (written twice by some earlier copy, or added there since): a copy never
+    deletes, so it cannot make those equal, and says so instead of calling them unchanged."""
 
     copied: int = 0
     updated: int = 0
     unchanged: int = 0
     blobs_copied: int = 0
     blobs_missing: int = 0
+    surplus: tuple[str, ...] = ()
 
 
 @dataclass
@@ -50,10 +54,11 @@ class _Tally:
     unchanged: int = 0
     blobs_copied: int = 0
     blobs_missing: int = 0
+    surplus: list[str] = field(default_factory=list)
 
     def report(self) -> CopyReport:
         return CopyReport(self.copied, self.updated, self.unchanged, self.blobs_copied,
-                          self.blobs_missing)
+                          self.blobs_missing, tuple(self.surplus))
 
 
 def copy_store(
@@ -240,12 +245,23 @@ class _Copier:
 
     def _copy_tail(self, run_id: str, kind: str) -> bool:
         have = _count(self.dst, kind, run_id)
-        if kind == "metrics" and _count(self.src, kind, run_id) <= have:
+        if kind == "metrics" and self._at_least(run_id, kind, have, _count(self.src, kind,
+                                                                           run_id)):
             return False  # summaries count without reading every point
-        missing = _read(self.src, kind, run_id)[have:]
+        items = _read(self.src, kind, run_id)
+        if self._at_least(run_id, kind, have, len(items)):
+            return False
+        missing = items[have:]
         # only what the destination still lacks when it is written: another copy at the same
         # time may have written some of it since ``have`` was counted
         return bool(missing) and self.dst.append_missing(run_id, kind, missing, have) > 0
+
+    def _at_least(self, run_id: str, kind: str, have: int, total: int) -> bool:
+        """Whether the destination has all ``total`` rows; more is noted as ``surplus``."""
+        if have > total:
+            self.tally.surplus.append(f"run {run_id} has {have} {kind} in {self.dst.url}, "
+                                      f"{total} in {self.src.url}")
+        return have >= total
 
     # -- catalog and blobs ------------------------------------------------------------------
     def _copy_artifacts(self, run_id: str) -> bool:
