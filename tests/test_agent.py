@@ -174,7 +174,8 @@ def test_a_stuck_agent_is_waited_for_a_while_and_the_command_never_runs_twice(
         os.kill(agent_pid, signal.SIGCONT)
     assert done.returncode == 0 and done.stdout == "Paul hi 0027\n", done.stderr
     deadline = time.monotonic() + 30
-    while "runs run exec" not in log.read_text():  # it takes the old request late...
+    # it takes the old request late (and declines it: the caller it came from is gone)...
+    while "declined a caller: it" not in log.read_text():
         assert time.monotonic() < deadline, log.read_text()
         time.sleep(0.05)
     time.sleep(1.0)

@@ -2,7 +2,10 @@
 
 The first of those commands that finds no agent starts one in the background. It imports the
 command line and what a command run needs, then waits on a UNIX socket in a folder only its
-user may enter, and serves only its own user. For each command it forks a copy of itself: the
+user may enter (a folder it does not own, or that others may enter, it does not serve in), and
+serves only a caller that is its equal: the same user, groups, capabilities, root folder,
+namespaces and control groups (see ``runyard.cli.peer``); it declines any other, which then
+runs the command itself. For each command it forks a copy of itself: the
 copy takes the caller's standard streams (passed over the socket), working folder,
 environment and umask (and limits, niceness, CPU affinity), says ``ready``, and once the
 caller says ``go`` (a caller that gave up waiting closes instead, and runs the command
@@ -26,11 +29,14 @@ import marshal
 import os
 import signal
 import socket
+import stat
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from runyard.cli import peer
 
 IDLE_S = 900.0
 ANSWER_S = 5.0  # how long the agent waits for a caller's request
@@ -49,9 +55,9 @@ _KEEP_OUT: list[int] = []  # the agent's own descriptors, closed in each copy
 
 def serve(path: str) -> None:
     """Serve commands on the socket at ``path`` until idle, replaced or out of date."""
-    folder = os.path.dirname(path)
+    folder = os.path.dirname(path) or "."
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    if os.stat(folder).st_uid != os.getuid() or os.stat(folder).st_mode & 0o077:
+    if not private_folder(os.lstat(folder)):
         return  # someone else's folder, or one others may enter: not safe to serve in
     with open(path + ".lock", "a") as lock:
         if not _locked(lock.fileno()):
@@ -65,14 +71,22 @@ def serve(path: str) -> None:
             os.unlink(path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listener.bind(path)
+        os.chmod(path, 0o600)
         listener.listen(16)
         listener.settimeout(1.0)
         _KEEP_OUT.append(listener.fileno())
         inode = os.stat(path).st_ino
+        own = peer.own_view()
         import gc
 
         gc.freeze()  # the copies never collect the modules' objects
-        _loop(listener, path, inode, stamp)
+        _loop(listener, path, (inode, stamp, own))
+
+
+def private_folder(info: os.stat_result) -> bool:
+    """A folder (not a link to one) of this user that no one else may enter."""
+    return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()
+            and not info.st_mode & 0o077)
 
 
 def _locked(fd: int) -> bool:
@@ -98,7 +112,10 @@ def code_stamp() -> tuple[int, int]:
     return count, newest
 
 
-def _loop(listener: socket.socket, path: str, inode: int, stamp: tuple[int, int]) -> None:
+def _loop(listener: socket.socket, path: str,
+          this: tuple[int, tuple[int, int], peer.View]) -> None:
+    """Serve until idle; ``this`` is the agent's socket inode, code stamp and own view."""
+    inode, stamp, own = this
     last = time.monotonic()
     while time.monotonic() - last < IDLE_S:
         _reap()
@@ -113,21 +130,17 @@ def _loop(listener: socket.socket, path: str, inode: int, stamp: tuple[int, int]
             continue
         last = time.monotonic()
         with conn:
-            if not _same_user(conn):
+            why = peer.caller_differs(conn, own)
+            if why is not None:
+                _log(f"declined a caller: {why}; it runs its command itself")
+                with contextlib.suppress(OSError):
+                    conn.send(b"declined")
                 continue
             if code_stamp() != stamp:
                 with contextlib.suppress(OSError):
                     conn.send(b"stale")
                 return
             _fork_copy(conn)
-
-
-def _same_user(conn: socket.socket) -> bool:
-    import struct
-
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _, uid, _ = struct.unpack("3i", creds)
-    return bool(uid == os.getuid())
 
 
 def _reap() -> None:

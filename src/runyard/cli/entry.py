@@ -10,7 +10,13 @@ passed on to it, and if this process dies the copy dies with it.
 
 When no agent answers, the command runs here as usual, and an agent is started in the
 background for the next one. ``RUNYARD_AGENT=0`` turns the agent off; ``RUNYARD_AGENT_SOCKET``
-names its socket (default: one per user, interpreter and installation, under ``$TMPDIR``).
+names its socket (default: one per user, interpreter, installation, and what the agent checks
+a caller by (see ``runyard.cli.peer``), in a folder of this user's under ``$TMPDIR``).
+
+This process sends its environment and streams only to an agent of its own user: the socket's
+folder must be this user's own (not a link) and closed to others, the socket this user's, and
+the process listening on it (``SO_PEERCRED``) of this user; otherwise the command runs here
+(and no agent is started: another user's folder, say, is left alone).
 This module imports only what a hand-over needs: it must stay light.
 """
 
@@ -59,19 +65,34 @@ def socket_path() -> str:
     import zlib
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    key = zlib.crc32(f"{sys.executable}\0{here}\0{_cgroup()}".encode())
+    key = zlib.crc32(b"\0".join([sys.executable.encode(), here.encode(), *_identity()]))
     base = os.environ.get("TMPDIR") or "/tmp"
-    return os.path.join(base, f"runyard-{os.getuid()}", f"agent-{key:08x}.sock")
+    return os.path.join(base, f"runyard-{os.geteuid()}", f"agent-{key:08x}.sock")
 
 
-def _cgroup() -> str:
-    """This process's control groups: an agent serves only callers in its own (a batch
-    system's job limits and accounting then hold for what it runs)."""
-    try:
-        with open("/proc/self/cgroup", encoding="utf-8") as groups:
-            return groups.read()
+def _identity() -> list[bytes]:
+    """What an agent checks a caller by (``runyard.cli.peer``): control groups (a batch
+    system's job limits and accounting then hold for what it runs), namespaces, root, and
+    the user, groups and capabilities; a caller that differs gets an agent of its own."""
+    from runyard.cli.peer import STATUS_FIELDS
+
+    root = os.stat("/")
+    found = [_read("/proc/self/cgroup"), b"%d:%d" % (root.st_dev, root.st_ino)]
+    try:  # noqa: SIM105 - contextlib is not imported here
+        found += [os.readlink(f"/proc/self/ns/{n}").encode()
+                  for n in sorted(os.listdir("/proc/self/ns"))]
     except OSError:
-        return ""
+        pass
+    status = _read("/proc/self/status").splitlines()
+    return found + [line for line in status if line.partition(b":")[0] in STATUS_FIELDS]
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as source:
+            return source.read()
+    except OSError:
+        return b""
 
 
 def _hand_over(argv: list[str]) -> int | None:
@@ -85,13 +106,22 @@ def _hand_over(argv: list[str]) -> int | None:
     path = socket_path()
     if len(path.encode()) >= MAX_PATH:
         return None  # too long for a UNIX socket's address: no agent
+    mine = _own_socket(path)
+    if not mine:
+        if mine is None:  # none yet, in a folder of this user's or none
+            _start_agent(path)
+        return None
     conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
     try:
         conn.settimeout(1.0)
         conn.connect(path)
+        listener = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
     except OSError:  # no agent here
         conn.close()
         _start_agent(path)
+        return None
+    if int.from_bytes(listener[4:8], sys.byteorder) != os.geteuid():
+        conn.close()  # another user listens there: it gets nothing
         return None
     try:
         conn.settimeout(READY_S)
@@ -105,7 +135,31 @@ def _hand_over(argv: list[str]) -> int | None:
     except OSError:  # it went away, or took too long: it will not run the command
         pass
     conn.close()  # ``stale`` (older than the installed code), ``refused`` (it cannot take
-    return None  # this process's limits), or no answer: the command runs here
+    return None  # this process's limits), ``declined`` (it is not this process's equal),
+    # or no answer: the command runs here
+
+
+def _own_socket(path: str) -> bool | None:
+    """Whether ``path`` is a socket of this user in a folder of this user's that no one else
+    may enter; ``None`` when there is no socket yet (and the folder is such, or missing)."""
+    import stat  # imported by ``os`` already
+
+    uid = os.geteuid()
+    try:
+        folder = os.lstat(os.path.dirname(path) or ".")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    if not stat.S_ISDIR(folder.st_mode) or folder.st_uid != uid or folder.st_mode & 0o077:
+        return False
+    try:
+        sock = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return False
+    return stat.S_ISSOCK(sock.st_mode) and sock.st_uid == uid
 
 
 def _request(argv: list[str], fds: list[int]) -> bytes:
