@@ -123,6 +123,27 @@ def test_a_caller_that_is_not_the_agents_equal_is_declined_and_runs_its_command(
     assert "runs run exec" not in text
 
 
+@root_only
+def test_a_caller_in_another_root_is_declined_and_runs_its_command(codespec: Path) -> None:
+    """An agent and a caller in one mount namespace, the caller chrooted into a bind mount of
+    the same / (the same inode: only its place tells it apart)."""
+    root, sock, log = codespec / "root", codespec / "r.sock", codespec / "agent.log"
+    root.mkdir()
+    script = (f"set -e; mount --rbind / {root}; {sys.executable} -m runyard.cli.agent {sock} "
+              f"2>{log} & agent=$!; while [ ! -S {sock} ]; do sleep 0.05; done; "
+              f"chroot {root} sh -c 'cd {codespec} && exec {RUNYARD} run exec -c echo'; "
+              "kill $agent")
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+            env={**environment(), "RUNYARD_AGENT_SOCKET": str(sock), "GREETING": "hi"},
+            input="Paul", capture_output=True, text=True, timeout=120)
+    finally:
+        agents(sock)
+    assert done.returncode == 0 and done.stdout == "Paul hi\n", done.stderr
+    assert "declined a caller: its root folder differs" in log.read_text(), log.read_text()
+
+
 def test_a_caller_in_other_namespaces_gets_an_agent_of_its_own() -> None:
     """The default socket is keyed on what the agent compares: no agent that declines it."""
     here = entry.socket_path()

@@ -38,8 +38,8 @@ def view(pid: str, namespaces: list[str]) -> View:
     for name in namespaces:
         info = os.stat(f"{proc}/ns/{name}")
         seen[f"{name} namespace"] = (info.st_dev, info.st_ino)
-    root = os.stat(f"{proc}/root")
-    seen["root folder"] = (root.st_dev, root.st_ino)
+    root = os.stat(f"{proc}/root")  # the path too: a bind mount of / is the same inode
+    seen["root folder"] = (root.st_dev, root.st_ino, os.readlink(f"{proc}/root"))
     with open(f"{proc}/status", "rb") as status:
         for line in status:
             key, _, value = line.partition(b":")
