@@ -293,7 +293,7 @@ def test_postgres_keeps_nul_in_log_lines_and_events(pg_url: str) -> None:
     store.close()
 
 
-def test_postgres_refuses_nul_in_names_and_tags_up_front(pg_url: str) -> None:
+def test_postgres_refuses_nul_in_names_and_text_up_front_but_closes_runs(pg_url: str) -> None:
     store = open_store(pg_url)
     with pytest.raises(ValidationError):
         store.create_run(Run(id=new_id(), name="bad\x00name"))
@@ -301,6 +301,9 @@ def test_postgres_refuses_nul_in_names_and_tags_up_front(pg_url: str) -> None:
     with pytest.raises(ValidationError, match="NUL"):
         store.update_run(run.id, description="a\x00b")
     assert store.get_run(run.id).description == run.description
+    store.update_status(run.id, Status.RUNNING)
+    store.update_status(run.id, Status.FAILED, "the job printed \x00 and died")
+    assert store.get_run(run.id).status_reason == "the job printed \ufffd and died"
     store.close()
 
 
