@@ -275,6 +275,23 @@ def test_a_store_another_user_owns_can_be_read_but_not_written(
     held.close()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+@pytest.mark.parametrize("kind", ["file", "chunked"])
+def test_another_user_reads_a_file_store_a_killed_writer_left_to_repair(
+    kind: str, shared_tmp: Path
+) -> None:
+    url, warm = url_in(kind, shared_tmp / "store"), url_in(kind, shared_tmp / "warm")
+    closed_run(warm, "warm")
+    run_id = closed_run(url, "mine")
+    (shared_tmp / "store" / "index.json").unlink()  # the repair needs the lock nobody gets
+    (shared_tmp / "store" / ".pending").mkdir(exist_ok=True)
+    (shared_tmp / "store" / ".pending" / run_id).touch()
+    done = as_nobody(warm, "run", "list", "--store", url, cwd=shared_tmp)
+    assert done.returncode == 0, done.stderr
+    assert "mine" in done.stdout
+    assert not (shared_tmp / "store" / "index.json").exists()  # (repaired for itself only)
+
+
 # -- PostgreSQL -------------------------------------------------------------------------------
 def test_postgres_keeps_nul_in_log_lines_and_events(pg_url: str) -> None:
     store = open_store(pg_url)
