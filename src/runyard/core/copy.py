@@ -23,7 +23,7 @@ from typing import Any
 from runyard.blobs import BlobStore
 from runyard.core.context import context_of
 from runyard.core.copyregistry import copy_codespecs
-from runyard.errors import BlobNotFound, ConflictError, RunExists, RunNotFound
+from runyard.errors import BlobNotFound, ConflictError, NameTaken, RunExists, RunNotFound
 from runyard.model import Artifact, Run, Status, status_path
 from runyard.stores import RunStore, open_store
 from runyard.stores.base import UPDATABLE
@@ -174,8 +174,8 @@ class _Copier:
         if there is None:
             try:
                 self.dst.create_run(run)
-            except RunExists:  # another copy made it first: bring it up to date instead
-                there = self.dst.get_run(run.id)
+            except (RunExists, NameTaken) as exc:  # another copy made it first (a database
+                there = self._made_meanwhile(run, exc)  # may report either): update it
             else:
                 self._copy_content(run.id)
                 self.tally.copied += 1
@@ -186,6 +186,13 @@ class _Copier:
             self.tally.updated += 1
         else:
             self.tally.unchanged += 1
+
+    def _made_meanwhile(self, run: Run, refused: Exception) -> Run:
+        """The run another copy created since the copy looked; else the refusal stands."""
+        try:
+            return self.dst.get_run(run.id)
+        except RunNotFound:
+            raise refused from None
 
     def _copy_content(self, run_id: str) -> bool:
         changed = self._copy_steps(run_id)
