@@ -14,7 +14,7 @@ import pytest
 
 import runyard
 from commands_helpers import ok
-from runyard.core.context import StoreContext, context_of, open_context
+from runyard.core.context import StoreContext, blobs_shown, context_of, open_context
 from runyard.errors import ConfigError
 from runyard.stores import open_store
 
@@ -52,6 +52,7 @@ def test_a_store_without_a_folder_needs_configured_blobs(
     with pytest.raises(ConfigError, match="RUNYARD_BLOBS"):
         ctx.blobs  # noqa: B018
     assert not (isolated / ".runyard").exists()
+    assert blobs_shown(pg_url).startswith("(not set")  # as `runyard store info` shows it
     assert pickle.loads(pickle.dumps(ctx)).url == pg_url  # (without a blob folder yet)
     (isolated / "runyard.yaml").write_text("blobs: shared/blobs\n")
     assert open_context(pg_url).blob_root == isolated / "shared" / "blobs"
