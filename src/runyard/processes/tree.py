@@ -14,7 +14,14 @@ import signal
 import threading
 from typing import TYPE_CHECKING
 
-from runyard.processes.warden import become_subreaper, descendants, kill_descendants, watch_owner
+from runyard.processes.warden import (
+    POLL_PARENT_MS,
+    become_subreaper,
+    descendants,
+    kill_descendants,
+    owner_gone,
+    watch_owner,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -81,14 +88,18 @@ def guard_owner(owner: int) -> None:
         fd = watch_owner(owner)
     except ProcessLookupError:
         os._exit(137)
-    threading.Thread(target=_end_with, args=(fd,), name="runyard-owner-guard",
+    threading.Thread(target=_end_with, args=(owner, fd), name="runyard-owner-guard",
                      daemon=True).start()
 
 
-def _end_with(fd: int) -> None:
+def _end_with(owner: int, fd: int) -> None:
     import select
+    import time
 
-    select.select([fd], [], [])
+    if fd >= 0:
+        select.select([fd], [], [])
+    while not owner_gone(owner):  # (at once with a pidfd)
+        time.sleep(POLL_PARENT_MS / 1000)
     for pid in descendants(os.getpid()):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGSTOP)  # frozen first: none forks while the rest die

@@ -25,7 +25,10 @@ import select
 import signal
 import sys
 
+PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+POLL_PARENT_MS = 500  # where pidfds are missing (Linux < 5.3): how often the parent is checked
+_libc: list[object] = []
 ROUNDS = 1000
 
 
@@ -81,19 +84,36 @@ def _reap_all() -> bool:
     return True
 
 
-def become_subreaper() -> None:
-    import ctypes  # only here: a few milliseconds
+def prctl(option: int, value: int) -> None:
+    if not _libc:
+        import ctypes  # only here: a few milliseconds
 
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _libc.append(ctypes.CDLL(None, use_errno=True))
+    _libc[0].prctl(option, value, 0, 0, 0)  # type: ignore[attr-defined]
+
+
+def become_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def watch_owner(owner: int) -> int:
-    """A pidfd of ``owner``, which must be this process's parent (else it died already)."""
-    fd = os.pidfd_open(owner)
-    if os.getppid() != owner:
-        os.close(fd)
+    """A pidfd of ``owner``, which must be this process's parent (else it died already);
+    -1 where the kernel has no pidfds (then ``owner_gone`` is asked now and then)."""
+    try:
+        fd = os.pidfd_open(owner)
+    except ProcessLookupError:
+        raise
+    except (OSError, AttributeError):
+        fd = -1
+    if owner_gone(owner):
+        if fd >= 0:
+            os.close(fd)
         raise ProcessLookupError(owner)
     return fd
+
+
+def owner_gone(owner: int) -> bool:
+    return os.getppid() != owner
 
 
 def join_cgroups(procs_files: list[str]) -> None:
@@ -106,9 +126,13 @@ def join_cgroups(procs_files: list[str]) -> None:
 
 
 def start_job(command: list[str]) -> int:
+    warden = os.getpid()
     pid = os.fork()
     if pid == 0:
         try:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the job's first process, at least,
+            if os.getppid() != warden:  # ends even if the warden is killed
+                os._exit(137)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             os.execvp(command[0], command)
@@ -119,16 +143,20 @@ def start_job(command: list[str]) -> int:
     return pid
 
 
-def wait_job(job: int, owner_fd: int, wake: int) -> int | None:
+def wait_job(job: int, owner: int, owner_fd: int, wake: int) -> int | None:
     """The job's wait status, or ``None`` if the owner died first."""
     poller = select.poll()
-    poller.register(owner_fd, select.POLLIN)
+    if owner_fd >= 0:
+        poller.register(owner_fd, select.POLLIN)
     poller.register(wake, select.POLLIN)
     while True:
         status = _reap_until(job)
         if status is not None:
             return status
-        for fd, _ in poller.poll():
+        ready = poller.poll(None if owner_fd >= 0 else POLL_PARENT_MS)
+        if owner_fd < 0 and owner_gone(owner):
+            return None
+        for fd, _ in ready:
             if fd == owner_fd:
                 return None
             try:  # noqa: SIM105
@@ -177,7 +205,7 @@ def main(argv: list[str]) -> None:
     except ProcessLookupError:
         os._exit(137)
     join_cgroups(cgroups)
-    status = wait_job(start_job(command), owner_fd, wake_read)
+    status = wait_job(start_job(command), owner, owner_fd, wake_read)
     if status is None or _reap_all():  # no child left: as a subreaper, no descendant either
         kill_descendants()
     exit_like(status)
