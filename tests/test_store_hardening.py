@@ -88,6 +88,13 @@ def test_sync_refuses_the_spool_itself_by_any_alias(tmp_path: Path) -> None:
     assert spool.open().list_runs() == []
 
 
+def test_sync_refuses_a_memory_store_whose_runs_would_end_with_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / ".runyard" / "offline")
+    run_id = closed_run(spool.url, "offline-run")
+    assert_one_line_error(cli("sync", "--to", "memory://team", cwd=tmp_path), "memory store")
+    assert [r.id for r in spool.open().list_runs()] == [run_id]
+
+
 @pytest.mark.parametrize("with_spool", [False, True])
 def test_sync_to_a_bogus_url_is_one_clear_line(tmp_path: Path, with_spool: bool) -> None:
     if with_spool:

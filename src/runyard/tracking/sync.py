@@ -64,9 +64,15 @@ def sync(to: str | None = None, *, spool: Spool | None = None,
 
 def check_not_spool(url: str, spool: Spool) -> None:
     """A ConfigError if the store at ``url`` lives in the spool's folder, however the URL
-    spells the path (a symlink, a relative path, ``..``, another backend's scheme): syncing
-    the spool into itself would delete the runs it uploads."""
+    spells the path (a symlink, a relative path, ``..``, another backend's scheme), or in
+    memory: syncing into either would delete the runs it uploads."""
     parsed = parse_url(url)
+    if parsed.scheme == "memory":
+        raise ConfigError(
+            f"cannot sync the offline spool into {url}: a memory store ends with its process, "
+            "and the runs would be gone from the spool too; sync into a store on disk or a "
+            "server"
+        )
     if parsed.scheme not in ("file", "chunked", "sqlite"):
         return
     target = Path(parsed.target)
