@@ -172,3 +172,30 @@ def test_the_meter_measures_the_jobs_as_one_tree(tmp_path: Path) -> None:
             "the run's control groups are removed"
     else:
         assert used["meter"] == "rusage", used
+
+
+def test_a_workflow_whose_owner_dies_leaves_no_task_run_running(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``process`` runtime's supervisor is killed while a task runs: the run is found
+    ``lost``, its running attempt with it, and the worker running the task is gone."""
+    import wf_defs
+    from runyard.model import Status
+
+    monkeypatch.setenv("RUNYARD_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "sleeping"
+    run = wf_defs.slow(120, str(marker)).run("process", store=f"sqlite://{tmp_path}/s/r.db")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+            a.status is Status.RUNNING for s in run.store.get_steps(run.run_id)
+            for a in s.attempts):
+        time.sleep(0.05)  # the recorder writes a task run in flight once it is a second old
+    owner = run.run.owner
+    assert owner is not None and marker.exists()
+    os.kill(owner.pid, signal.SIGKILL)
+    while run.get_status() is Status.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert run.get_status() is Status.LOST
+    attempts = [a for s in run.store.get_steps(run.run_id) for a in s.attempts]
+    assert attempts and all(a.status is Status.LOST for a in attempts), attempts
+    assert gone([int(marker.read_text())], limit=15)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 from runyard.errors import ConflictError, StoreReadOnly
 from runyard.model import Owner, Run, Status
@@ -79,11 +80,24 @@ def refresh(store: RunStore, run: Run, now: float | None = None) -> Run:
     if reason is None:
         return run
     try:
-        return store.update_status(run.id, Status.LOST, reason, expect=run.status)
+        lost = store.update_status(run.id, Status.LOST, reason, expect=run.status)
+        lose_attempts(store, run.id, reason)
+        return lost
     except ConflictError:  # changed meanwhile (closed, or a reconnect): take what is there
         return store.get_run(run.id)
     except StoreReadOnly:  # a reader who may not write: shown lost, not stored so
         return run.replace(status=Status.LOST, status_reason=reason)
+
+
+def lose_attempts(store: RunStore, run_id: str, reason: str) -> None:
+    """The attempts still ``running`` in a run found ``lost`` are lost with it (their owner,
+    and the processes it ran them in, are gone); an owner that comes back records its own."""
+    now = time.time()
+    for step in store.get_steps(run_id):
+        for attempt in step.attempts:
+            if attempt.status is Status.RUNNING:
+                store.upsert_attempt(run_id, step.name, replace(
+                    attempt, status=Status.LOST, ended=now, message=reason))
 
 
 def sweep(store: RunStore, now: float | None = None) -> int:
