@@ -58,14 +58,20 @@ def _migrate(tx: Tx, version: int) -> None:
 def _add_internals(tx: Tx) -> None:
     """Give runs their ``internals`` column (version 4), and move what workflow runs kept in
     their metadata and config (DAG, plan, results, counts) into it."""
-    tx.run("ALTER TABLE runs ADD COLUMN internals {json} NOT NULL DEFAULT '{{}}'".format(
-        **tx.dialect.types))
+    if not _has_column(tx, "runs", "internals"):  # (a store upgraded half-way has it)
+        tx.run("ALTER TABLE runs ADD COLUMN internals {json} NOT NULL DEFAULT '{{}}'".format(
+            **tx.dialect.types))
     dialect = tx.dialect
     rows = tx.all("SELECT id, metadata, config FROM runs WHERE kind = 'workflow'")
     for run_id, metadata, config in rows:
         moved = lift_internals(dialect.load_json(metadata) or {}, dialect.load_json(config) or {})
         tx.run("UPDATE runs SET metadata = ?, config = ?, internals = ? WHERE id = ?",
                (*(dialect.dump_json(d) for d in moved), run_id))
+
+
+def _has_column(tx: Tx, table: str, column: str) -> bool:
+    found = tx.cursor.execute(f"SELECT * FROM {table} LIMIT 0")  # a cursor in both drivers
+    return column in {str(field[0]) for field in found.description}
 
 
 def _rebuild_steps(tx: Tx, temp: str = "steps_v3") -> None:
