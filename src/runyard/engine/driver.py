@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, flat_refs, substitute
 from runyard.engine.recorder import Recorder, StepState
@@ -31,6 +31,9 @@ from runyard.errors import RunyardError
 from runyard.model import Artifact, Attempt, LogLine, Stage, Status
 from runyard.runtimes import threads
 from runyard.runtimes.base import Runtime
+
+if TYPE_CHECKING:
+    from runyard.blobs import BlobStore
 
 _RUNNING, _SUCCEEDED = Status.RUNNING, Status.SUCCEEDED  # (an enum member costs a lookup)
 _NO_PARAMS: dict[str, Value | Bound] = {}  # a finished task run's arguments (never written to)
@@ -45,14 +48,14 @@ class Prepared(StepState):
     runtime tells of the attempt's end: one object per task run, where a record, a call and
     a callback would be three."""
 
-    __slots__ = ("blob_root", "digests", "driver", "inputs", "local", "node", "number",
+    __slots__ = ("blobs", "digests", "driver", "inputs", "local", "node", "number",
                  "params", "task")
 
     def __init__(self, driver: Driver, node: Node, params: dict[str, Value | Bound],
                  digests: dict[str, str | None], inputs: dict[str, Any]) -> None:
         self.driver, self.node, self.params, self.digests = driver, node, params, digests
         self.inputs = inputs
-        self.task, self.blob_root = node.task, driver.blob_root
+        self.task, self.blobs = node.task, driver.blobs
         self.local = True
         self.number = 1  # the attempt in flight (or last made)
         StepState.__init__(self, node.id, node.kind, _meta(node, inputs),
@@ -64,10 +67,10 @@ class Prepared(StepState):
 
 
 class Driver:
-    def __init__(self, dag: Dag, runtime: Runtime, recorder: Recorder, blob_root: str | None,
+    def __init__(self, dag: Dag, runtime: Runtime, recorder: Recorder, blobs: BlobStore | None,
                  reuse: ReuseIndex | None = None) -> None:
         self.dag, self.runtime, self.recorder = dag, runtime, recorder
-        self.blob_root, self.reuse = blob_root, reuse
+        self.blobs, self.reuse = blobs, reuse
         self.waiting = {node_id: len(node.deps) for node_id, node in dag.nodes.items()}
         # The results still needed: each is let go once every task run that takes it has it
         # (``consumers``: how many have yet to; the workflow's result holds on to its own).
@@ -114,8 +117,8 @@ class Driver:
         if isinstance(self.dag.result, Ref):
             return self.outputs[self.dag.result.node]
         resolved = substitute(self.dag.result,
-                              lambda ref: self.outputs[ref.node].load(self.blob_root))
-        return encode(resolved, self.blob_root)
+                              lambda ref: self.outputs[ref.node].load(self.blobs))
+        return encode(resolved, self.blobs)
 
     # -- completions ------------------------------------------------------------------------
     def _on_done(self, prepared: Prepared, outcome: Outcome | None,
@@ -244,7 +247,7 @@ class Driver:
         self.inflight += 1
         try:
             call = prepared if self._local else TaskCall(
-                node.id, node.task, prepared.params, self.blob_root, False)
+                node.id, node.task, prepared.params, self.blobs, False)
             self.runtime.submit_then(run_task, (call,), prepared)
         except RunyardError as exc:
             self.inflight -= 1

@@ -43,7 +43,7 @@ def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration
     from runyard.core.liveness import this_owner
     from runyard.core.runs import create_run
 
-    dag, blobs = plan.dag, str(context_of(store).blob_root)
+    dag, blobs = plan.dag, context_of(store).blobs
     record = plan_record(plan, blobs)
     if config.detached and record.get("error"):
         raise WorkflowDefinitionError(str(record["error"]))
@@ -66,7 +66,7 @@ class Execution:
     def __init__(self, store: RunStore, run: Run, plan: WorkflowPlan,
                  config: RuntimeConfiguration) -> None:
         self.store, self.run, self.plan, self.config = store, run, plan, config
-        self.blob_root = str(context_of(store).blob_root)
+        self.blobs = context_of(store).blobs
         self.result: Value | None = None
         self.final: Run | None = None  # the run as this execution left it, once finished
         self.finished = threads.Latch()
@@ -91,7 +91,7 @@ class Execution:
         recorder = Recorder(self.store, self.run.id, on_cancel=self.cancel,
                             then=lambda: self._finish(runtime, recorder))
         reuse = ReuseIndex.of_run(self.store, self.run.origin) if self.run.origin else None
-        self.driver = Driver(self.plan.dag, runtime, recorder, self.blob_root, reuse)
+        self.driver = Driver(self.plan.dag, runtime, recorder, self.blobs, reuse)
         self.driver.when_done = recorder.stop
         # The first task runs are submitted before the recorder's thread is started, so that
         # start (which waits for the new thread) overlaps with them; what the driver records

@@ -25,7 +25,7 @@ def rerun(old: WorkflowRun, config: str | RuntimeConfiguration | None = None) ->
     from runyard.engine.run import WorkflowRun
 
     run = old.store.get_run(old.run_id)
-    blobs = str(context_of(old.store).blob_root)
+    blobs = context_of(old.store).blobs
     plan = load_plan(run.internals["plan"], blobs)
     change = compare(dag_doc(run.internals.get("dag", {}), blobs), plan.dag)
     chosen = resolve(config if config is not None else run.config.get("runtime_name"))

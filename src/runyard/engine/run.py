@@ -103,7 +103,7 @@ class WorkflowRun:
             return self
         from runyard.engine.workflow import load_plan
 
-        plan = self._plan or load_plan(run.internals["plan"], str(context_of(self.store).blob_root))
+        plan = self._plan or load_plan(run.internals["plan"], context_of(self.store).blobs)
         self._execution = Execution(self.store, run, plan, config)
         self._execution.start()
         return self
@@ -168,7 +168,7 @@ class WorkflowRun:
                                  f"{run.status_reason or 'no reason recorded'}")
         if self._execution is not None and self._execution.result is not None:
             return self._execution.result.load(None)
-        return Value.from_doc(run.internals["results"]).load(str(context_of(self.store).blob_root))
+        return Value.from_doc(run.internals["results"]).load(context_of(self.store).blobs)
 
     def get_task_runs(self) -> list[TaskRun]:
         return task_runs(self.store, self.run_id)
@@ -186,7 +186,7 @@ class WorkflowRun:
         from runyard.engine.workflow import dag_doc
 
         internals = self.store.get_run(self.run_id).internals
-        return dag_doc(internals.get("dag", {}), str(context_of(self.store).blob_root))
+        return dag_doc(internals.get("dag", {}), context_of(self.store).blobs)
 
     def get_artifacts(self) -> list[Artifact]:
         return self.store.list_artifacts(self.run_id)

@@ -25,7 +25,7 @@ def main(argv: list[str]) -> int:
     store = open_store(store_url)
     run = store.get_run(run_id)
     try:
-        plan = load_plan(run.internals["plan"], str(context_of(store).blob_root))
+        plan = load_plan(run.internals["plan"], context_of(store).blobs)
         config = from_dict(str(run.config.get("runtime_name")), run.config.get("runtime"))
         execution = Execution(store, run, plan, config)
         execution.start()

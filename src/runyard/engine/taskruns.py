@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runyard.core.context import context_of
 from runyard.engine.dag import Ref, substitute
 from runyard.engine.values import Value, loads
 from runyard.model import Attempt, Status, Step
 from runyard.stores import RunStore
+
+if TYPE_CHECKING:
+    from runyard.blobs import BlobStore
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,7 @@ class TaskRun:
     reused_from: dict[str, str] | None
     step: Step
     _outputs: dict[str, dict[str, Any]]
-    _blob_root: str
+    _blobs: BlobStore
 
     @property
     def kind(self) -> str:
@@ -46,7 +49,7 @@ class TaskRun:
     def output(self) -> Any:
         """The task's result (``None`` if it has none yet)."""
         doc = self.step.metadata.get("output")
-        return None if doc is None else Value.from_doc(doc).load(self._blob_root)
+        return None if doc is None else Value.from_doc(doc).load(self._blobs)
 
     @property
     def output_digest(self) -> str | None:
@@ -56,7 +59,7 @@ class TaskRun:
     def _argument(self, doc: dict[str, Any]) -> Any:
         source = doc.get("from")
         if source is None:
-            return Value.from_doc(doc).load(self._blob_root)
+            return Value.from_doc(doc).load(self._blobs)
         if isinstance(source, str):
             return self._upstream(source)
         shape = doc.get("shape")
@@ -67,16 +70,16 @@ class TaskRun:
         return substitute(template, lambda ref: self._upstream(ref.node))
 
     def _upstream(self, node: str) -> Any:
-        return Value.from_doc(self._outputs[node]).load(self._blob_root)
+        return Value.from_doc(self._outputs[node]).load(self._blobs)
 
 
 def task_runs(store: RunStore, run_id: str) -> list[TaskRun]:
     steps = store.get_steps(run_id)
     outputs = {s.name: s.metadata["output"] for s in steps if "output" in s.metadata}
-    root = str(context_of(store).blob_root)
+    blobs = context_of(store).blobs
     return [
         TaskRun(s.name, str(s.metadata.get("task", s.name)), s.status, s.attempts,
-                s.metadata.get("reused_from"), s, outputs, root)
+                s.metadata.get("reused_from"), s, outputs, blobs)
         for s in steps
     ]
 

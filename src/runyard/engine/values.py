@@ -15,9 +15,12 @@ import hashlib
 import pickle
 import reprlib
 from binascii import b2a_base64
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runyard.errors import ValidationError
+
+if TYPE_CHECKING:
+    from runyard.blobs import BlobStore
 
 INLINE_LIMIT = 64 * 1024
 _MISSING: Any = object()
@@ -60,16 +63,14 @@ class Value:
         (no instance dict: a value crosses to a worker and back with every task run)."""
         return (Value, (self.digest, self.size, self.payload, self.in_blob, self.text))
 
-    def load(self, blob_root: str | None) -> Any:
+    def load(self, blobs: BlobStore | None) -> Any:
         """The object (unpickled from the payload or the blob store on first use)."""
         if self.obj is not _MISSING:
             return self.obj
         if self.payload is not None:
             data = self.payload
-        elif self.in_blob and blob_root is not None and self.digest is not None:
-            from runyard.blobs import BlobStore
-
-            data = BlobStore(blob_root).read_bytes(self.digest)
+        elif self.in_blob and blobs is not None and self.digest is not None:
+            data = blobs.read_bytes(self.digest)
         else:
             raise ValidationError("this value did not pickle; it exists only where it was made")
         self.obj = loads(data)
@@ -126,8 +127,8 @@ _SHARED_MAX = 4096
 _BIG = 2**63
 
 
-def encode(obj: Any, blob_root: str | None = None, keep: bool = True) -> Value:
-    """``obj`` as a ``Value``; large pickles go to the blob store at ``blob_root`` if given."""
+def encode(obj: Any, blobs: BlobStore | None = None, keep: bool = True) -> Value:
+    """``obj`` as a ``Value``; large pickles go to ``blobs`` if given."""
     kind = obj.__class__
     if ((kind is int and -_BIG < obj < _BIG) or (kind is str and len(obj) <= 80)
             or kind is bool or obj is None):
@@ -138,10 +139,10 @@ def encode(obj: Any, blob_root: str | None = None, keep: bool = True) -> Value:
                 _SHARED.clear()
             found = _SHARED[key] = _encode(obj, None, True)
         return found
-    return _encode(obj, blob_root, keep)
+    return _encode(obj, blobs, keep)
 
 
-def _encode(obj: Any, blob_root: str | None, keep: bool) -> Value:
+def _encode(obj: Any, blobs: BlobStore | None, keep: bool) -> Value:
     try:
         data: bytes | None = _pickle(obj, 5)
     except Exception:  # cloudpickle, or nothing (see ``dumps``)
@@ -152,9 +153,7 @@ def _encode(obj: Any, blob_root: str | None, keep: bool) -> Value:
         return Value(None, 0, None, False, text, obj)
     digest = _sha256(data).hexdigest()
     value = Value(digest, len(data), data, False, text, obj if keep else _MISSING)
-    if len(data) > INLINE_LIMIT and blob_root is not None:
-        from runyard.blobs import BlobStore
-
-        BlobStore(blob_root).put_bytes(data)
+    if len(data) > INLINE_LIMIT and blobs is not None:
+        blobs.put_bytes(data)
         value.payload, value.in_blob = None, True
     return value

@@ -14,10 +14,13 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runyard.engine.dag import substitute
 from runyard.engine.values import _MISSING, Value, encode
+
+if TYPE_CHECKING:
+    from runyard.blobs import BlobStore
 
 _local = threading.local()
 _install_lock = threading.Lock()
@@ -31,11 +34,11 @@ class TaskCall:
     name: str  # the task run's
     task: Any  # TaskDef
     params: dict[str, Value | Bound]
-    blob_root: str | None
+    blobs: BlobStore | None
     local: bool  # runs in the driver's process: results keep their objects
 
     def __reduce__(self) -> tuple[Any, ...]:  # a plain tuple: pickled for every attempt
-        return (TaskCall, (self.name, self.task, self.params, self.blob_root, self.local))
+        return (TaskCall, (self.name, self.task, self.params, self.blobs, self.local))
 
 
 @dataclass(slots=True)
@@ -137,10 +140,10 @@ def lines_of(chunks: list[tuple[float, str, str]]) -> list[tuple[float, str, str
     return lines
 
 
-def load_param(param: Value | Bound, blob_root: str | None) -> Any:
+def load_param(param: Value | Bound, blobs: BlobStore | None) -> Any:
     if isinstance(param, Value):
-        return param.load(blob_root)
-    return substitute(param.template, lambda ref: param.values[ref.node].load(blob_root))
+        return param.load(blobs)
+    return substitute(param.template, lambda ref: param.values[ref.node].load(blobs))
 
 
 def run_task(call: TaskCall) -> Outcome:
@@ -152,13 +155,13 @@ def run_task(call: TaskCall) -> Outcome:
     if capture is None:
         capture = _local.capture = _Capture()
     capture.chunks = chunks
-    blob_root = call.blob_root
+    blobs = call.blobs
     started = time.time()
     try:
         arguments = {}
         for name, param in call.params.items():  # load_param, with a value's object at hand
             obj = param.obj if param.__class__ is Value else _MISSING
-            arguments[name] = obj if obj is not _MISSING else load_param(param, blob_root)
+            arguments[name] = obj if obj is not _MISSING else load_param(param, blobs)
         task = call.task
         result = task.fn(**arguments) if (task._plain or task.plain)[2] else task.call(arguments)
     except BaseException as exc:  # a task's failure is an outcome
@@ -168,7 +171,7 @@ def run_task(call: TaskCall) -> Outcome:
         return Outcome(False, started, time.time(), None, _one_line(exc),
                        traceback.format_exc(), lines_of(chunks))
     capture.chunks = None
-    output = encode(result, blob_root, keep=call.local)
+    output = encode(result, blobs, keep=call.local)
     logs = lines_of(chunks) if chunks else []
     if output.digest is None and not call.local:
         error = f"the result of task run {call.name} ({output.text}) does not pickle"

@@ -22,6 +22,9 @@ from runyard.engine.values import dumps, loads, short_repr
 from runyard.errors import ValidationError, WorkflowDefinitionError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from runyard.blobs import BlobStore
     from runyard.engine.config import RuntimeConfiguration
     from runyard.engine.run import WorkflowRun
     from runyard.stores import RunStore
@@ -113,64 +116,55 @@ def _json_or_repr(value: Any) -> Any:
     return short_repr(value)
 
 
-def plan_record(plan: WorkflowPlan, blob_root: str) -> dict[str, Any]:
+def plan_record(plan: WorkflowPlan, blobs: BlobStore) -> dict[str, Any]:
     """What a run records so its plan can be rebuilt elsewhere (see the module docstring)."""
     ref = plan.definition.ref
     if ref is not None:
         call = dumps((plan.args, plan.kwargs))
         if call is not None and len(call) <= 256 * 1024:
             return {"workflow": ref, "call": base64.b64encode(call).decode()}
-    from runyard.blobs import BlobStore
-
     data = dumps(plan)
     if data is None:
         return {"workflow": ref, "error": (
             f"workflow {plan.definition.name!r} or its tasks or arguments do not pickle, so "
             "the run cannot be re-run or started in another process; define them at module "
             "level and pass plain data")}
-    return {"workflow": ref, "plan_blob": BlobStore(blob_root).put_bytes(data).digest}
+    return {"workflow": ref, "plan_blob": blobs.put_bytes(data).digest}
 
 
-def dag_record(dag: Dag, blob_root: str) -> dict[str, Any]:
+def dag_record(dag: Dag, blobs: BlobStore) -> dict[str, Any]:
     """What a run's internals ``dag`` holds: the DAG's hash, its number of task runs, and the
     digest of its document (``Dag.doc_json``) in the blob store. The document is stored once
     per distinct DAG, so the run record stays small however big the workflow is, and running
     the same workflow again writes nothing new."""
-    from runyard.blobs import BlobStore
-
-    blobs = BlobStore(blob_root)
-    digest = _DAG_BLOBS.get((blob_root, dag.hash))  # the hash covers all the document holds
+    digest = _DAG_BLOBS.get((blobs.root, dag.hash))  # the hash covers all the document holds
     if digest is None or not blobs.exists(digest):
         if len(_DAG_BLOBS) >= 1024:
             _DAG_BLOBS.clear()
-        digest = _DAG_BLOBS[blob_root, dag.hash] = blobs.put_bytes(dag.doc_json().encode()).digest
+        digest = _DAG_BLOBS[blobs.root, dag.hash] = blobs.put_bytes(dag.doc_json().encode()).digest
     return {"hash": dag.hash, "task_runs": len(dag.nodes), "blob": digest}
 
 
-_DAG_BLOBS: dict[tuple[str, str], str] = {}  # the digest of each DAG document stored, by hash
+_DAG_BLOBS: dict[tuple[Path, str], str] = {}  # the digest of each DAG document stored, by hash
 
 
-def dag_doc(record: dict[str, Any], blob_root: str) -> dict[str, Any]:
+def dag_doc(record: dict[str, Any], blobs: BlobStore) -> dict[str, Any]:
     """The DAG document a run's internals ``dag`` names (runs of older versions hold it
     inline); ``{}`` when the run has none."""
     if "blob" not in record:
         return record
     import json
 
-    from runyard.blobs import BlobStore
-
-    doc: dict[str, Any] = json.loads(BlobStore(blob_root).read_bytes(str(record["blob"])))
+    doc: dict[str, Any] = json.loads(blobs.read_bytes(str(record["blob"])))
     return doc
 
 
-def load_plan(record: dict[str, Any], blob_root: str) -> WorkflowPlan:
+def load_plan(record: dict[str, Any], blobs: BlobStore) -> WorkflowPlan:
     """The plan of a run, rebuilt from its ``plan_record`` (traced again when importable)."""
     if record.get("error"):
         raise WorkflowDefinitionError(str(record["error"]))
     if record.get("plan_blob"):
-        from runyard.blobs import BlobStore
-
-        plan = loads(BlobStore(blob_root).read_bytes(str(record["plan_blob"])))
+        plan = loads(blobs.read_bytes(str(record["plan_blob"])))
         assert isinstance(plan, WorkflowPlan)
         return plan
     module, _, qualname = str(record.get("workflow", "")).partition(":")
