@@ -14,6 +14,7 @@ host user can reach what the job left (``private_folder``).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -45,8 +46,21 @@ def _identity() -> list[str]:
     uid, gid = os.getuid(), os.getgid()
     inner_uid = SANDBOX_ID if uid == 0 else uid
     inner_gid = SANDBOX_ID if gid == 0 else gid
-    return ["--unshare-user", "--disable-userns", "--uid", str(inner_uid), "--gid",
-            str(inner_gid), "--cap-drop", "ALL"]
+    nested = ["--disable-userns"] if _bwrap_knows("--disable-userns") else []
+    return ["--unshare-user", *nested, "--uid", str(inner_uid), "--gid", str(inner_gid),
+            "--cap-drop", "ALL"]
+
+
+@functools.cache
+def _bwrap_knows(option: str) -> bool:
+    """Whether this bubblewrap has ``option`` (``--disable-userns`` came with 0.8)."""
+    import subprocess
+
+    try:
+        usage = subprocess.run(["bwrap", "--help"], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return option in usage
 
 
 def python_roots() -> list[str]:
