@@ -3,13 +3,9 @@ what a ``Run`` says when used in a state that does not allow the call."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 from runyard.core import liveness
 from runyard.errors import ConflictError, TrackingError
-from runyard.model import Run, Status, status_path
-from runyard.stores import RunStore
+from runyard.model import Run, Status
 
 MAX_REASON = 1000
 
@@ -26,22 +22,6 @@ def check_reconnectable(run: Run) -> None:
             f"run {run.name} ({run.id}) is {run.status.value} in process {owner.pid} "
             f"on {owner.host}; only a queued or lost run can be reconnected"
         )
-
-
-def settle(store: RunStore, run_id: str, final: Status, reason: str | None,
-            summary: dict[str, Any]) -> Run:
-    """Record the resource summary and move the run to ``final`` by legal steps."""
-    record = store.update_run(run_id, resources=summary, heartbeat=time.time())
-    path = status_path(record.status, final) or []
-    if record.status is not final and not path:
-        raise ConflictError(
-            f"run {record.name} ({run_id}) was made {record.status.value} meanwhile; "
-            f"it cannot become {final.value}"
-        )
-    for hop in path:
-        record = store.update_status(run_id, hop, reason if hop is final else None,
-                                     expect=record.status)
-    return record
 
 
 def outcome(error: BaseException) -> tuple[Status, str]:

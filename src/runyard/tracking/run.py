@@ -338,7 +338,7 @@ class Run:
             final, reason = Status.FAILED, lost
         summary = session.resources.summary() if session.resources else {}
         try:
-            self._record = lifecycle.settle(self.store, self.id, final, reason, summary)
+            self._record = session.lease.end(final, reason, resources=summary)
         except RunyardError as exc:
             if lost is None:
                 raise

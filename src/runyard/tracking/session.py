@@ -17,11 +17,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 
-from runyard.errors import ConflictError, RunyardError
-from runyard.model import Artifact, Event, Status
+from runyard.core.lease import Lease
+from runyard.errors import RunyardError
+from runyard.model import Artifact, Event
 from runyard.stores import RunStore
 from runyard.tracking.flusher import WIDTH, Flusher, MetricField
 from runyard.tracking.process import Closer, open_runs
@@ -51,6 +51,8 @@ class Session:
         self.events: deque[Event] = deque()
         self.files: deque[Artifact] = deque()
         self.flusher = Flusher(store, run_id)
+        self.lease = Lease(store, run_id, heartbeat_s=timing.heartbeat_interval,
+                           cancel_check_s=None)
         self.resources = resources
         self.low = max(timing.capacity // 2, 1)
         self.low_entries = self.low * WIDTH
@@ -179,16 +181,12 @@ class Session:
             queue += (name, float(value), None, now)
 
     def heartbeat(self) -> None:
-        """Record that the owner is alive (with the resource summary); a lost run that beats
-        again goes back to running."""
-        fields: dict[str, object] = {"heartbeat": time.time()}
-        if self.resources is not None:
-            fields["resources"] = self.resources.summary()
-        run = self.store.update_run(self.run_id, **fields)
-        if run.status is Status.LOST:
-            with suppress(ConflictError):  # someone else moved it first
-                self.store.update_status(self.run_id, Status.RUNNING,
-                                         "the owner's heartbeat resumed", expect=Status.LOST)
+        """Record that the owner is alive (with the resource summary), through the run's lease:
+        a lost run that beats again goes back to running."""
+        if self.resources is None:
+            self.lease.beat()
+        else:
+            self.lease.beat(resources=self.resources.summary())
 
     def _guarded(self, what: str, action: Callable[[], None]) -> None:
         try:
