@@ -48,7 +48,7 @@ class Supervisor:
         self.lock = threading.Lock()
         self.exited = threading.Event()
         self.beat = self.flushed = 0.0
-        self.meter = JobMeter(f"runyard-{run_id}")  # its control groups: made at start
+        self.meter = JobMeter(run_id)  # the jobs' control groups (see processes.meter)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:

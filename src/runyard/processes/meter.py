@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 CGROUP = Path("/sys/fs/cgroup")
+PREFIX = "runyard-"  # then the pid of the supervisor that made the group
 NS = 1e-9
 
 
@@ -29,8 +30,10 @@ class JobMeter:
     def __init__(self, name: str) -> None:
         self.folders: list[Path] = []
         self.kind = "rusage"
-        with contextlib.suppress(OSError, ValueError):
-            self.folders, self.kind = _make_groups(name)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            self.folders, self.kind = _make_groups(f"{PREFIX}{os.getpid()}-{name}")
+        for folder in self.folders:
+            sweep_left(folder.parent)
 
     @property
     def procs_files(self) -> list[str]:
@@ -52,6 +55,25 @@ class JobMeter:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         self.folders = []
+
+
+def sweep_left(parent: Path) -> None:
+    """Remove the empty groups of supervisors that died (``kill -9``) before removing them."""
+    for folder in parent.glob(f"{PREFIX}*-*"):
+        pid = folder.name[len(PREFIX):].partition("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):  # not empty, or gone meanwhile: left alone
+                folder.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def rusage_summary() -> dict[str, Any]:
