@@ -19,6 +19,7 @@ here once:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -80,26 +81,36 @@ class Lease:
     def cancel_requested(self) -> bool:
         return self.store.get_run(self.run_id).status is Status.CANCELING
 
-    def end(self, final: Status, reason: str | None = None, **fields: Any) -> Run:
+    def end(self, final: Status, reason: str | None = None, *,
+            internals: Mapping[str, Any] | None = None, **fields: Any) -> Run:
         """Move the run to ``final`` (``canceled`` if a cancel was asked for meanwhile) by
-        legal steps, writing ``fields`` first. A run someone else ended is returned as is."""
+        legal steps. ``fields`` (e.g. ``resources``) are written first; ``internals`` are
+        merged in the same write as the final status. A run someone else ended is returned
+        as it is."""
         if fields:
             record = self.store.update_run(self.run_id, heartbeat=time.time(), **fields)
+        elif final is not Status.CANCELED:
+            try:  # the usual case, in one write: a running run goes straight to its end
+                return self.store.update_status(self.run_id, final, reason,
+                                                expect=Status.RUNNING, internals=internals)
+            except ConflictError:
+                record = self.store.get_run(self.run_id)
         else:
             record = self.store.get_run(self.run_id)
         for _ in range(8):  # each lap follows a change someone else made meanwhile
             if record.status.is_final:
                 return record
-            target = final
+            target, why = final, reason
             if record.status is Status.CANCELING and final is not Status.CANCELED:
-                target, reason = Status.CANCELED, reason or "canceled by request"
+                target, why = Status.CANCELED, reason or "canceled by request"
             try:
-                return self._walk(record, target, reason)
+                return self._walk(record, target, why, internals)
             except ConflictError:
                 record = self.store.get_run(self.run_id)
         return record
 
-    def _walk(self, record: Run, target: Status, reason: str | None) -> Run:
+    def _walk(self, record: Run, target: Status, reason: str | None,
+              internals: Mapping[str, Any] | None) -> Run:
         path = status_path(record.status, target)
         if path is None:
             raise ConflictError(
@@ -107,8 +118,10 @@ class Lease:
                 f"it cannot become {target.value}"
             )
         for hop in path:
-            why = reason if hop is target else (
-                "the owner came back" if hop is Status.RUNNING else None)
+            if hop is target:
+                return self.store.update_status(self.run_id, hop, reason, expect=record.status,
+                                                internals=internals)
+            why = "the owner came back" if hop is Status.RUNNING else None
             record = self.store.update_status(self.run_id, hop, why, expect=record.status)
         return record
 

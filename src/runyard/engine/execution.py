@@ -14,7 +14,6 @@ runyard.engine.supervisor`` in its own session and hands it the run: the run bec
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard.core.context import context_of
+from runyard.core.lease import Lease
 from runyard.engine.config import RuntimeConfiguration
 from runyard.engine.driver import Driver
 from runyard.engine.recorder import HEARTBEAT_S, Recorder
@@ -71,16 +71,15 @@ class Execution:
         self.final: Run | None = None  # the run as this execution left it, once finished
         self.finished = threads.Latch()
         self.driver: Driver | None = None
+        self.lease = Lease(store, run.id, heartbeat_s=HEARTBEAT_S)
 
     def start(self, owned: bool = False) -> None:
         """Take the run to ``running`` owned by this process (unless it is: ``owned``), then
         execute it."""
-        from runyard.core.liveness import this_owner
-
         if not owned:
             if self.store.get_run(self.run.id).status is Status.CREATED:
                 self.store.update_status(self.run.id, Status.RUNNING, expect=Status.CREATED)
-            self.store.update_run(self.run.id, owner=this_owner(), heartbeat=time.time())
+            self.lease.take()
         runtime = self.config.make_runtime()
         try:
             runtime.start()
@@ -88,7 +87,7 @@ class Execution:
             self._end(Status.FAILED, f"runtime {self.config.name} did not start: {exc}")
             raise
         # The recorder's thread also finishes the run: the driver stops it once done.
-        recorder = Recorder(self.store, self.run.id, on_cancel=self.cancel,
+        recorder = Recorder(self.store, self.run.id, lease=self.lease, on_cancel=self.cancel,
                             then=lambda: self._finish(runtime, recorder))
         reuse = ReuseIndex.of_run(self.store, self.run.origin) if self.run.origin else None
         self.driver = Driver(self.plan.dag, runtime, recorder, self.blobs, reuse)
@@ -134,38 +133,19 @@ class Execution:
 
     def _end(self, status: Status, reason: str | None,
              summary: dict[str, Any] | None = None) -> None:
-        """Write the final status, with the run's ``summary`` merged into its internals in
-        the same write."""
+        """Write the final status through the run's lease, with the run's ``summary`` merged
+        into its internals in the same write (a summary that cannot be stored fails the run,
+        which still ends)."""
         try:
-            if status is not Status.CANCELED:
-                with contextlib.suppress(ConflictError):  # not running: looked at below
-                    self.final = self._write_end(status, reason, summary, Status.RUNNING)
-                    return
-            current = self.store.get_run(self.run.id)
-            if current.status is Status.CANCELING or (
-                current.status is Status.RUNNING and status is Status.CANCELED
-            ):
-                status, reason = Status.CANCELED, reason or "canceled"
-            if current.status is Status.LOST:
-                self.store.update_status(self.run.id, Status.RUNNING, "owner came back")
-            self.final = self._write_end(status, reason, summary)
-        except ConflictError:
-            pass  # already final: someone else ended it
-        finally:
-            self.finished.set()
-
-    def _write_end(self, status: Status, reason: str | None, summary: dict[str, Any] | None,
-                   expect: Status | None = None) -> Run:
-        try:
-            return self.store.update_status(self.run.id, status, reason, expect=expect,
-                                            internals=summary)
-        except ConflictError:
-            raise
-        except RunyardError as exc:  # the summary could not be stored: the run still ends
+            self.final = self.lease.end(status, reason, internals=summary)
+        except ConflictError:  # ended meanwhile, by someone else
+            self.final = self.store.get_run(self.run.id)
+        except RunyardError as exc:
             if summary is None:
                 raise
-            return self.store.update_status(self.run.id, Status.FAILED,
-                                            f"could not record the run: {exc}", expect=expect)
+            self.final = self.lease.end(Status.FAILED, f"could not record the run: {exc}")
+        finally:
+            self.finished.set()
 
 
 def launch_detached(store: RunStore, run: Run) -> int:

@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from runyard.core.lease import Lease
 from runyard.errors import RunyardError, StoreError
 from runyard.model import Artifact, Attempt, LogLine, Status, Step
 from runyard.runtimes import threads
@@ -28,7 +29,6 @@ from runyard.stores import RunStore
 
 FLUSH_INTERVAL_S = 0.05
 HOLD_S = 1.0  # long enough that calls queued on a busy cluster are written once, finished
-CANCEL_CHECK_S = 0.25
 HEARTBEAT_S = 5.0
 _RUNNING = Status.RUNNING
 _NOTHING: dict[str, Any] = {}  # no metadata added since the head (never written to)
@@ -97,14 +97,15 @@ class StepState:
 
 
 class Recorder:
-    def __init__(self, store: RunStore, run_id: str, *, heartbeat: float = HEARTBEAT_S,
+    def __init__(self, store: RunStore, run_id: str, *, lease: Lease | None = None,
                  on_cancel: Callable[[], None] | None = None,
                  then: Callable[[], None] | None = None) -> None:
-        """``then``: called on the recorder's thread once ``stop`` is asked for (it may call
-        ``close``): so the thread that writes the log also finishes the run, with no thread
-        of its own to start and hand over to."""
+        """``lease``: the run's, ticked by the recorder's thread (heartbeat, cancel requests,
+        answered by ``on_cancel``). ``then``: called on the recorder's thread once ``stop`` is
+        asked for (it may call ``close``): so the thread that writes the log also finishes the
+        run, with no thread of its own to start and hand over to."""
         self.store, self.run_id = store, run_id
-        self.heartbeat, self.on_cancel, self.then = heartbeat, on_cancel, then
+        self.lease, self.on_cancel, self.then = lease, on_cancel, then
         self._steps: deque[StepState | Step] = deque()
         # Queue a record to be written: a finished task run's ``Step``, or a ``StepState`` (as
         # it is when written). A deque's append: safe from any thread without a lock.
@@ -151,25 +152,20 @@ class Recorder:
 
     def _loop(self) -> None:
         self._ident = threading.get_ident()
-        now = time.monotonic()
-        beat_due, cancel_due = now + self.heartbeat, now + CANCEL_CHECK_S
+        lease = self.lease
         while not self._stop.is_set():
             self._wake.wait(FLUSH_INTERVAL_S)
             if self._stop.is_set():
                 break  # close() writes the rest
             self._flush()
-            now = time.monotonic()
-            if now >= beat_due:
-                beat_due = now + self.heartbeat
-                self._quietly(lambda: self.store.update_run(self.run_id, heartbeat=time.time()))
-            if self.on_cancel is not None and now >= cancel_due:
-                cancel_due = now + CANCEL_CHECK_S
-                self._quietly(self._check_cancel)
+            if lease is not None and time.monotonic() >= lease.next_due():
+                self._quietly(self._tick)
         if self.then is not None:
             self.then()
 
-    def _check_cancel(self) -> None:
-        if self.store.get_run(self.run_id).status is Status.CANCELING and self.on_cancel:
+    def _tick(self) -> None:
+        assert self.lease is not None
+        if self.lease.tick() and self.on_cancel is not None:
             self.on_cancel()
 
     def _take(self, final: bool
