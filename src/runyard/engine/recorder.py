@@ -108,7 +108,7 @@ class Recorder:
         self.lease, self.on_cancel, self.then = lease, on_cancel, then
         self._steps: deque[StepState | Step] = deque()
         # Queue a record to be written: a finished task run's ``Step``, or a ``StepState`` (as
-        # it is when written). A deque's append: safe from any thread without a lock.
+        # it is when written). A deque's append is thread-safe (documented), GIL or none.
         self.put_step: Callable[[StepState | Step], None] = self._steps.append
         # The task runs in flight, by name (the driver's, read here): each written once its
         # attempt is ``HOLD_S`` old (``_flying``), which attempt noted in ``_flown``.
@@ -200,7 +200,9 @@ class Recorder:
         if not self.in_flight:
             return []
         old, flown, docs = time.time() - HOLD_S, self._flown, []
-        for state in list(self.in_flight.values()):  # (one step under the GIL)
+        # ``dict.copy`` is one operation on the dict: atomic under the GIL, and under a
+        # free-threaded build's per-object lock, while the driver adds and removes entries
+        for state in self.in_flight.copy().values():
             flight = state.flight
             if flight is None or flight[1] > old or flown.get(state.name) == flight[0]:
                 continue
