@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runyard.blobs import BlobStore
+from runyard.blobs.digests import DIGEST
 from runyard.core.context import context_of
 from runyard.core.copyregistry import copy_codespecs
 from runyard.errors import BlobNotFound, ConflictError, NameTaken, RunExists, RunNotFound
-from runyard.model import Artifact, Run, Status, status_path
+from runyard.model import Artifact, Run, Status, Step, status_path
 from runyard.stores import RunStore, open_store
 from runyard.stores.base import UPDATABLE
 
@@ -177,11 +178,11 @@ class _Copier:
             except (RunExists, NameTaken) as exc:  # another copy made it first (a database
                 there = self._made_meanwhile(run, exc)  # may report either): update it
             else:
-                self._copy_content(run.id)
+                self._copy_content(run)
                 self.tally.copied += 1
                 return
         changed = self._update_fields(run, there)
-        changed = self._copy_content(run.id) or changed
+        changed = self._copy_content(run) or changed
         if changed:
             self.tally.updated += 1
         else:
@@ -194,12 +195,14 @@ class _Copier:
         except RunNotFound:
             raise refused from None
 
-    def _copy_content(self, run_id: str) -> bool:
-        changed = self._copy_steps(run_id)
-        changed = self._copy_tail(run_id, "metrics") or changed
-        changed = self._copy_tail(run_id, "events") or changed
-        changed = self._copy_tail(run_id, "logs") or changed
-        return self._copy_artifacts(run_id) or changed
+    def _copy_content(self, run: Run) -> bool:
+        steps = self.src.get_steps(run.id)
+        changed = self._copy_steps(run.id, steps)
+        changed = self._copy_tail(run.id, "metrics") or changed
+        changed = self._copy_tail(run.id, "events") or changed
+        changed = self._copy_tail(run.id, "logs") or changed
+        self._copy_referenced(run, steps)
+        return self._copy_artifacts(run.id) or changed
 
     # -- run fields ---------------------------------------------------------------------------
     def _update_fields(self, run: Run, there: Run) -> bool:
@@ -241,10 +244,10 @@ class _Copier:
         return there
 
     # -- steps and append-only streams ------------------------------------------------------
-    def _copy_steps(self, run_id: str) -> bool:
+    def _copy_steps(self, run_id: str, steps: list[Step]) -> bool:
         there = {s.name: s for s in self.dst.get_steps(run_id)}
         changed = False
-        for step in self.src.get_steps(run_id):
+        for step in steps:
             if there.get(step.name) != step:
                 self.dst.upsert_step(run_id, step)
                 changed = True
@@ -281,8 +284,21 @@ class _Copier:
                 changed = True
         return changed
 
+    def _copy_referenced(self, run: Run, steps: list[Step]) -> None:
+        """Blobs the run's internals or steps name without a catalog entry (a workflow's plan,
+        DAG document, results and task-run values kept as blobs), where the source has them:
+        a digest of a value kept inline names no blob and is passed over."""
+        docs = [run.internals, *(s.metadata for s in steps),
+                *(a.outputs for s in steps for a in s.attempts)]
+        for digest in sorted(_digests(docs)):
+            if self.same_blobs or not self.src_blobs.exists(digest):
+                continue
+            self._copy_blob_digest(digest)
+
     def _copy_blob(self, artifact: Artifact) -> None:
-        digest = artifact.hash
+        self._copy_blob_digest(artifact.hash)
+
+    def _copy_blob_digest(self, digest: str) -> None:
         if self.same_blobs or self.dst_blobs.exists(digest):
             return
         try:
@@ -292,6 +308,22 @@ class _Copier:
             self.tally.blobs_missing += 1
             return
         self.tally.blobs_copied += 1
+
+
+def _digests(docs: list[Any]) -> set[str]:
+    """Every string in ``docs`` (JSON-like, walked without recursion) that is a blob digest."""
+    found: set[str] = set()
+    stack = list(docs)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if len(item) >= 64 and DIGEST.match(item):
+                found.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return found
 
 
 def _read(store: RunStore, kind: str, run_id: str) -> list[Any]:
