@@ -84,9 +84,9 @@ class Replica:
         if executors.find_program(command[0], env, self.folder) is None:
             self.start_error = f"failed to start: command {command[0]!r} not found"
             return False
-        cmd = executors.argv(self.plan.executor, command, self.folder, cgroups)
+        cmd = executors.argv(self.plan.executor, command, self.folder)
         try:
-            self.proc = executors.start(cmd, env, self.folder)
+            self.proc = executors.start(cmd, env, self.folder, cgroups)
         except OSError as exc:
             self.start_error = f"failed to start: {exc.strerror or exc}"
             return False

@@ -188,6 +188,7 @@ def prepare(url: str) -> None:
     from runyard.processes import executors
 
     executors.prepare()
+    executors.prestart()  # its first job's warden: started while the run is being recorded
     this_owner()
     preload(url)
 

@@ -1,6 +1,7 @@
 """Where a job's command executes: ``local`` (a host process) or ``sandbox`` (bubblewrap).
 
-Every job starts under a warden (``warden.py``) in a new session and process group of its own:
+Every job starts under a warden (``warden.py``) in a new session and process group of its own
+(a supervisor starts one ahead of time, ``prestart``):
 the warden is its subreaper and watches its owner, so the job's whole tree, grandchildren that
 called ``setsid`` or double-forked included, ends with the owner, however the owner ends. In
 the sandbox the pid namespace adds its own guarantee (``sandbox.py``). Stopping a tree is
@@ -64,15 +65,13 @@ def which(program: str, path: str | None = None) -> str | None:
     return shutil.which(program, path=path)
 
 
-def argv(executor: str, command: Sequence[str], work: Path,
-         cgroups: Sequence[str] = ()) -> list[str]:
-    """The full command line: the warden, the sandbox's options if any, then ``command``.
-
-    ``cgroups``: ``cgroup.procs`` files the job joins before it starts (the meter's)."""
+def argv(executor: str, command: Sequence[str], work: Path) -> list[str]:
+    """The job's command line: the sandbox's options first, if it runs in the sandbox."""
+    if executor != "sandbox":
+        return list(command)
     from runyard.processes.sandbox import sandbox_prefix
 
-    inner = [*sandbox_prefix(work), *command] if executor == "sandbox" else list(command)
-    return [sys.executable, "-I", "-S", WARDEN, str(os.getpid()), *cgroups, "--", *inner]
+    return [*sandbox_prefix(work), *command]
 
 
 def prepare() -> None:
@@ -82,11 +81,50 @@ def prepare() -> None:
     from runyard.processes import sandbox  # noqa: F401
 
 
-def start(cmd: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    """Start a job (``argv``'s command line) in its own session; stdout and stderr are pipes."""
+_ready: list[tuple[int, subprocess.Popen[bytes]]] = []  # (owner pid, a warden waiting)
+
+
+def prestart() -> None:
+    """Start a warden now, waiting for its job: the next ``start`` in this process gives it
+    the job instead of waiting for a new interpreter (a supervisor does this while the command
+    line records its run)."""
+    if not _ready:
+        _ready.append((os.getpid(), _warden()))
+
+
+def start(cmd: Sequence[str], env: Mapping[str, str], cwd: Path,
+          cgroups: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` (``argv``'s) under a warden, in a session of its own; the warden's process
+    stands for the job (its exit status is the job's); stdout and stderr are pipes.
+
+    ``cgroups``: ``cgroup.procs`` files the job joins before it starts (the meter's)."""
+    from runyard.processes.warden import orders
+
+    proc = _waiting() or _warden()
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(orders(list(cmd), dict(env), str(cwd), list(cgroups)))
+        proc.stdin.close()
+    except OSError:  # the warden died before it had its job
+        proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def _waiting() -> subprocess.Popen[bytes] | None:
+    while _ready:
+        owner, proc = _ready.pop()
+        if owner == os.getpid() and proc.poll() is None:
+            return proc
+    return None
+
+
+def _warden() -> subprocess.Popen[bytes]:
     import subprocess
 
     return subprocess.Popen(
-        list(cmd), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
+        [sys.executable, "-I", "-S", WARDEN, str(os.getpid())], cwd="/",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
     )
