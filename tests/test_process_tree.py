@@ -168,7 +168,8 @@ def test_the_meter_measures_the_jobs_as_one_tree(tmp_path: Path) -> None:
     if os.geteuid() == 0 and os.access("/sys/fs/cgroup", os.W_OK | os.X_OK):
         assert used["meter"].startswith("cgroup-"), used
         assert used["peak_rss_bytes"] >= 200 << 20, used
-        assert not list(Path("/sys/fs/cgroup").glob(f"*/**/runyard-*-{run_id}")), \
+        supervisor = doc["owner"]["pid"]
+        assert not list(Path("/sys/fs/cgroup").glob(f"*/**/runyard-{supervisor}")), \
             "the run's control groups are removed"
     else:
         assert used["meter"] == "rusage", used

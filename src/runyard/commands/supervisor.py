@@ -48,7 +48,7 @@ class Supervisor:
         self.lock = threading.Lock()
         self.exited = threading.Event()
         self.beat = self.flushed = 0.0
-        self.meter = JobMeter(run_id)  # the jobs' control groups (see processes.meter)
+        self.meter = JobMeter.of_this_process()  # the jobs' control groups
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -188,7 +188,8 @@ def prepare(url: str) -> None:
     from runyard.processes import executors
 
     executors.prepare()
-    executors.prestart()  # its first job's warden: started while the run is being recorded
+    # its first job's warden, in the meter's control groups, while the run is being recorded
+    executors.prestart(JobMeter.of_this_process().procs_files)
     this_owner()
     preload(url)
 

@@ -84,12 +84,12 @@ def prepare() -> None:
 _ready: list[tuple[int, subprocess.Popen[bytes]]] = []  # (owner pid, a warden waiting)
 
 
-def prestart() -> None:
-    """Start a warden now, waiting for its job: the next ``start`` in this process gives it
-    the job instead of waiting for a new interpreter (a supervisor does this while the command
-    line records its run)."""
+def prestart(cgroups: Sequence[str] = ()) -> None:
+    """Start a warden now, waiting for its job, in ``cgroups`` (``cgroup.procs`` files) at
+    once: the next ``start`` in this process gives it the job instead of waiting for a new
+    interpreter (a supervisor does this while the command line records its run)."""
     if not _ready:
-        _ready.append((os.getpid(), _warden()))
+        _ready.append((os.getpid(), _warden(cgroups)))
 
 
 def start(cmd: Sequence[str], env: Mapping[str, str], cwd: Path,
@@ -120,11 +120,11 @@ def _waiting() -> subprocess.Popen[bytes] | None:
     return None
 
 
-def _warden() -> subprocess.Popen[bytes]:
+def _warden(cgroups: Sequence[str] = ()) -> subprocess.Popen[bytes]:
     import subprocess
 
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", WARDEN, str(os.getpid())], cwd="/",
+        [sys.executable, "-I", "-S", WARDEN, str(os.getpid()), *cgroups], cwd="/",
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,
     )

@@ -21,19 +21,31 @@ from typing import Any
 
 CGROUP = Path("/sys/fs/cgroup")
 PREFIX = "runyard-"  # then the pid of the supervisor that made the group
+_mine: dict[int, JobMeter] = {}  # by pid: a forked child has a meter of its own
 NS = 1e-9
 
 
 class JobMeter:
-    """The jobs of one run; ``procs_files`` go to each job's warden (see ``executors.argv``)."""
+    """The jobs of this process (a supervisor: one run); ``procs_files`` go to each job's
+    warden (``executors.start``). One per process: ``of_this_process``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self) -> None:
         self.folders: list[Path] = []
         self.kind = "rusage"
         with contextlib.suppress(OSError, ValueError, KeyError):
-            self.folders, self.kind = _make_groups(f"{PREFIX}{os.getpid()}-{name}")
+            self.folders, self.kind = _make_groups(f"{PREFIX}{os.getpid()}")
         for folder in self.folders:
             sweep_left(folder.parent)
+
+    @classmethod
+    def of_this_process(cls) -> JobMeter:
+        """This process's meter, made at the first call (a supervisor makes it, and its first
+        warden joins it, while the command line records the run: joining a v1 memory group
+        takes milliseconds)."""
+        meter = _mine.get(os.getpid())
+        if meter is None:
+            meter = _mine[os.getpid()] = cls()
+        return meter
 
     @property
     def procs_files(self) -> list[str]:
@@ -55,12 +67,13 @@ class JobMeter:
             with contextlib.suppress(OSError):
                 folder.rmdir()
         self.folders = []
+        _mine.pop(os.getpid(), None)
 
 
 def sweep_left(parent: Path) -> None:
     """Remove the empty groups of supervisors that died (``kill -9``) before removing them."""
-    for folder in parent.glob(f"{PREFIX}*-*"):
-        pid = folder.name[len(PREFIX):].partition("-")[0]
+    for folder in parent.glob(f"{PREFIX}*"):
+        pid = folder.name[len(PREFIX):]
         if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(OSError):  # not empty, or gone meanwhile: left alone
                 folder.rmdir()

@@ -10,8 +10,9 @@ then exits as the job did (the same exit code, or the same signal), so the super
 job's own status. It ignores SIGTERM, SIGINT and SIGHUP: a stop reaches the job through its
 process group and its tree (``kill_tree``), and the warden sweeps up after it.
 
-Run by path as ``python -I -S warden.py OWNER``: it imports only the standard library, nothing
-of runyard, and starts in about 10 ms (``contextlib`` is left out: 3 ms more). It reads its job
+Run by path as ``python -I -S warden.py OWNER [CGROUP_PROCS...]``: it imports only the standard
+library, nothing of runyard, and starts in about 10 ms (``contextlib`` is left out: 3 ms more).
+It joins the control groups it is given at once, then reads its job
 from standard input (``orders``: command, environment, folder, and the ``cgroup.procs`` files of
 the resource meter, which it joins before it forks the job, so everything the job starts is
 counted there). So it can be started before the job is known, while the command line is still
@@ -218,7 +219,7 @@ def orders(command: list[str], env: dict[str, str], cwd: str, cgroups: list[str]
 
 
 def main(argv: list[str]) -> None:
-    owner = int(argv[0])
+    owner, joined = int(argv[0]), argv[1:]
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -229,11 +230,12 @@ def main(argv: list[str]) -> None:
         owner_fd = watch_owner(owner)
     except ProcessLookupError:
         os._exit(137)
+    join_cgroups(joined)  # before the job is known: a supervisor's first warden
     job = read_orders()
     if job is None:
         os._exit(0)
     cgroups, env, command = job
-    join_cgroups(cgroups)
+    join_cgroups([path for path in cgroups if path not in joined])
     status = wait_job(start_job(command, env), owner, owner_fd, wake_read)
     if status is None or _reap_all():  # no child left: as a subreaper, no descendant either
         kill_descendants()
