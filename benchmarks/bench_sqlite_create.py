@@ -13,17 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runyard.model import Run, new_id, run_to_dict
+from runyard.model import RunRecord, new_id, run_to_dict
 from runyard.stores.sqlite import SqliteStore
 
 N = 10_000
 BUDGET_RUNS_PER_S = 2_000
 
 
-def make_runs(n: int) -> list[Run]:
+def make_runs(n: int) -> list[RunRecord]:
     started = time.time()
     return [
-        Run(
+        RunRecord(
             id=new_id(),
             name=f"run-{i}",
             folder=f"/project/{i % 10}",
@@ -39,7 +39,7 @@ def rate(seconds: float) -> str:
     return f"{N / seconds:>12,.0f} runs/s  ({seconds * 1000:8.1f} ms)"
 
 
-def baseline_list(runs: list[Run]) -> float:
+def baseline_list(runs: list[RunRecord]) -> float:
     start = time.perf_counter()
     out: list[dict[str, Any]] = []
     for run in runs:
@@ -47,7 +47,7 @@ def baseline_list(runs: list[Run]) -> float:
     return time.perf_counter() - start
 
 
-def baseline_jsonl(runs: list[Run], folder: Path) -> float:
+def baseline_jsonl(runs: list[RunRecord], folder: Path) -> float:
     start = time.perf_counter()
     with open(folder / "runs.jsonl", "w", encoding="utf-8") as out:
         for run in runs:
@@ -55,7 +55,7 @@ def baseline_jsonl(runs: list[Run], folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def measured(runs: list[Run], folder: Path) -> float:
+def measured(runs: list[RunRecord], folder: Path) -> float:
     store = SqliteStore(folder / "store" / "runyard.db")
     try:
         start = time.perf_counter()

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from runyard.model import Run, new_id, run_to_dict
+from runyard.model import RunRecord, new_id, run_to_dict
 from runyard.stores.base import RunFilter
 from runyard.stores.sqlite import SqliteStore
 from runyard.stores.sqlschema import INSERT_RUN, INSERT_TAG, run_row
@@ -30,18 +30,18 @@ BUDGET_MS = 20.0
 TAGS = {"every-10th": 10, "every-1000th": 1000, "every-run": 1}
 
 
-def make_runs(n: int) -> list[Run]:
+def make_runs(n: int) -> list[RunRecord]:
     start_ms = int(time.time() * 1000) - n
     runs = []
     for i in range(n):
         tags = {f"group-{i % 37}"} | {tag for tag, every in TAGS.items() if i % every == 0}
-        runs.append(Run(id=new_id(start_ms + i), name=f"run-{i}", folder=f"/p/{i % 10}",
+        runs.append(RunRecord(id=new_id(start_ms + i), name=f"run-{i}", folder=f"/p/{i % 10}",
                         tags=frozenset(tags), metadata={"i": i, "lr": 0.001 * (i % 7)},
                         created=(start_ms + i) / 1000))
     return runs
 
 
-def populate(store: SqliteStore, runs: list[Run]) -> None:
+def populate(store: SqliteStore, runs: list[RunRecord]) -> None:
     conn = sqlite3.connect(store.path, isolation_level=None)
     try:
         conn.execute("BEGIN IMMEDIATE")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from runyard.errors import RunNotFound, StoreError, ValidationError
-from runyard.model import Event, LogLine, Metric, Run, Status, Step, new_id
+from runyard.model import Event, LogLine, Metric, RunRecord, Status, Step, new_id
 from runyard.stores import RunFilter, RunStore, open_store
 
 KINDS = ["file", "chunked"]
@@ -36,10 +36,10 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def make_run(name: str | None = None, **fields: object) -> Run:
+def make_run(name: str | None = None, **fields: object) -> RunRecord:
     """A new run (not ``runyard.testing.make_run``: children skip importing hypothesis)."""
     run_id = new_id()
-    return Run(id=run_id, name=name or f"run-{run_id.lower()}", **fields)  # type: ignore[arg-type]
+    return RunRecord(id=run_id, name=name or f"run-{run_id.lower()}", **fields)  # type: ignore[arg-type]
 
 
 def url_of(kind: str, root: Path) -> str:
@@ -246,7 +246,7 @@ def test_a_wholly_torn_file_is_emptied_before_appending(tmp_path: Path) -> None:
 
 
 # -- the index file -----------------------------------------------------------------------------
-def made_runs(store: RunStore) -> list[Run]:
+def made_runs(store: RunStore) -> list[RunRecord]:
     runs = [store.create_run(make_run(tags=frozenset({f"t{i}"}))) for i in range(3)]
     store.update_status(runs[1].id, Status.RUNNING)
     return [store.get_run(r.id) for r in runs]
@@ -318,7 +318,7 @@ def test_run_ids_must_be_safe_file_names(kind: str, tmp_path: Path) -> None:
     store = open_store(url_of(kind, tmp_path / "store"))
     for bad in ("../escape", "a/b", ".hidden", "index", "", "x" * 200):
         with pytest.raises(ValidationError):
-            store.create_run(Run(id=bad, name="x"))
+            store.create_run(RunRecord(id=bad, name="x"))
         with pytest.raises(RunNotFound):
             store.get_run(bad)
     assert store.count_runs() == 0

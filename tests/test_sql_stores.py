@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runyard.errors import StoreError
-from runyard.model import Event, Kind, LogLine, Metric, Run, Status
+from runyard.model import Event, Kind, LogLine, Metric, RunRecord, Status
 from runyard.stores import RunStore, open_store
 from runyard.stores.base import MetricSummary, RunFilter
 from runyard.stores.memory import MemoryStore
@@ -51,14 +51,14 @@ def store(sql_url: str) -> Iterator[RunStore]:
 # that all of them start together.
 WORKER = """
 import sys
-from runyard.model import LogLine, Metric, Run, Step, new_id
+from runyard.model import LogLine, Metric, RunRecord, Step, new_id
 from runyard.stores import open_store
 
 mode, url, run_id, worker = sys.argv[1:5]
 sys.stdin.readline()
 store = open_store(url)
 if mode == "create":
-    store.create_run(Run(id=new_id(), name=f"run-{new_id().lower()}"))
+    store.create_run(RunRecord(id=new_id(), name=f"run-{new_id().lower()}"))
 elif mode == "update":
     for i in range(int(sys.argv[5])):
         key = f"w{worker}-{i}"
@@ -291,7 +291,7 @@ def test_missing_psycopg_names_the_extra() -> None:
 
 # -- listing, against the reference store ----------------------------------------------------------
 @st.composite
-def _filters(draw: st.DrawFn, runs: list[Run]) -> RunFilter:
+def _filters(draw: st.DrawFn, runs: list[RunRecord]) -> RunFilter:
     folders = sorted({r.folder for r in runs} | {"/", "/a", "/a/b"})
     tags = sorted({t for r in runs for t in r.tags} | {"absent"})
     return RunFilter(
@@ -308,7 +308,7 @@ def _filters(draw: st.DrawFn, runs: list[Run]) -> RunFilter:
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), runs=st.lists(run_strategy(), min_size=1, max_size=8))
 def test_listing_matches_the_reference_store(
-    store: RunStore, data: st.DataObject, runs: list[Run]
+    store: RunStore, data: st.DataObject, runs: list[RunRecord]
 ) -> None:
     reference = MemoryStore()
     try:
@@ -346,7 +346,7 @@ def test_open_store_shares_a_sqlite_store_while_its_file_is_the_same(tmp_path: P
     url = f"sqlite://{tmp_path}/db/runyard.db"
     first = open_store(url)
     assert open_store(url) is first
-    run = first.create_run(Run(id="01ARZ3NDEKTSV4RRFFQ69G5FAV", name="kept"))
+    run = first.create_run(RunRecord(id="01ARZ3NDEKTSV4RRFFQ69G5FAV", name="kept"))
     first.close()  # a closed store is not handed out again
     second = open_store(url)
     assert second is not first and second.get_run(run.id).name == "kept"

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from runyard.errors import ValidationError
-from runyard.model import Event, LogLine, Metric, Run, Status, new_id
+from runyard.model import Event, LogLine, Metric, RunRecord, Status, new_id
 from runyard.stores import open_store
 from runyard.tracking.spool import Spool
 
@@ -49,7 +49,7 @@ def assert_one_line_error(done: subprocess.CompletedProcess[str], *words: str) -
 
 def closed_run(store_url: str, name: str, values: int = 5) -> str:
     store = open_store(store_url)
-    run = store.create_run(Run(id=new_id(), name=name))
+    run = store.create_run(RunRecord(id=new_id(), name=name))
     store.append_metrics(run.id, [Metric("m", float(i), i, 1.0 + i) for i in range(values)])
     store.append_events(run.id, [Event(1.0, "hello")])
     store.update_status(run.id, Status.RUNNING)
@@ -135,7 +135,7 @@ def test_a_chunked_append_that_fails_half_way_is_not_written_twice(
 ) -> None:
     url = f"chunked://{tmp_path}/store"
     store = open_store(url)
-    run = store.create_run(Run(id=new_id(), name="r"))
+    run = store.create_run(RunRecord(id=new_id(), name="r"))
     getattr(store, f"append_{kind}")(run.id, {
         "metrics": [Metric("m", -1.0, None, 1.0)] * 10,
         "events": [Event(1.0, "before")] * 10,
@@ -152,13 +152,13 @@ def test_a_chunked_append_that_fails_half_way_is_not_written_twice(
 # -- a new SQLite store opened by several processes at once ----------------------------------
 OPENER = textwrap.dedent("""
     import sys
-    from runyard.model import Event, Run, new_id
+    from runyard.model import Event, RunRecord, new_id
     from runyard.stores import open_store
     print("ready", flush=True)
     sys.stdin.readline()
     for _ in range(10):  # each a new process's first open, as a command line's
         store = open_store(sys.argv[1])
-        run = store.create_run(Run(id=new_id(), name="run-" + new_id().lower()))
+        run = store.create_run(RunRecord(id=new_id(), name="run-" + new_id().lower()))
         store.append_events(run.id, [Event(1.0, "x" * 100)] * 2000)  # (checkpoints run)
         store.close()
 """)
@@ -302,7 +302,7 @@ def test_another_user_reads_a_file_store_a_killed_writer_left_to_repair(
 # -- PostgreSQL -------------------------------------------------------------------------------
 def test_postgres_keeps_nul_in_log_lines_and_events(pg_url: str) -> None:
     store = open_store(pg_url)
-    run = store.create_run(Run(id=new_id(), name="nul"))
+    run = store.create_run(RunRecord(id=new_id(), name="nul"))
     lines = [LogLine(1.0, "a\x00b", "stdout", "step"), LogLine(2.0, "\ufdd0marked"),
              LogLine(3.0, "plain", "stderr", "s\x00")]
     events = [Event(1.0, "boom\x00", "warn\x00ing"), Event(2.0, "\ufdd0"), Event(3.0, "ok")]
@@ -320,8 +320,8 @@ def test_postgres_keeps_nul_in_log_lines_and_events(pg_url: str) -> None:
 def test_postgres_refuses_nul_in_names_and_text_up_front_but_closes_runs(pg_url: str) -> None:
     store = open_store(pg_url)
     with pytest.raises(ValidationError):
-        store.create_run(Run(id=new_id(), name="bad\x00name"))
-    run = store.create_run(Run(id=new_id(), name="good"))
+        store.create_run(RunRecord(id=new_id(), name="bad\x00name"))
+    run = store.create_run(RunRecord(id=new_id(), name="good"))
     with pytest.raises(ValidationError, match="NUL"):
         store.update_run(run.id, description="a\x00b")
     assert store.get_run(run.id).description == run.description
@@ -367,7 +367,7 @@ def test_a_silent_postgres_server_is_a_clear_error(silent_server: int, tmp_path:
 # -- append_missing on every backend ----------------------------------------------------------
 def test_append_missing_writes_only_the_rows_a_run_lacks(store_url: str) -> None:
     store = open_store(store_url)
-    run = store.create_run(Run(id=new_id(), name="tail"))
+    run = store.create_run(RunRecord(id=new_id(), name="tail"))
     rows: dict[str, list[Any]] = {"metrics": [Metric("m", float(i), i, 1.0 + i) for i in range(8)],
             "events": [Event(1.0 + i, f"e{i}") for i in range(8)],
             "logs": [LogLine(1.0 + i, f"l{i}", "stdout", None) for i in range(8)]}

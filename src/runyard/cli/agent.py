@@ -43,7 +43,7 @@ ANSWER_S = 5.0  # how long the agent waits for a caller's request
 LOCK_WAIT_S = 5.0
 PRELOAD = (
     "runyard.cli.main", "runyard.cli.run_all", "runyard.cli.command_runs",
-    "runyard.cli.commands", "runyard.commands.execute", "runyard.commands.launch",
+    "runyard.cli.codespecs", "runyard.commands.execute", "runyard.commands.launch",
     "runyard.commands.runspec", "runyard.commands.supervisor", "runyard.commands.detach",
     "runyard.processes.owners", "runyard.commands.pipes", "runyard.commands.buffers",
     "runyard.stores.sqlite", "runyard.stores.filesystem", "runyard.stores.chunked",

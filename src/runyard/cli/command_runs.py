@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from runyard.cli import render
-from runyard.cli.commands import command_context
+from runyard.cli.codespecs import command_context
 from runyard.cli.params import Count
 from runyard.cli.state import store_option
 
 if TYPE_CHECKING:
     from runyard.commands.detach import Handle
     from runyard.commands.runspec import Flags
-    from runyard.model import LogLine, Run
+    from runyard.model import LogLine, RunRecord
 
 
 def spec_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,7 +68,7 @@ def preforked(ctx: click.Context) -> Handle:
     return handle
 
 
-def status_line(run: Run) -> None:
+def status_line(run: RunRecord) -> None:
     reason = f" ({run.status_reason})" if run.status_reason else ""
     render.info(f"run {run.id}: {run.status.value}{reason}")
 
@@ -111,11 +111,11 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def created_line(run: Run) -> None:
+def created_line(run: RunRecord) -> None:
     render.info(f"run {run.id} ({run.name}) created")
 
 
-def fail_unless_succeeded(run: Run) -> None:
+def fail_unless_succeeded(run: RunRecord) -> None:
     from runyard.errors import RunyardError
     from runyard.model import Status
 

@@ -13,7 +13,7 @@ from runyard.cli.state import open_ctx_store, store_option
 from runyard.core.runlog import DEFAULT_LIST_LIMIT, list_page, run_filter
 
 if TYPE_CHECKING:
-    from runyard.model import Run
+    from runyard.model import RunRecord
 
 
 @click.command("list")
@@ -86,7 +86,7 @@ def list_runs(
     )
 
 
-def run_row(run: Run) -> list[str]:
+def run_row(run: RunRecord) -> list[str]:
     took = None if run.started is None or run.ended is None else run.ended - run.started
     return [
         run.id,
@@ -182,7 +182,7 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
     render.info(f"deleted run {run.id} ({run.name})")
 
 
-def confirm_delete(run: Run) -> None:
+def confirm_delete(run: RunRecord) -> None:
     """Ask on the terminal; with no terminal to ask on, refuse rather than delete silently."""
     from runyard.errors import RunyardError
 

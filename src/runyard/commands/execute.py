@@ -19,7 +19,7 @@ from runyard.commands.buffers import copy_chunk, write_buffer
 from runyard.commands.context import Context
 from runyard.commands.runspec import RunSpec
 from runyard.errors import RunyardError, ValidationError
-from runyard.model import LogLine, Run
+from runyard.model import LogLine, RunRecord
 
 if TYPE_CHECKING:
     from runyard.commands.detach import Handle
@@ -32,13 +32,13 @@ LOG_POLL_S = 0.1
 class Streams:
     stdin_fd: int
     stdout_fd: int
-    on_created: Callable[[Run], None]
-    on_status: Callable[[Run], None]
+    on_created: Callable[[RunRecord], None]
+    on_status: Callable[[RunRecord], None]
     on_logs: Callable[[list[LogLine]], None] | None = None
     errors: list[str] = field(default_factory=list)
 
 
-def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = None) -> Run:
+def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = None) -> RunRecord:
     """Run ``spec`` with stdin and stdout as its buffers; the run as it ended."""
     inputs = _unbound(spec, spec.codespec.inputs, "input")
     outputs = _unbound(spec, spec.codespec.outputs, "output")
@@ -62,7 +62,7 @@ def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = N
     return run
 
 
-def _follow_or_cancel(ctx: Context, run_id: str, io: Streams, events: int | None) -> Run:
+def _follow_or_cancel(ctx: Context, run_id: str, io: Streams, events: int | None) -> RunRecord:
     """Follow the run to its end; Ctrl-C (``KeyboardInterrupt``) cancels it and follows it
     to ``canceled``, a second one stops following (the supervisor still ends the run)."""
     try:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from runyard.errors import ConflictError
-from runyard.model import LogLine, Run, Status
+from runyard.model import LogLine, RunRecord, Status
 
 if TYPE_CHECKING:
     from runyard.commands.registry import Buffer
@@ -29,7 +29,7 @@ LOG_POLL_S = 0.1
 NEVER_STARTED = "the supervisor exited before the job started"
 
 
-def refresh(store: RunStore, run: Run) -> Run:
+def refresh(store: RunStore, run: RunRecord) -> RunRecord:
     """``run`` with its owner's liveness applied (``lost``, or ``failed`` if never started)."""
     from runyard.core import liveness  # psutil: only once a liveness check is due
 
@@ -44,12 +44,12 @@ def refresh(store: RunStore, run: Run) -> Run:
     return run
 
 
-def ended(run: Run) -> bool:
+def ended(run: RunRecord) -> bool:
     """Nothing more will happen to this run: final, or lost (command runs never restart)."""
     return run.status.is_final or run.status is Status.LOST
 
 
-def statuses(store: RunStore, run_id: str, events: int | None = None) -> Iterator[Run]:
+def statuses(store: RunStore, run_id: str, events: int | None = None) -> Iterator[RunRecord]:
     """The run now, then each time its status (or reason) changes, until it has ended.
 
     ``events``: the event pipe of the run's supervisor, if this process forked it."""
@@ -83,8 +83,8 @@ def _event(events: int, timeout: float) -> bool:
     return True
 
 
-def wait(store: RunStore, run_id: str, on_change: Callable[[Run], None] | None = None,
-         events: int | None = None) -> Run:
+def wait(store: RunStore, run_id: str, on_change: Callable[[RunRecord], None] | None = None,
+         events: int | None = None) -> RunRecord:
     """Follow the run to its end, calling ``on_change`` for each status; the last run."""
     run = store.get_run(run_id)
     for run in statuses(store, run_id, events):

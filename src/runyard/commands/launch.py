@@ -19,7 +19,7 @@ from runyard.commands.registry import CREATED, INCOMPLETE, Registry
 from runyard.commands.runspec import RunSpec
 from runyard.core.runs import create_run
 from runyard.errors import ConflictError, RuntimeUnavailable
-from runyard.model import Event, Kind, Owner, Run, Status
+from runyard.model import Event, Kind, Owner, RunRecord, Status
 from runyard.processes import executors
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ HEARTBEAT_S = 2.0
 
 @dataclass(frozen=True)
 class Created:
-    run: Run
+    run: RunRecord
     buffers: dict[str, str]  # every parameter -> buffer id
     new: frozenset[str]  # the parameters whose buffers were created for this run
 
@@ -88,7 +88,7 @@ def _check_given(registry: Registry, spec: RunSpec) -> None:
             raise ConflictError(f"input buffer {buffer_id} is incomplete: {buffer.reason}")
 
 
-def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
+def _claim(ctx: Context, run: RunRecord, spec: RunSpec, buffers: dict[str, str],
            inputs: set[str] | frozenset[str], owner: Owner | None) -> None:
     try:
         for name in spec.codespec.outputs:
@@ -102,7 +102,7 @@ def _claim(ctx: Context, run: Run, spec: RunSpec, buffers: dict[str, str],
         raise
 
 
-def start(ctx: Context, run: Run, handle: Handle | None = None) -> None:
+def start(ctx: Context, run: RunRecord, handle: Handle | None = None) -> None:
     """Hand the run to its supervisor: ``handle`` (from ``detach.prefork``, made before
     any database was opened), else a supervisor in a new interpreter."""
     from runyard.commands.detach import spawn
@@ -120,7 +120,7 @@ def start(ctx: Context, run: Run, handle: Handle | None = None) -> None:
         raise
 
 
-def cancel(ctx: Context, ref: str) -> Run:
+def cancel(ctx: Context, ref: str) -> RunRecord:
     """Ask for a run's end; returns it as ``canceled`` (was pending) or ``canceling``."""
     from runyard.commands.follow import refresh
 

@@ -25,7 +25,7 @@ from runyard.blobs.digests import DIGEST
 from runyard.core.context import context_of
 from runyard.core.copyregistry import copy_codespecs
 from runyard.errors import BlobNotFound, ConflictError, NameTaken, RunExists, RunNotFound
-from runyard.model import Artifact, Run, Status, Step, status_path
+from runyard.model import Artifact, RunRecord, Status, Step, status_path
 from runyard.stores import RunStore, open_store
 from runyard.stores.base import UPDATABLE
 
@@ -101,7 +101,7 @@ def copy_run(
     return copier.tally.report()
 
 
-def _holders(dst: RunStore, run: Run) -> list[Run]:
+def _holders(dst: RunStore, run: RunRecord) -> list[RunRecord]:
     """The destination's run with ``run``'s id and the one with its name, where they exist."""
     found = []
     for lookup, key in ((dst.get_run, run.id), (dst.get_run_by_name, run.name)):
@@ -126,7 +126,7 @@ def copy_store_urls(src_url: str, dst_url: str, progress: Progress | None = None
 
 # -- conflicts ------------------------------------------------------------------------------
 def check_conflicts(
-    src: RunStore, dst: RunStore, runs: Sequence[Run], existing: dict[str, Run]
+    src: RunStore, dst: RunStore, runs: Sequence[RunRecord], existing: dict[str, RunRecord]
 ) -> None:
     """Raise one ``ConflictError`` listing every run the copy could not make equal."""
     names = {r.name: r.id for r in existing.values()}
@@ -151,7 +151,7 @@ def check_conflicts(
         )
 
 
-def _timed_path(run: Run, there: Run) -> list[Status]:
+def _timed_path(run: RunRecord, there: RunRecord) -> list[Status]:
     """The transitions to apply to ``there``; through ``running`` when that is how the source
     got its ``started`` time, so the copy gets it too."""
     direct = status_path(there.status, run.status) or []
@@ -171,7 +171,7 @@ class _Copier:
         self.same_blobs = _same_root(src_blobs, dst_blobs)
         self.tally = _Tally()
 
-    def copy_run(self, run: Run, there: Run | None) -> None:
+    def copy_run(self, run: RunRecord, there: RunRecord | None) -> None:
         if there is None:
             try:
                 self.dst.create_run(run)
@@ -188,14 +188,14 @@ class _Copier:
         else:
             self.tally.unchanged += 1
 
-    def _made_meanwhile(self, run: Run, refused: Exception) -> Run:
+    def _made_meanwhile(self, run: RunRecord, refused: Exception) -> RunRecord:
         """The run another copy created since the copy looked; else the refusal stands."""
         try:
             return self.dst.get_run(run.id)
         except RunNotFound:
             raise refused from None
 
-    def _copy_content(self, run: Run) -> bool:
+    def _copy_content(self, run: RunRecord) -> bool:
         steps = self.src.get_steps(run.id)
         changed = self._copy_steps(run.id, steps)
         changed = self._copy_tail(run.id, "metrics") or changed
@@ -205,7 +205,7 @@ class _Copier:
         return self._copy_artifacts(run.id) or changed
 
     # -- run fields ---------------------------------------------------------------------------
-    def _update_fields(self, run: Run, there: Run) -> bool:
+    def _update_fields(self, run: RunRecord, there: RunRecord) -> bool:
         before = there
         if there.name != run.name:
             there = self.dst.rename_run(run.id, run.name)
@@ -217,7 +217,7 @@ class _Copier:
         there = self._move_status(run, there)
         return there != before
 
-    def _merge(self, run: Run, there: Run) -> Run:
+    def _merge(self, run: RunRecord, there: RunRecord) -> RunRecord:
         if not run.tags <= there.tags:
             there = self.dst.add_tags(run.id, sorted(run.tags - there.tags))
         if _missing(run.metadata, there.metadata):
@@ -226,7 +226,7 @@ class _Copier:
             there = self.dst.set_parameters(run.id, run.parameters)
         return there
 
-    def _move_status(self, run: Run, there: Run) -> Run:
+    def _move_status(self, run: RunRecord, there: RunRecord) -> RunRecord:
         """Take the destination's status to the source's; when another copy moves it at the
         same time (``expect`` fails), go on from wherever it got to."""
         for _ in range(len(Status)):
@@ -236,7 +236,7 @@ class _Copier:
                 there = self.dst.get_run(run.id)
         return self._hops(run, there)
 
-    def _hops(self, run: Run, there: Run) -> Run:
+    def _hops(self, run: RunRecord, there: RunRecord) -> RunRecord:
         for hop in _timed_path(run, there):
             reason = run.status_reason if hop is run.status else None
             there = self.dst.update_status(run.id, hop, reason, expect=there.status,
@@ -284,7 +284,7 @@ class _Copier:
                 changed = True
         return changed
 
-    def _copy_referenced(self, run: Run, steps: list[Step]) -> None:
+    def _copy_referenced(self, run: RunRecord, steps: list[Step]) -> None:
         """Blobs the run's internals or steps name without a catalog entry (a workflow's plan,
         DAG document, results and task-run values kept as blobs), where the source has them:
         a digest of a value kept inline names no blob and is passed over."""
@@ -342,7 +342,7 @@ def _missing(wanted: dict[str, Any], have: dict[str, Any]) -> bool:
     return any(k not in have or have[k] != v for k, v in wanted.items())
 
 
-def _hop_time(run: Run, hop: Status) -> float | None:
+def _hop_time(run: RunRecord, hop: Status) -> float | None:
     """The time to record for a transition so the copy's timestamps equal the source's."""
     if hop.is_final:
         return run.ended

@@ -24,7 +24,7 @@ from contextlib import suppress
 from typing import Any
 
 from runyard.errors import ConflictError
-from runyard.model import Owner, Run, Status, status_path
+from runyard.model import Owner, RunRecord, Status, status_path
 from runyard.processes.owners import this_owner
 from runyard.stores import RunStore
 
@@ -44,7 +44,7 @@ class Lease:
         self._beat_due = _after(now, heartbeat_s)
         self._cancel_due = _after(now, cancel_check_s)
 
-    def take(self, **fields: Any) -> Run:
+    def take(self, **fields: Any) -> RunRecord:
         """Record this process as the run's owner, with a heartbeat (and ``fields``)."""
         self._beat_due = _after(time.monotonic(), self.heartbeat_s)
         return self.store.update_run(self.run_id, owner=self.owner, heartbeat=time.time(),
@@ -68,7 +68,7 @@ class Lease:
         """The monotonic time at which ``tick`` has something to do."""
         return min(self._beat_due, self._cancel_due)
 
-    def beat(self, **fields: Any) -> Run:
+    def beat(self, **fields: Any) -> RunRecord:
         """Write the heartbeat now; a ``lost`` run whose owner beats again runs again."""
         run = self.store.update_run(self.run_id, heartbeat=time.time(), **fields)
         if run.status is Status.LOST:
@@ -82,7 +82,7 @@ class Lease:
         return self.store.get_run(self.run_id).status is Status.CANCELING
 
     def end(self, final: Status, reason: str | None = None, *,
-            internals: Mapping[str, Any] | None = None, **fields: Any) -> Run:
+            internals: Mapping[str, Any] | None = None, **fields: Any) -> RunRecord:
         """Move the run to ``final`` (``canceled`` if a cancel was asked for meanwhile) by
         legal steps. ``fields`` (e.g. ``resources``) are written first; ``internals`` are
         merged in the same write as the final status. A run someone else ended is returned
@@ -109,8 +109,8 @@ class Lease:
                 record = self.store.get_run(self.run_id)
         return record
 
-    def _walk(self, record: Run, target: Status, reason: str | None,
-              internals: Mapping[str, Any] | None) -> Run:
+    def _walk(self, record: RunRecord, target: Status, reason: str | None,
+              internals: Mapping[str, Any] | None) -> RunRecord:
         path = status_path(record.status, target)
         if path is None:
             raise ConflictError(

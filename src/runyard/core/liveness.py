@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 
 from runyard.errors import ConflictError, StoreReadOnly
-from runyard.model import Owner, Run, Status
+from runyard.model import Owner, RunRecord, Status
 from runyard.processes.owners import host_name, this_owner
 from runyard.stores import RunFilter, RunStore
 
@@ -48,12 +48,12 @@ def owner_alive(owner: Owner) -> bool | None:
         return True  # it exists; we may not look closer
 
 
-def heartbeat_interval(run: Run) -> float | None:
+def heartbeat_interval(run: RunRecord) -> float | None:
     value = run.config.get("heartbeat_interval")
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-def lost_reason(run: Run, now: float | None = None) -> str | None:
+def lost_reason(run: RunRecord, now: float | None = None) -> str | None:
     """Why ``run`` is lost, or ``None`` while its owner may still be alive."""
     if run.status not in WATCHED or run.owner is None:
         return None
@@ -74,7 +74,7 @@ def lost_reason(run: Run, now: float | None = None) -> str | None:
     )
 
 
-def refresh(store: RunStore, run: Run, now: float | None = None) -> Run:
+def refresh(store: RunStore, run: RunRecord, now: float | None = None) -> RunRecord:
     """``run`` as it is now: marked ``lost`` in the store if its owner died."""
     reason = lost_reason(run, now)
     if reason is None:

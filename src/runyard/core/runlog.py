@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from runyard.errors import ValidationError
 
 if TYPE_CHECKING:
-    from runyard.model import Kind, Run, Step
+    from runyard.model import Kind, RunRecord, Step
     from runyard.stores import MetricSummary, RunFilter, RunStore
 
 SCHEMA = 1
@@ -40,7 +40,7 @@ _AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def run_log(store: RunStore, run: Run, *, events_tail: int = EVENTS_TAIL) -> dict[str, Any]:
+def run_log(store: RunStore, run: RunRecord, *, events_tail: int = EVENTS_TAIL) -> dict[str, Any]:
     """The whole run log of ``run`` as one JSON-ready document (see the module docstring)."""
     from runyard.model import artifact_to_dict, run_to_dict
 
@@ -154,7 +154,7 @@ def parse_kind(value: str) -> Kind:
 
 def list_page(
     store: RunStore, wanted: RunFilter, limit: int | None = DEFAULT_LIST_LIMIT
-) -> tuple[list[Run], int]:
+) -> tuple[list[RunRecord], int]:
     """The newest ``limit`` runs matching ``wanted`` (all for ``None``) and how many match."""
     runs = store.list_runs(wanted, newest_first=True, limit=limit)
     if limit is None or len(runs) < limit:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runyard.core.naming import with_unique_name
-from runyard.model import Kind, Run, Status, new_id
+from runyard.model import Kind, RunRecord, Status, new_id
 from runyard.stores import RunStore
 
 
@@ -23,7 +23,7 @@ def create_run(
     metadata: Mapping[str, Any] | None = None,
     parameters: Mapping[str, Any] | None = None,
     **fields: Any,
-) -> Run:
+) -> RunRecord:
     """Create a run (named ``adjective-noun`` unless ``name`` is given) and return it.
 
     A run created as ``running`` or ``pending`` takes that one checked step from ``created``
@@ -31,8 +31,8 @@ def create_run(
     """
     now = time.time()
 
-    def attempt(candidate: str) -> Run:
-        run = Run(
+    def attempt(candidate: str) -> RunRecord:
+        run = RunRecord(
             id=new_id(),
             name=candidate,
             folder=folder,

@@ -7,7 +7,7 @@ hash and the plan record; the results and task-run counts join them as the run e
 ``Execution`` runs it in this process: it moves the run to ``running`` owned by this process,
 starts the runtime, the recorder and the driver, and a finisher thread that writes the final
 status once the driver is done. ``launch_detached`` instead starts ``python -m
-runyard.engine.supervisor`` in its own session and hands it the run: the run becomes
+runyard.engine.detached`` in its own session and hands it the run: the run becomes
 ``running`` owned by the supervisor's pid at once, so if the supervisor dies the run is found
 ``lost`` by the next reader, never left ``running``.
 """
@@ -29,7 +29,7 @@ from runyard.engine.reuse import ReuseIndex
 from runyard.engine.values import Value
 from runyard.engine.workflow import WorkflowPlan, dag_record, plan_record
 from runyard.errors import ConflictError, RunyardError, WorkflowDefinitionError
-from runyard.model import Artifact, Kind, Run, Stage, Status
+from runyard.model import Artifact, Kind, RunRecord, Stage, Status
 from runyard.runtimes import threads
 from runyard.stores import RunStore
 
@@ -37,7 +37,7 @@ from runyard.stores import RunStore
 def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration, *,
                name: str | None = None, folder: str = "/", tags: tuple[str, ...] = (),
                origin: str | None = None, extra: dict[str, Any] | None = None,
-               running: bool = False) -> Run:
+               running: bool = False) -> RunRecord:
     """Write the run (``created``; or, with ``running``, already running owned by us)."""
     from runyard.core.identity import code_identity, environment
     from runyard.core.liveness import this_owner
@@ -63,12 +63,12 @@ def record_run(store: RunStore, plan: WorkflowPlan, config: RuntimeConfiguration
 class Execution:
     """One workflow run executing in this process."""
 
-    def __init__(self, store: RunStore, run: Run, plan: WorkflowPlan,
+    def __init__(self, store: RunStore, run: RunRecord, plan: WorkflowPlan,
                  config: RuntimeConfiguration) -> None:
         self.store, self.run, self.plan, self.config = store, run, plan, config
         self.blobs = context_of(store).blobs
         self.result: Value | None = None
-        self.final: Run | None = None  # the run as this execution left it, once finished
+        self.final: RunRecord | None = None  # the run as this execution left it, once finished
         self.finished = threads.Latch()
         self.driver: Driver | None = None
         self.lease = Lease(store, run.id, heartbeat_s=HEARTBEAT_S)
@@ -148,7 +148,7 @@ class Execution:
             self.finished.set()
 
 
-def launch_detached(store: RunStore, run: Run) -> int:
+def launch_detached(store: RunStore, run: RunRecord) -> int:
     """Start the supervisor of ``run`` and make it the run's owner; return its pid."""
     from runyard.processes.detach import python_argv, spawn_detached
     from runyard.processes.owners import owner_of
@@ -156,7 +156,7 @@ def launch_detached(store: RunStore, run: Run) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     log = context_of(store).blob_root.parent / "supervisors" / f"{run.id}.log"
-    argv = python_argv("runyard.engine.supervisor", store.url, run.id)
+    argv = python_argv("runyard.engine.detached", store.url, run.id)
     pid = spawn_detached(argv, log, env=env, cwd=Path.cwd())
     store.update_status(run.id, Status.RUNNING, expect=Status.CREATED)
     store.update_run(run.id, owner=owner_of(pid), heartbeat=time.time())

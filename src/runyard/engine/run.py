@@ -23,7 +23,7 @@ from runyard.errors import (
     WorkflowFailed,
     WorkflowNotFinished,
 )
-from runyard.model import Artifact, Kind, LogLine, Run, Status
+from runyard.model import Artifact, Kind, LogLine, RunRecord, Status
 from runyard.stores import RunStore, open_store
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class WorkflowRun:
         return cls(run.id, opened)
 
     @property
-    def run(self) -> Run:
+    def run(self) -> RunRecord:
         """The run record as it is now (lost if its owner died)."""
         from runyard.core.liveness import refresh
 

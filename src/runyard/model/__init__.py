@@ -17,7 +17,7 @@ from runyard.model.records import (
     LogLine,
     Metric,
     Owner,
-    Run,
+    RunRecord,
     Stage,
     Step,
 )
@@ -40,7 +40,7 @@ __all__ = [
     "LogLine",
     "Metric",
     "Owner",
-    "Run",
+    "RunRecord",
     "Stage",
     "Status",
     "Step",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from runyard.model.records import Artifact, Attempt, Kind, Owner, Run, Stage, Step
+from runyard.model.records import Artifact, Attempt, Kind, Owner, RunRecord, Stage, Step
 from runyard.model.status import Status
 
 
-def run_to_dict(run: Run) -> dict[str, Any]:
+def run_to_dict(run: RunRecord) -> dict[str, Any]:
     return {
         "id": run.id,
         "name": run.name,
@@ -50,14 +50,14 @@ def lift_internals(metadata: dict[str, Any], config: dict[str, Any]
     return kept, {k: v for k, v in config.items() if k != "plan"}, internals
 
 
-def run_from_dict(data: dict[str, Any]) -> Run:
+def run_from_dict(data: dict[str, Any]) -> RunRecord:
     owner = data.get("owner")
     metadata = dict(data.get("metadata") or {})
     config = dict(data.get("config") or {})
     internals = data.get("internals")
     if internals is None and data.get("kind") == "workflow":  # written by an older runyard
         metadata, config, internals = lift_internals(metadata, config)
-    return Run.of_fields({
+    return RunRecord.of_fields({
         "id": data["id"],
         "name": data["name"],
         "folder": data.get("folder", "/"),

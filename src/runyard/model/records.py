@@ -33,7 +33,7 @@ class Owner:
 
 
 @dataclass(frozen=True)
-class Run:
+class RunRecord:
     id: str
     name: str
     folder: str = "/"
@@ -59,7 +59,8 @@ class Run:
     # and merged by ``update_status(..., internals=...)``; ``merge_metadata`` never touches it.
     internals: dict[str, Any] = field(default_factory=dict)
 
-    def with_status(self, new: Status, reason: str | None = None, now: float | None = None) -> Run:
+    def with_status(self, new: Status, reason: str | None = None,
+                    now: float | None = None) -> RunRecord:
         """The run after a checked status transition, with its timestamps kept right."""
         check_transition(self.id, self.status, new)
         now = time.time() if now is None else now
@@ -70,17 +71,17 @@ class Run:
             changes["ended"] = now
         return self.replace(**changes)
 
-    def replace(self, **changes: Any) -> Run:
+    def replace(self, **changes: Any) -> RunRecord:
         """A copy with ``changes``, as ``dataclasses.replace`` makes it but without calling
         ``__init__`` again: a frozen dataclass sets each of a run's fields through
         ``object.__setattr__``, which made a copy cost more than reading a run's row."""
         if not changes.keys() <= RUN_FIELDS:
             unknown = sorted(changes.keys() - RUN_FIELDS)
-            raise TypeError(f"Run has no field {unknown[0]!r}")
-        return _built(Run, {**self.__dict__, **changes})
+            raise TypeError(f"RunRecord has no field {unknown[0]!r}")
+        return _built(RunRecord, {**self.__dict__, **changes})
 
     @classmethod
-    def of_fields(cls, fields: dict[str, Any]) -> Run:
+    def of_fields(cls, fields: dict[str, Any]) -> RunRecord:
         """The run with exactly these fields (every one given), made as ``replace`` makes
         one."""
         if fields.keys() != RUN_FIELDS:
@@ -88,13 +89,13 @@ class Run:
         return _built(cls, fields)
 
 
-def _built(cls: type[Run], fields: dict[str, Any]) -> Run:
+def _built(cls: type[RunRecord], fields: dict[str, Any]) -> RunRecord:
     run = object.__new__(cls)
     run.__dict__.update(fields)  # (a frozen dataclass only refuses ``setattr``)
     return run
 
 
-RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(Run))
+RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRecord))
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from runyard.model import (
     Kind,
     LogLine,
     Metric,
-    Run,
+    RunRecord,
     Status,
     Step,
     looks_like_id,
@@ -70,7 +70,7 @@ class RunFilter:
     created_since: float | None = None  # inclusive
     created_until: float | None = None  # exclusive
 
-    def matches(self, run: Run) -> bool:
+    def matches(self, run: RunRecord) -> bool:
         if self.status and run.status not in self.status:
             return False
         if self.tags and not self.tags <= run.tags:
@@ -110,10 +110,10 @@ class RunStore(RegistryStore, Protocol):
     url: str
 
     # runs
-    def create_run(self, run: Run) -> Run: ...  # NameTaken, RunExists
-    def get_run(self, run_id: str) -> Run: ...
-    def get_run_by_name(self, name: str) -> Run: ...
-    def find_run(self, ref: str) -> Run: ...  # an id or a name
+    def create_run(self, run: RunRecord) -> RunRecord: ...  # NameTaken, RunExists
+    def get_run(self, run_id: str) -> RunRecord: ...
+    def get_run_by_name(self, name: str) -> RunRecord: ...
+    def find_run(self, ref: str) -> RunRecord: ...  # an id or a name
     def list_runs(
         self,
         filter: RunFilter | None = None,
@@ -121,7 +121,7 @@ class RunStore(RegistryStore, Protocol):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Run]: ...
+    ) -> list[RunRecord]: ...
     def count_runs(self, filter: RunFilter | None = None) -> int: ...
     def update_status(
         self,
@@ -133,15 +133,15 @@ class RunStore(RegistryStore, Protocol):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
-    ) -> Run: ...  # IllegalTransition; ConflictError when ``expect`` is not the status;
+    ) -> RunRecord: ...  # IllegalTransition; ConflictError when ``expect`` is not the status;
     # ``metadata`` and ``internals`` are merged into the run's in the same write (a run's
     # closing summary)
-    def update_run(self, run_id: str, **fields: Any) -> Run: ...  # only UPDATABLE fields
-    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
-    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run: ...
-    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run: ...
-    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run: ...  # merges
-    def rename_run(self, run_id: str, new_name: str) -> Run: ...  # NameTaken
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord: ...  # only UPDATABLE fields
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord: ...
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord: ...
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> RunRecord: ...
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> RunRecord: ...  # merges
+    def rename_run(self, run_id: str, new_name: str) -> RunRecord: ...  # NameTaken
     def delete_run(self, run_id: str) -> None: ...
 
     # steps and attempts
@@ -190,10 +190,10 @@ class StoreHelpers(ABC):
     """Behaviour shared by every backend, written over the primitive methods."""
 
     @abstractmethod
-    def get_run(self, run_id: str) -> Run: ...
+    def get_run(self, run_id: str) -> RunRecord: ...
 
     @abstractmethod
-    def get_run_by_name(self, name: str) -> Run: ...
+    def get_run_by_name(self, name: str) -> RunRecord: ...
 
     @abstractmethod
     def upsert_step(self, run_id: str, step: Step) -> Step: ...
@@ -215,7 +215,7 @@ class StoreHelpers(ABC):
         for step in steps:
             self.upsert_step(run_id, step)
 
-    def find_run(self, ref: str) -> Run:
+    def find_run(self, ref: str) -> RunRecord:
         if looks_like_id(ref):
             try:
                 return self.get_run(ref)
@@ -257,7 +257,8 @@ def check_fields(fields: Mapping[str, Any]) -> None:
         )
 
 
-def page(runs: list[Run], newest_first: bool, limit: int | None, offset: int) -> list[Run]:
+def page(runs: list[RunRecord], newest_first: bool, limit: int | None,
+         offset: int) -> list[RunRecord]:
     """Order (by id, i.e. creation) and cut a list of runs, for backends that filter in Python."""
     ordered = sorted(runs, key=lambda r: r.id, reverse=newest_first)
     end = None if limit is None else offset + limit
@@ -288,7 +289,7 @@ def summarise(metrics: Iterable[Metric]) -> list[MetricSummary]:
     return [MetricSummary(n, *acc[n]) for n in sorted(acc)]
 
 
-def checked_new_run(run: Run) -> Run:
+def checked_new_run(run: RunRecord) -> RunRecord:
     """Validate what a new run brings (name, folder, tags, how deep its metadata and
     parameters nest) and normalise its folder."""
     from runyard.model import validate as check

@@ -35,7 +35,7 @@ from runyard.model import (
     Event,
     LogLine,
     Metric,
-    Run,
+    RunRecord,
     Step,
     artifact_from_dict,
     artifact_to_dict,
@@ -104,7 +104,7 @@ class ChunkedStore(FileStoreBase[RunDoc]):
     def _has_run(self, run_id: str) -> bool:
         return (self._folder(run_id) / RUN_LOG).is_file()
 
-    def _read_run(self, run_id: str) -> Run:
+    def _read_run(self, run_id: str) -> RunRecord:
         if not usable_id(run_id):
             raise RunNotFound(run_id)
         path = self._folder(run_id) / RUN_LOG
@@ -121,7 +121,7 @@ class ChunkedStore(FileStoreBase[RunDoc]):
     def _save_doc(self, doc: RunDoc) -> None:
         atomic_write_json(self._folder(doc.run.id) / RUN_LOG, run_to_dict(doc.run))
 
-    def _create_files(self, run: Run) -> None:
+    def _create_files(self, run: RunRecord) -> None:
         folder = self._folder(run.id)
         if folder.exists():  # left by a create that was killed before RunLog.json was written
             self._discard(folder)

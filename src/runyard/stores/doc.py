@@ -17,7 +17,7 @@ from runyard.model import (
     Event,
     LogLine,
     Metric,
-    Run,
+    RunRecord,
     Status,
     Step,
     artifact_from_dict,
@@ -33,7 +33,7 @@ from runyard.stores.base import check_fields
 
 @dataclass
 class RunDoc:
-    run: Run
+    run: RunRecord
     steps: dict[str, Step] = field(default_factory=dict)
     metrics: list[Metric] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
@@ -44,7 +44,7 @@ class RunDoc:
     def set_status(
         self, status: Status, reason: str | None, expect: Status | None, now: float | None,
         metadata: Mapping[str, Any] | None = None, internals: Mapping[str, Any] | None = None,
-    ) -> Run:
+    ) -> RunRecord:
         run = apply_status(self.run, status, reason, expect, now)
         if metadata:
             run = run.replace(metadata={**run.metadata, **metadata})
@@ -53,26 +53,26 @@ class RunDoc:
         self.run = run
         return self.run
 
-    def update(self, fields: Mapping[str, Any]) -> Run:
+    def update(self, fields: Mapping[str, Any]) -> RunRecord:
         check_fields(fields)
         if "folder" in fields:
             fields = {**fields, "folder": check.folder(fields["folder"])}
         self.run = self.run.replace(**fields)
         return self.run
 
-    def add_tags(self, tags: Iterable[str]) -> Run:
+    def add_tags(self, tags: Iterable[str]) -> RunRecord:
         self.run = self.run.replace(tags=self.run.tags | {check.tag(t) for t in tags})
         return self.run
 
-    def remove_tags(self, tags: Iterable[str]) -> Run:
+    def remove_tags(self, tags: Iterable[str]) -> RunRecord:
         self.run = self.run.replace(tags=self.run.tags - set(tags))
         return self.run
 
-    def merge_metadata(self, data: Mapping[str, Any]) -> Run:
+    def merge_metadata(self, data: Mapping[str, Any]) -> RunRecord:
         self.run = self.run.replace(metadata={**self.run.metadata, **data})
         return self.run
 
-    def set_parameters(self, params: Mapping[str, Any]) -> Run:
+    def set_parameters(self, params: Mapping[str, Any]) -> RunRecord:
         self.run = self.run.replace(parameters={**self.run.parameters, **params})
         return self.run
 
@@ -125,8 +125,8 @@ class RunDoc:
 
 
 def apply_status(
-    run: Run, status: Status, reason: str | None, expect: Status | None, now: float | None
-) -> Run:
+    run: RunRecord, status: Status, reason: str | None, expect: Status | None, now: float | None
+) -> RunRecord:
     """The checked transition shared by every backend (``expect`` is a compare-and-set)."""
     status = Status.parse(status)
     if expect is not None and run.status is not expect:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from runyard.errors import NameTaken, RunExists, RunNotFound, StoreError
-from runyard.model import Event, LogLine, Run, Status
+from runyard.model import Event, LogLine, RunRecord, Status
 from runyard.model import validate as check
 from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page, stream_kind
 from runyard.stores.doc import RunDoc, checked_metrics
@@ -65,7 +65,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     def _has_run(self, run_id: str) -> bool: ...
 
     @abstractmethod
-    def _read_run(self, run_id: str) -> Run:
+    def _read_run(self, run_id: str) -> RunRecord:
         """The stored run record; RunNotFound when it has no files."""
 
     @abstractmethod
@@ -76,7 +76,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     def _save_doc(self, doc: D) -> None: ...
 
     @abstractmethod
-    def _create_files(self, run: Run) -> None: ...
+    def _create_files(self, run: RunRecord) -> None: ...
 
     @abstractmethod
     def _delete_files(self, run_id: str) -> None: ...
@@ -86,7 +86,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         """Ids of every run with files (for rebuilding the index)."""
 
     # -- shared machinery -------------------------------------------------------------------
-    def _read_run_or_none(self, run_id: str) -> Run | None:
+    def _read_run_or_none(self, run_id: str) -> RunRecord | None:
         if not usable_id(run_id):
             return None
         try:
@@ -94,11 +94,11 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         except RunNotFound:
             return None
 
-    def _indexable_run(self, run_id: str) -> Run | None:
+    def _indexable_run(self, run_id: str) -> RunRecord | None:
         """The run for the index; a damaged run log is left out (``get_run`` reports it)."""
         return self._readable_run(run_id, "the index")
 
-    def _readable_run(self, run_id: str, left_out_of: str) -> Run | None:
+    def _readable_run(self, run_id: str, left_out_of: str) -> RunRecord | None:
         """The run, or None when it has no files or its run log is damaged: then a warning
         names the file, the other runs stay listable, ``get_run`` raises the error and
         ``delete_run`` (which reads nothing) still removes it."""
@@ -108,7 +108,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
             warnings.warn(f"run {run_id} is left out of {left_out_of}: {exc}", stacklevel=3)
             return None
 
-    def _scan_runs(self) -> Iterator[Run]:
+    def _scan_runs(self) -> Iterator[RunRecord]:
         for run_id in self._run_ids():
             run = self._indexable_run(run_id)
             if run is not None:
@@ -152,7 +152,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
             raise NameTaken(name)
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, run: Run) -> Run:
+    def create_run(self, run: RunRecord) -> RunRecord:
         run = checked_new_run(run)
         check_id(run.id)
         with file_lock(self._lock_path(run.id)), self._index.locked() as table:
@@ -165,13 +165,13 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
                 self._index.save(table)
         return run
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> RunRecord:
         run = self._read_run_or_none(run_id)
         if run is None:
             raise RunNotFound(run_id)
         return run
 
-    def get_run_by_name(self, name: str) -> Run:
+    def get_run_by_name(self, name: str) -> RunRecord:
         for run_id, entry in self._index.snapshot().items():
             if entry.name == name:
                 run = self._read_run_or_none(run_id)
@@ -186,7 +186,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Run]:
+    ) -> list[RunRecord]:
         wanted = filter or RunFilter()
         chosen = page(self._matching(wanted), newest_first, limit, offset)
         found = (self._readable_run(entry.id, "the list") for entry in chosen)
@@ -195,7 +195,7 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
     def count_runs(self, filter: RunFilter | None = None) -> int:
         return len(self._matching(filter or RunFilter()))
 
-    def _matching(self, wanted: RunFilter) -> list[Run]:
+    def _matching(self, wanted: RunFilter) -> list[RunRecord]:
         """Index entries that match, leaving out any whose run has no files."""
         entries = self._index.snapshot().values()
         return [e for e in entries if wanted.matches(e) and self._has_run(e.id)]
@@ -210,35 +210,35 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
-    ) -> Run:
+    ) -> RunRecord:
         extra = None if metadata is None else dict(metadata)
         kept = None if internals is None else dict(internals)
         return self._change(run_id, lambda d: d.set_status(status, reason, expect, now, extra,
                                                            kept))
 
-    def update_run(self, run_id: str, **fields: Any) -> Run:
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         return self._change(run_id, lambda d: d.update(fields))
 
-    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
         wanted = list(tags)
         return self._change(run_id, lambda d: d.add_tags(wanted))
 
-    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
         unwanted = list(tags)
         return self._change(run_id, lambda d: d.remove_tags(unwanted))
 
-    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run:
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> RunRecord:
         extra = dict(data)
         return self._change(run_id, lambda d: d.merge_metadata(extra))
 
-    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run:
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> RunRecord:
         extra = dict(params)
         return self._change(run_id, lambda d: d.set_parameters(extra))
 
-    def rename_run(self, run_id: str, new_name: str) -> Run:
+    def rename_run(self, run_id: str, new_name: str) -> RunRecord:
         check.run_name(new_name)
 
-        def rename(doc: D) -> Run:
+        def rename(doc: D) -> RunRecord:
             doc.run = doc.run.replace(name=new_name)
             return doc.run
 

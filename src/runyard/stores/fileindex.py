@@ -32,7 +32,7 @@ from typing import Any
 from filelock import FileLock
 
 from runyard.errors import StoreError, StoreReadOnly
-from runyard.model import Kind, Run, Status
+from runyard.model import Kind, RunRecord, Status
 from runyard.stores.files import (
     atomic_write_json,
     fsync_dir,
@@ -60,7 +60,7 @@ def file_lock(path: Path) -> Iterator[None]:
         lock.release()
 
 
-def summary(run: Run) -> dict[str, Any]:
+def summary(run: RunRecord) -> dict[str, Any]:
     """The index entry of a run."""
     return {
         "name": run.name,
@@ -72,9 +72,9 @@ def summary(run: Run) -> dict[str, Any]:
     }
 
 
-def summary_run(run_id: str, entry: Mapping[str, Any]) -> Run:
+def summary_run(run_id: str, entry: Mapping[str, Any]) -> RunRecord:
     """A run carrying only the indexed fields: enough for ``RunFilter.matches`` and paging."""
-    return Run(
+    return RunRecord(
         id=run_id,
         name=str(entry["name"]),
         folder=str(entry["folder"]),
@@ -85,7 +85,7 @@ def summary_run(run_id: str, entry: Mapping[str, Any]) -> Run:
     )
 
 
-def parse_index(data: Any) -> dict[str, Run] | None:
+def parse_index(data: Any) -> dict[str, RunRecord] | None:
     """The summaries in a loaded index file, or None when it is not a valid index."""
     if not isinstance(data, dict) or data.get("format") != INDEX_FORMAT:
         return None
@@ -101,13 +101,13 @@ def parse_index(data: Any) -> dict[str, Run] | None:
 class IndexTable:
     """The index loaded under its lock: look it up, change it, then ``RunIndex.save`` it."""
 
-    def __init__(self, runs: dict[str, Run]) -> None:
+    def __init__(self, runs: dict[str, RunRecord]) -> None:
         self.runs = runs
 
     def owners(self, name: str) -> list[str]:
         return [rid for rid, run in self.runs.items() if run.name == name]
 
-    def put(self, run: Run) -> None:
+    def put(self, run: RunRecord) -> None:
         self.runs[run.id] = summary_run(run.id, summary(run))
 
     def drop(self, run_id: str) -> None:
@@ -124,8 +124,8 @@ class RunIndex:
     def __init__(
         self,
         root: Path,
-        read_run: Callable[[str], Run | None],
-        scan: Callable[[], Iterable[Run]],
+        read_run: Callable[[str], RunRecord | None],
+        scan: Callable[[], Iterable[RunRecord]],
     ) -> None:
         self.path = root / "index.json"
         self.lock_path = root / "index.lock"
@@ -134,7 +134,7 @@ class RunIndex:
         self._scan = scan
 
     # -- reading ------------------------------------------------------------------------------
-    def snapshot(self) -> dict[str, Run]:
+    def snapshot(self) -> dict[str, RunRecord]:
         """Every summary, without the lock unless a repair or rebuild is due."""
         if not self._intents():
             runs = self._load()
@@ -149,7 +149,7 @@ class RunIndex:
                 self._reread(table, run_id)
             return table.runs
 
-    def _load(self) -> dict[str, Run] | None:
+    def _load(self) -> dict[str, RunRecord] | None:
         try:
             return parse_index(read_json(self.path))
         except (FileNotFoundError, StoreError):
@@ -192,7 +192,7 @@ class RunIndex:
         yield
         remove_file(marker)
 
-    def _rebuilt(self) -> dict[str, Run]:
+    def _rebuilt(self) -> dict[str, RunRecord]:
         runs = {run.id: run for run in self._scan()}
         return {rid: summary_run(rid, summary(run)) for rid, run in runs.items()}
 

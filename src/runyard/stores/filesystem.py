@@ -23,7 +23,7 @@ from runyard.model import (
     Event,
     LogLine,
     Metric,
-    Run,
+    RunRecord,
     Step,
     artifact_to_dict,
     run_to_dict,
@@ -122,7 +122,7 @@ class FileStore(FileStoreBase[LogDoc]):
     def _has_run(self, run_id: str) -> bool:
         return self._file(run_id).is_file()
 
-    def _read_run(self, run_id: str) -> Run:
+    def _read_run(self, run_id: str) -> RunRecord:
         return self._read(run_id).run
 
     def _load_doc(self, run_id: str) -> LogDoc:
@@ -132,7 +132,7 @@ class FileStore(FileStoreBase[LogDoc]):
     def _save_doc(self, doc: LogDoc) -> None:
         atomic_write_json(self._file(doc.run.id), doc.merged())
 
-    def _create_files(self, run: Run) -> None:
+    def _create_files(self, run: RunRecord) -> None:
         atomic_write_json(self._file(run.id), RunDoc(run).to_dict())
 
     def _delete_files(self, run_id: str) -> None:

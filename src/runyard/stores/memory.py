@@ -14,7 +14,7 @@ from runyard.model import (
     Event,
     LogLine,
     Metric,
-    Run,
+    RunRecord,
     Status,
     Step,
 )
@@ -47,7 +47,7 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
             raise RunNotFound(run_id) from None
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, run: Run) -> Run:
+    def create_run(self, run: RunRecord) -> RunRecord:
         run = checked_new_run(run)
         with self._lock:
             if run.id in self._docs:
@@ -58,11 +58,11 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
             self._names[run.name] = run.id
         return run
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> RunRecord:
         with self._lock:
             return copy.deepcopy(self._doc(run_id).run)
 
-    def get_run_by_name(self, name: str) -> Run:
+    def get_run_by_name(self, name: str) -> RunRecord:
         with self._lock:
             if name not in self._names:
                 raise RunNotFound(name)
@@ -75,7 +75,7 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Run]:
+    ) -> list[RunRecord]:
         wanted = filter or RunFilter()
         with self._lock:
             runs = [d.run for d in self._docs.values() if wanted.matches(d.run)]
@@ -106,33 +106,33 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
-    ) -> Run:
-        result: Run = self._edit(run_id, "set_status", status, reason, expect, now,
+    ) -> RunRecord:
+        result: RunRecord = self._edit(run_id, "set_status", status, reason, expect, now,
                                  None if metadata is None else dict(metadata),
                                  None if internals is None else dict(internals))
         return result
 
-    def update_run(self, run_id: str, **fields: Any) -> Run:
-        result: Run = self._edit(run_id, "update", fields)
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
+        result: RunRecord = self._edit(run_id, "update", fields)
         return result
 
-    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run:
-        result: Run = self._edit(run_id, "add_tags", list(tags))
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
+        result: RunRecord = self._edit(run_id, "add_tags", list(tags))
         return result
 
-    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run:
-        result: Run = self._edit(run_id, "remove_tags", list(tags))
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
+        result: RunRecord = self._edit(run_id, "remove_tags", list(tags))
         return result
 
-    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run:
-        result: Run = self._edit(run_id, "merge_metadata", dict(data))
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> RunRecord:
+        result: RunRecord = self._edit(run_id, "merge_metadata", dict(data))
         return result
 
-    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run:
-        result: Run = self._edit(run_id, "set_parameters", dict(params))
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> RunRecord:
+        result: RunRecord = self._edit(run_id, "set_parameters", dict(params))
         return result
 
-    def rename_run(self, run_id: str, new_name: str) -> Run:
+    def rename_run(self, run_id: str, new_name: str) -> RunRecord:
         check.run_name(new_name)
         with self._lock:
             doc = self._doc(run_id)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from runyard.errors import MissingDependencyError, StoreError, ValidationError
-from runyard.model import Event, LogLine, Run, Status
+from runyard.model import Event, LogLine, RunRecord, Status
 from runyard.stores.location import redact_url
 from runyard.stores.sql import SqlStore
 from runyard.stores.sqlschema import Dialect, Tx
@@ -164,7 +164,7 @@ class PostgresStore(SqlStore):
 
     # -- text PostgreSQL cannot hold as it is (see ``ESCAPED``) ---------------------------
     def update_status(self, run_id: str, status: Status, reason: str | None = None,
-                      **options: Any) -> Run:
+                      **options: Any) -> RunRecord:
         """A reason (which supervisors make from what a job did) keeps a NUL as U+FFFD, so
         no job can stop its run from being closed; other text with NUL is refused."""
         if reason is not None and "\x00" in reason:

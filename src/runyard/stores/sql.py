@@ -27,7 +27,7 @@ from runyard.model import (
     Event,
     LogLine,
     Metric,
-    Run,
+    RunRecord,
     Stage,
     Status,
     Step,
@@ -94,10 +94,10 @@ class SqlStore(SqlRegistry, StoreHelpers):
             ensure_schema(tx)
 
     # -- helpers ----------------------------------------------------------------------------
-    def _load(self, tx: Tx, run_id: str, lock: str = "") -> Run:
+    def _load(self, tx: Tx, run_id: str, lock: str = "") -> RunRecord:
         return self._load_row(tx, run_id, lock)[0]
 
-    def _load_row(self, tx: Tx, run_id: str, lock: str = "") -> tuple[Run, Row]:
+    def _load_row(self, tx: Tx, run_id: str, lock: str = "") -> tuple[RunRecord, Row]:
         """The run, and its row as read."""
         row = tx.one(f"{SELECT_RUN} WHERE r.id = ?{lock}", (run_id,))
         if row is None:
@@ -114,7 +114,7 @@ class SqlStore(SqlRegistry, StoreHelpers):
             raise RunNotFound(run_id)
         return int(row[0])
 
-    def _write(self, tx: Tx, old: Run, new: Run, row: Row | None = None) -> None:
+    def _write(self, tx: Tx, old: RunRecord, new: RunRecord, row: Row | None = None) -> None:
         """Write the columns that changed from ``old`` (read as ``row``, if given)."""
         sets, values = run_changes(old, new, self.dialect, row)
         if sets:
@@ -125,7 +125,7 @@ class SqlStore(SqlRegistry, StoreHelpers):
             tx.many(DELETE_TAG, [(t, new.id) for t in sorted(old.tags - new.tags)])
 
     @contextmanager
-    def _unique(self, run: Run) -> Iterator[None]:
+    def _unique(self, run: RunRecord) -> Iterator[None]:
         """Map a unique violation on ``runs`` (a concurrent writer won) to its conflict."""
         try:
             yield
@@ -173,7 +173,7 @@ class SqlStore(SqlRegistry, StoreHelpers):
             tx.append(table, flat)
 
     # -- runs -------------------------------------------------------------------------------
-    def create_run(self, run: Run) -> Run:
+    def create_run(self, run: RunRecord) -> RunRecord:
         run = checked_new_run(run)
         row = run_row(run, self.dialect)
         with self._transaction(True) as tx:
@@ -185,11 +185,11 @@ class SqlStore(SqlRegistry, StoreHelpers):
             tx.many(INSERT_TAG, [(t, run.id) for t in sorted(run.tags)])
         return run
 
-    def get_run(self, run_id: str) -> Run:
+    def get_run(self, run_id: str) -> RunRecord:
         with self._transaction(False) as tx:
             return self._load(tx, run_id)
 
-    def get_run_by_name(self, name: str) -> Run:
+    def get_run_by_name(self, name: str) -> RunRecord:
         with self._transaction(False) as tx:
             row = tx.one(f"{SELECT_RUN} WHERE r.name = ?", (name,))
         if row is None:
@@ -203,7 +203,7 @@ class SqlStore(SqlRegistry, StoreHelpers):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
-    ) -> list[Run]:
+    ) -> list[RunRecord]:
         q = filter_query(filter or RunFilter(), self.dialect)
         direction = "DESC" if newest_first else "ASC"
         cut = self.dialect.no_limit if limit is None else "?"
@@ -229,28 +229,28 @@ class SqlStore(SqlRegistry, StoreHelpers):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
-    ) -> Run:
+    ) -> RunRecord:
         return self._edit(run_id, lambda doc: doc.set_status(status, reason, expect, now,
                                                              metadata, internals))
 
-    def update_run(self, run_id: str, **fields: Any) -> Run:
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         return self._edit(run_id, lambda doc: doc.update(storable_fields(fields)))
 
-    def add_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
         tags = list(tags)
         return self._edit(run_id, lambda doc: doc.add_tags(tags))
 
-    def remove_tags(self, run_id: str, tags: Iterable[str]) -> Run:
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
         tags = list(tags)
         return self._edit(run_id, lambda doc: doc.remove_tags(tags))
 
-    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> Run:
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> RunRecord:
         return self._edit(run_id, lambda doc: doc.merge_metadata(dict(data)))
 
-    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> Run:
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> RunRecord:
         return self._edit(run_id, lambda doc: doc.set_parameters(dict(params)))
 
-    def rename_run(self, run_id: str, new_name: str) -> Run:
+    def rename_run(self, run_id: str, new_name: str) -> RunRecord:
         check.run_name(new_name)
         with self._transaction(True) as tx:
             old = self._load(tx, run_id, self.dialect.lock_edit)

@@ -142,8 +142,9 @@ class SqliteStore(SqlStore):
     def _read_only(self) -> bool:
         """Whether this user can only read the store: its file (or the folder, where SQLite
         keeps the write-ahead log beside it) exists but is not writable."""
-        folder_ok = os.access(self.path.parent, os.W_OK)
-        return self.path.exists() and not (folder_ok and os.access(self.path, os.W_OK))
+        if not self.path.exists():  # looked at first: once it exists, so does its folder
+            return False  # (the other way round, a store made meanwhile looked read-only)
+        return not (os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK))
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """A connection that only reads: ``mode=ro`` where the log's shared-memory file is

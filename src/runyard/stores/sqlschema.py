@@ -14,7 +14,7 @@ from itertools import chain
 from typing import Any
 
 from runyard.errors import StoreError, ValidationError
-from runyard.model import Kind, Owner, Run, Status, run_from_dict
+from runyard.model import Kind, Owner, RunRecord, Status, run_from_dict
 from runyard.model.codec import owner_from_dict, owner_to_dict
 from runyard.stores import sqlmetrics
 from runyard.stores.base import RunFilter
@@ -227,7 +227,7 @@ def _upsert_steps_sql(rows: int) -> str:
 
 
 # -- runs <-> rows -----------------------------------------------------------------------------
-def run_row(run: Run, dialect: Dialect) -> Row:
+def run_row(run: RunRecord, dialect: Dialect) -> Row:
     """The ``runs`` row of a run, in ``RUN_COLUMNS`` order."""
     owner = owner_to_dict(run.owner) if isinstance(run.owner, Owner) else run.owner
     documents = (sorted(run.tags), run.metadata, run.parameters, owner, run.code,
@@ -239,7 +239,7 @@ def run_row(run: Run, dialect: Dialect) -> Row:
     )
 
 
-def run_changes(old: Run, new: Run, dialect: Dialect, row: Row | None = None
+def run_changes(old: RunRecord, new: RunRecord, dialect: Dialect, row: Row | None = None
                 ) -> tuple[str, list[Any]]:
     """The ``SET`` list and values that turn ``old``'s row into ``new``'s: only the columns
     whose value was replaced (``Run.replace`` keeps what it does not change), so a status
@@ -290,7 +290,7 @@ def _metadata_text(old: dict[str, Any], new: dict[str, Any], dialect: Dialect,
     return stored[:-1] + "," + text[1:]
 
 
-def row_run(row: Row, dialect: Dialect) -> Run:
+def row_run(row: Row, dialect: Dialect) -> RunRecord:
     data = dict(zip(RUN_COLUMNS[:FIRST_JSON], row[:FIRST_JSON], strict=True))
     for column, value in zip(RUN_COLUMNS[FIRST_JSON:], row[FIRST_JSON:], strict=True):
         data[column] = dialect.load_json(value)

@@ -27,7 +27,7 @@ from runyard.model import (
     LogLine,
     Metric,
     Owner,
-    Run,
+    RunRecord,
     Stage,
     Status,
     Step,
@@ -419,7 +419,7 @@ class RunStoreContract(RegistryContract):
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])
     @given(run=run_strategy())
-    def test_round_trip_property(self, store: RunStore, run: Run) -> None:
+    def test_round_trip_property(self, store: RunStore, run: RunRecord) -> None:
         assert store.create_run(run) == run
         assert store.get_run(run.id) == run
         assert store.find_run(run.name) == run

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from runyard.model import Kind, Owner, Run, Status, new_id
+from runyard.model import Kind, Owner, RunRecord, Status, new_id
 
 _TEXT = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\x00"),
@@ -37,9 +37,9 @@ _TAG = st.text(
 
 
 @st.composite
-def runs(draw: st.DrawFn) -> Run:
+def runs(draw: st.DrawFn) -> RunRecord:
     uid = new_id()
-    return Run(
+    return RunRecord(
         id=uid,
         name=draw(_NAME) + "-" + uid[-8:].lower(),
         folder=draw(_FOLDER),

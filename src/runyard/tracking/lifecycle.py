@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from runyard.core import liveness
 from runyard.errors import ConflictError, TrackingError
-from runyard.model import Run, Status
+from runyard.model import RunRecord, Status
 
 MAX_REASON = 1000
 
 
-def check_reconnectable(run: Run) -> None:
+def check_reconnectable(run: RunRecord) -> None:
     if run.status.is_final:
         raise ConflictError(
             f"run {run.name} ({run.id}) has ended ({run.status.value}); a finished run is "
@@ -43,7 +43,7 @@ def redacted(url: str) -> str:
     return redact_url(url)
 
 
-def not_open(action: str, state: str, run: Run | None, pid: int) -> TrackingError:
+def not_open(action: str, state: str, run: RunRecord | None, pid: int) -> TrackingError:
     """Why a ``Run`` in ``state`` cannot do ``action`` (``pid``: the process that opened it)."""
     if state == "new":
         return TrackingError(f"cannot {action}: call run.init() or run.reconnect() first")

@@ -33,8 +33,7 @@ from runyard.core import liveness
 from runyard.core.identity import code_identity, environment
 from runyard.core.runs import create_run
 from runyard.errors import DataLost, RunyardError, TrackingError, ValidationError
-from runyard.model import Artifact, Event, Kind, Stage, Status
-from runyard.model import Run as RunRecord
+from runyard.model import Artifact, Event, Kind, RunRecord, Stage, Status
 from runyard.model import validate as check
 from runyard.model.validate import MAX_STEP
 from runyard.stores import RunStore

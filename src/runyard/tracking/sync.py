@@ -21,7 +21,7 @@ from runyard.core import liveness
 from runyard.core.context import context_of
 from runyard.core.copy import copy_run
 from runyard.errors import ConfigError, ConflictError
-from runyard.model import Run
+from runyard.model import RunRecord
 from runyard.stores import RunStore, open_store, resolve_url
 from runyard.stores.location import parse_url, redact_url
 from runyard.tracking.spool import Spool
@@ -119,7 +119,7 @@ def _sync_all(spool: Spool, src: RunStore, dst: RunStore,
     return report
 
 
-def _sync_one(spool: Spool, src: RunStore, dst: RunStore, dst_blobs: BlobStore, run: Run,
+def _sync_one(spool: Spool, src: RunStore, dst: RunStore, dst_blobs: BlobStore, run: RunRecord,
               report: SyncReport) -> None:
     run = liveness.refresh(src, run)  # an offline owner that died makes its run lost
     closed = run.status.is_final  # read before copying: all of a closed run is in the spool

@@ -1,4 +1,4 @@
-"""``python -m runyard.engine.supervisor STORE_URL RUN_ID``: execute one run, detached.
+"""``python -m runyard.engine.detached STORE_URL RUN_ID``: execute one run, detached.
 
 Started by ``launch_detached``. It opens the store, rebuilds the run's plan, takes ownership
 (its own pid, already recorded by the launcher) and executes the run with the run's runtime
