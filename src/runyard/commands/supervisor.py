@@ -23,6 +23,7 @@ from runyard.commands.codespec import format_seconds
 from runyard.commands.context import Context, open_context
 from runyard.commands.follow import writer_gone
 from runyard.commands.replicas import Plan, Replica
+from runyard.core.lease import Lease
 from runyard.errors import ConflictError
 from runyard.model import Attempt, LogLine, Status, Step
 from runyard.processes.detach import subreaper
@@ -47,7 +48,8 @@ class Supervisor:
         self.logs: list[LogLine] = []
         self.lock = threading.Lock()
         self.exited = threading.Event()
-        self.beat = self.flushed = 0.0
+        self.flushed = 0.0
+        self.lease = Lease(ctx.store, run_id, heartbeat_s=HEARTBEAT_S)
         self.meter = JobMeter.of_this_process()  # the jobs' control groups
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -60,12 +62,11 @@ class Supervisor:
             self.meter.close()
 
     def _take_ownership(self) -> bool:
-        owner = this_owner()
+        owner = self.lease.owner
         if self.owned != owner:
-            self.ctx.store.update_run(self.run_id, owner=owner, heartbeat=time.time())
+            self.lease.take()
             for name in self.plan.spec.outputs:
                 self.ctx.registry.set_owner(self.plan.buffers[name], owner)
-        self.beat = time.monotonic()  # the heartbeat was just written (or at creation)
         try:
             self.ctx.store.update_status(self.run_id, Status.RUNNING, expect=Status.PENDING)
         except ConflictError:  # canceled before it started
@@ -92,8 +93,7 @@ class Supervisor:
         while any(r.running for r in self.replicas):
             self.exited.wait(TICK_S)
             self.exited.clear()
-            self._tick()
-            if self._canceling():
+            if self._tick():
                 self._stop_all()
                 return "canceled by request", Status.CANCELED
             if deadline is not None and time.time() >= deadline:
@@ -104,17 +104,13 @@ class Supervisor:
                 break
         return self._outcome()
 
-    def _tick(self) -> None:
+    def _tick(self) -> bool:
+        """Write the logs now and then, and tick the lease; whether a cancel was asked for."""
         now = time.monotonic()
         if now - self.flushed >= 0.1:
             self.flush_logs()
             self.flushed = now
-        if now - self.beat >= HEARTBEAT_S:
-            self.ctx.store.update_run(self.run_id, heartbeat=time.time())
-            self.beat = now
-
-    def _canceling(self) -> bool:
-        return self.ctx.store.get_run(self.run_id).status is Status.CANCELING
+        return self.lease.tick(now)
 
     def _pump_failed(self) -> bool:
         return any(p.error for r in self.replicas for p in r.pumps)
@@ -153,11 +149,10 @@ class Supervisor:
             replica.cleanup()
         self.flush_logs()
         self._record_attempts(final)
-        self._record_resources()
         self._end_outputs(final is Status.SUCCEEDED, None if final is Status.SUCCEEDED
                           else f"its run ended {final.value}: {reason}")
         reap_orphans()
-        self.ctx.store.update_status(self.run_id, final, reason)
+        self.lease.end(final, reason, resources=self.meter.summary())
         self.notify()
 
     def _record_attempts(self, final: Status) -> None:
@@ -171,9 +166,6 @@ class Supervisor:
             self.ctx.store.upsert_attempt(self.run_id, replica.step, Attempt(
                 1, status, replica.started, replica.ended, message=why or "exit code 0",
                 outputs={"exit_code": code}))
-
-    def _record_resources(self) -> None:
-        self.ctx.store.update_run(self.run_id, resources=self.meter.summary())
 
     def _end_outputs(self, complete: bool, reason: str | None) -> None:
         for name in self.plan.spec.outputs:
