@@ -12,20 +12,20 @@ from runyard.cli.params import Count
 from runyard.cli.state import open_ctx_store, state, store_option
 
 if TYPE_CHECKING:
-    from runyard.commands.context import Context
     from runyard.commands.registry import Buffer, CodespecVersion
+    from runyard.core.context import StoreContext
 
 TAG_HELP = "A tag key=value (repeat for more)."
 
 
-def command_context(ctx: click.Context, with_store: bool = True) -> Context:
+def command_context(ctx: click.Context) -> StoreContext:
     """The registry, blob store (and run store) of this invocation's store URL."""
     from runyard.commands.context import open_context
     from runyard.stores import resolve_url
 
     url = resolve_url(state(ctx).store_url)
-    opened = open_context(url, store=open_ctx_store(ctx) if with_store else None)
-    ctx.find_root().call_on_close(opened.registry.close if with_store else opened.close)
+    opened = open_context(url, store=open_ctx_store(ctx))
+    ctx.find_root().call_on_close(opened.close)
     return opened
 
 
@@ -47,7 +47,7 @@ def codespec_create(ctx: click.Context, path: str, name: str | None) -> None:
     from runyard.commands.registry import add_codespec
 
     spec = from_mapping(load_yaml(path, "codespec file"), name)
-    version, new = add_codespec(command_context(ctx, with_store=False).registry, spec)
+    version, new = add_codespec(command_context(ctx).registry, spec)
     if new:
         render.info(f"registered codespec {version.name} version {version.version}")
     else:
@@ -64,7 +64,7 @@ def codespec_show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show a codespec: the latest version of NAME, or NAME/versions/N."""
     from runyard.commands.registry import find_codespec
 
-    found = find_codespec(command_context(ctx, with_store=False).registry, ref)
+    found = find_codespec(command_context(ctx).registry, ref)
     if as_json:
         render.emit_json(version_dict(found))
         return
@@ -84,7 +84,7 @@ def codespec_list(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List the latest version of every codespec, or every version of NAME."""
     from runyard.commands.registry import list_codespecs
 
-    found = list_codespecs(command_context(ctx, with_store=False).registry, name)
+    found = list_codespecs(command_context(ctx).registry, name)
     if as_json:
         render.emit_json([version_dict(v) for v in found])
         return
@@ -112,7 +112,7 @@ def buffer_create(ctx: click.Context, tags: tuple[str, ...]) -> None:
     """Create an empty buffer and print its id."""
     from runyard.commands.registry import parse_tags
 
-    click.echo(command_context(ctx, with_store=False).registry.create_buffer(
+    click.echo(command_context(ctx).registry.create_buffer(
         parse_tags(tags)).id)
 
 
@@ -124,7 +124,7 @@ def buffer_write(ctx: click.Context, buffer_id: str) -> None:
     """Write standard input into a new buffer (buffers are written once)."""
     from runyard.commands.buffers import write_buffer
 
-    opened = command_context(ctx, with_store=False)
+    opened = command_context(ctx)
     opened.registry.buffer(buffer_id)
     done = write_buffer(opened.registry, opened.blobs, buffer_id, sys.stdin.fileno())
     render.info(f"wrote {render.size(done.size)} to buffer {buffer_id}")
@@ -164,7 +164,7 @@ def incomplete_message(buffer: Buffer) -> str:
 @click.pass_context
 def buffer_show(ctx: click.Context, buffer_id: str, as_json: bool) -> None:
     """Show a buffer: state, size, tags, and the run that writes it."""
-    buffer = command_context(ctx, with_store=False).registry.buffer(buffer_id)
+    buffer = command_context(ctx).registry.buffer(buffer_id)
     if as_json:
         render.emit_json(buffer.to_dict())
         return
@@ -188,7 +188,7 @@ def buffer_list(ctx: click.Context, tags: tuple[str, ...], limit: int, as_json: 
     """List buffers, newest first."""
     from runyard.commands.registry import parse_tags
 
-    found = command_context(ctx, with_store=False).registry.buffers(parse_tags(tags))
+    found = command_context(ctx).registry.buffers(parse_tags(tags))
     if limit and len(found) > limit:
         render.warn(f"showing {limit} of {len(found)} buffers; use --limit")
         found = found[:limit]

@@ -133,36 +133,30 @@ class ChunkSink:
         return self._free.get()
 
     def _hasher(self) -> None:
-        try:
-            while (slot := self._hash.get()) is not None:
-                try:
-                    if self._error is None:
-                        data = memoryview(slot.buf)[:slot.n]
-                        slot.ref = hash_bytes(data, BLAKE3)
-                        self.blobs.put_hashed(data, slot.ref, aligned=True)
-                except BaseException as exc:  # handed to the producer on its next call
-                    self._error = exc
-                finally:
-                    slot.done.set()
-        finally:
-            self.registry.close()
+        while (slot := self._hash.get()) is not None:
+            try:
+                if self._error is None:
+                    data = memoryview(slot.buf)[:slot.n]
+                    slot.ref = hash_bytes(data, BLAKE3)
+                    self.blobs.put_hashed(data, slot.ref, aligned=True)
+            except BaseException as exc:  # handed to the producer on its next call
+                self._error = exc
+            finally:
+                slot.done.set()
 
     def _writer(self) -> None:
-        try:
-            while (slot := self._store.get()) is not None:
-                slot.done.wait()
-                try:
-                    ref = slot.ref
-                    if self._error is None and ref is not None:
-                        self.registry.add_chunk(self.buffer_id, Chunk(
-                            self.part, self.seq, ref.digest, ref.size))
-                        self.seq, self.size = self.seq + 1, self.size + ref.size
-                except BaseException as exc:
-                    self._error = exc
-                finally:
-                    self._free.put(slot.buf)
-        finally:
-            self.registry.close()
+        while (slot := self._store.get()) is not None:
+            slot.done.wait()
+            try:
+                ref = slot.ref
+                if self._error is None and ref is not None:
+                    self.registry.add_chunk(self.buffer_id, Chunk(
+                        self.part, self.seq, ref.digest, ref.size))
+                    self.seq, self.size = self.seq + 1, self.size + ref.size
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._free.put(slot.buf)
 
     def _stop(self) -> None:
         for _ in self._hashers:

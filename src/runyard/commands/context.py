@@ -15,7 +15,6 @@ from runyard.errors import ConfigError
 from runyard.stores import RunStore
 from runyard.stores.location import parse_url
 
-Context = StoreContext  # (the name command-run modules use for it)
 LEGACY_REGISTRY = "commands.db"  # where runyard kept codespecs before they moved into the store
 
 

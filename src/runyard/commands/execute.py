@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 from runyard.commands import follow, launch
 from runyard.commands.buffers import copy_chunk, write_buffer
-from runyard.commands.context import Context
 from runyard.commands.runspec import RunSpec
+from runyard.core.context import StoreContext
 from runyard.errors import RunyardError, ValidationError
 from runyard.model import LogLine, RunRecord
 
@@ -38,7 +38,8 @@ class Streams:
     errors: list[str] = field(default_factory=list)
 
 
-def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = None) -> RunRecord:
+def exec_run(ctx: StoreContext, spec: RunSpec, io: Streams,
+             handle: Handle | None = None) -> RunRecord:
     """Run ``spec`` with stdin and stdout as its buffers; the run as it ended."""
     inputs = _unbound(spec, spec.codespec.inputs, "input")
     outputs = _unbound(spec, spec.codespec.outputs, "output")
@@ -62,7 +63,7 @@ def exec_run(ctx: Context, spec: RunSpec, io: Streams, handle: Handle | None = N
     return run
 
 
-def _follow_or_cancel(ctx: Context, run_id: str, io: Streams, events: int | None) -> RunRecord:
+def _follow_or_cancel(ctx: StoreContext, run_id: str, io: Streams, events: int | None) -> RunRecord:
     """Follow the run to its end; Ctrl-C (``KeyboardInterrupt``) cancels it and follows it
     to ``canceled``, a second one stops following (the supervisor still ends the run)."""
     try:
@@ -89,16 +90,14 @@ def _thread(target: Callable[..., None], *args: object) -> threading.Thread:
     return worker
 
 
-def _feed(ctx: Context, buffer_id: str, io: Streams) -> None:
+def _feed(ctx: StoreContext, buffer_id: str, io: Streams) -> None:
     try:
         write_buffer(ctx.registry, ctx.blobs, buffer_id, io.stdin_fd, claim=False)
     except Exception as exc:
         io.errors.append(f"reading stdin failed: {exc}")
-    finally:
-        ctx.registry.close()
 
 
-def _drain(ctx: Context, buffer_id: str, io: Streams) -> None:
+def _drain(ctx: StoreContext, buffer_id: str, io: Streams) -> None:
     from runyard.commands.buffers import follow as follow_buffer
     from runyard.stores import RunStore, open_store
 
@@ -115,12 +114,11 @@ def _drain(ctx: Context, buffer_id: str, io: Streams) -> None:
     except BrokenPipeError:
         io.errors.append("stdout was closed; the rest of the output was not written")
     finally:
-        ctx.registry.close()
         for store in opened:
             store.close()
 
 
-def _logs(ctx: Context, run_id: str, io: Streams, stop: threading.Event) -> None:
+def _logs(ctx: StoreContext, run_id: str, io: Streams, stop: threading.Event) -> None:
     from runyard.stores import open_store
 
     assert io.on_logs is not None

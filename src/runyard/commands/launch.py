@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from runyard.commands.context import Context
 from runyard.commands.registry import CREATED, INCOMPLETE, Registry
 from runyard.commands.runspec import RunSpec
+from runyard.core.context import StoreContext
 from runyard.core.runs import create_run
 from runyard.errors import ConflictError, RuntimeUnavailable
 from runyard.model import Event, Kind, Owner, RunRecord, Status
@@ -35,7 +35,7 @@ class Created:
     new: frozenset[str]  # the parameters whose buffers were created for this run
 
 
-def create(ctx: Context, spec: RunSpec, claim_inputs: frozenset[str] = frozenset(),
+def create(ctx: StoreContext, spec: RunSpec, claim_inputs: frozenset[str] = frozenset(),
            owner: Owner | None = None) -> Created:
     """Record a pending command run; ``claim_inputs``: new input buffers this process writes.
 
@@ -88,7 +88,7 @@ def _check_given(registry: Registry, spec: RunSpec) -> None:
             raise ConflictError(f"input buffer {buffer_id} is incomplete: {buffer.reason}")
 
 
-def _claim(ctx: Context, run: RunRecord, spec: RunSpec, buffers: dict[str, str],
+def _claim(ctx: StoreContext, run: RunRecord, spec: RunSpec, buffers: dict[str, str],
            inputs: set[str] | frozenset[str], owner: Owner | None) -> None:
     try:
         for name in spec.codespec.outputs:
@@ -102,7 +102,7 @@ def _claim(ctx: Context, run: RunRecord, spec: RunSpec, buffers: dict[str, str],
         raise
 
 
-def start(ctx: Context, run: RunRecord, handle: Handle | None = None) -> None:
+def start(ctx: StoreContext, run: RunRecord, handle: Handle | None = None) -> None:
     """Hand the run to its supervisor: ``handle`` (from ``detach.prefork``, made before
     any database was opened), else a supervisor in a new interpreter."""
     from runyard.commands.detach import spawn
@@ -120,7 +120,7 @@ def start(ctx: Context, run: RunRecord, handle: Handle | None = None) -> None:
         raise
 
 
-def cancel(ctx: Context, ref: str) -> RunRecord:
+def cancel(ctx: StoreContext, ref: str) -> RunRecord:
     """Ask for a run's end; returns it as ``canceled`` (was pending) or ``canceling``."""
     from runyard.commands.follow import refresh
 

@@ -166,7 +166,6 @@ class InputPump(Pump):
             self.release.wait()
         finally:
             os.close(fd)
-        self.registry.close()
 
     def _copy(self, fd: int) -> None:
         for chunk in follow(self.registry, self.buffer_id, self.gone, self.job_ended.is_set):
@@ -203,7 +202,6 @@ class OutputPump(Pump):
             self.size = sink.close()
         except Exception as exc:
             self.error = f"storing output buffer {self.buffer_id} failed: {exc}"
-        self.registry.close()
 
 
 class LogReader(threading.Thread):

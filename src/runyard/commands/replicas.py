@@ -13,8 +13,8 @@ from typing import Any
 
 from runyard.commands.buffers import WriterGone
 from runyard.commands.codespec import Codespec
-from runyard.commands.context import Context
 from runyard.commands.pipes import InputPump, LogReader, OutputPump, Pump, make_fifo
+from runyard.core.context import StoreContext
 from runyard.model import LogLine
 from runyard.processes import executors
 from runyard.processes.sandbox import private_folder
@@ -58,7 +58,7 @@ class Replica:
     def step(self) -> str:
         return f"replica-{self.index}"
 
-    def prepare(self, ctx: Context, gone: WriterGone) -> dict[str, str]:
+    def prepare(self, ctx: StoreContext, gone: WriterGone) -> dict[str, str]:
         """Make the folder and a named pipe per buffer; the job's environment."""
         private_folder(self.folder)  # the run's folder too: see processes.sandbox
         env = {**os.environ, **self.plan.spec.env,

@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable
 
 from runyard.commands.codespec import format_seconds
-from runyard.commands.context import Context, open_context
+from runyard.commands.context import open_context
 from runyard.commands.follow import writer_gone
 from runyard.commands.replicas import Plan, Replica
+from runyard.core.context import StoreContext
 from runyard.core.lease import Lease
 from runyard.errors import ConflictError
 from runyard.model import Attempt, LogLine, Status, Step
@@ -36,7 +37,7 @@ TICK_S = 0.05
 
 
 class Supervisor:
-    def __init__(self, ctx: Context, run_id: str,
+    def __init__(self, ctx: StoreContext, run_id: str,
                  notify: Callable[[], None] | None = None) -> None:
         self.ctx, self.run_id = ctx, run_id
         self.notify = notify or (lambda: None)
@@ -209,7 +210,7 @@ def supervise(url: str, run_id: str, notify: Callable[[], None] | None = None,
         ctx.close()
 
 
-def _fail(ctx: Context, run_id: str, reason: str) -> None:
+def _fail(ctx: StoreContext, run_id: str, reason: str) -> None:
     with contextlib.suppress(Exception):
         run = ctx.store.get_run(run_id)
         if not run.status.is_final:

@@ -15,8 +15,10 @@ a ConfigError that says so, never falling back on the working directory.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
+from contextlib import suppress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -106,10 +108,21 @@ def open_context(url: str | None = None, blobs: Path | str | None = None, *,
         _forget_after_fork()
         found = _opened.get(key)
         if found is None:
+            if not _opened:
+                atexit.register(close_all)
             found = _opened[key] = StoreContext(resolved, blobs, store)
         elif store is not None:
             found.__dict__.setdefault("store", store)
     return found
+
+
+def close_all() -> None:
+    """Close the run stores of this process's contexts (at exit; they reopen if used)."""
+    with _lock:
+        opened = list(_opened.values()) if _pid == os.getpid() else []
+    for context in opened:
+        with suppress(Exception):  # at exit there is no one left to raise to
+            context.close()
 
 
 def context_of(store: RunStore) -> StoreContext:

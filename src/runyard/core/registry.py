@@ -77,7 +77,3 @@ class Registry:
     def finish(self, buffer_id: str, complete: bool, reason: str | None = None) -> bool:
         """End the writing of a buffer; False if it had ended already."""
         return self.store.finish_buffer(buffer_id, complete, reason)
-
-    def close(self) -> None:
-        """Nothing to release: the run store owns the connections (the registry used to keep
-        a SQLite connection per thread, which threads closed when they ended)."""
