@@ -245,6 +245,10 @@ def _command_line(argv: list[str]) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
+        # What the command registered to run at exit (closing stores, ending open runs) runs
+        # now, before its exit code is reported: the copy then leaves with ``os._exit``, so
+        # nothing can keep it alive after its caller has gone. ``atexit`` has no public call
+        # for "run them now"; this private one is a matter of order, not of speed.
         atexit._run_exitfuncs()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
