@@ -138,15 +138,27 @@ def test_remote_urls_lose_their_credentials(url: str, clean: str) -> None:
     assert identity.without_credentials(url) == clean
 
 
-def test_the_environment_lists_installed_packages_as_their_metadata_does() -> None:
-    from importlib.metadata import distributions
+PACKAGES = """
+import json
+from importlib.metadata import distributions
+from runyard.core import identity
+expected = {}
+for dist in distributions():
+    if dist.metadata["Name"]:
+        expected.setdefault(identity._normalised(dist.metadata["Name"]), dist.version)
+print(json.dumps([identity.environment()["packages"], dict(sorted(expected.items()))]))
+"""
 
-    expected: dict[str, str] = {}
-    for dist in distributions():
-        if dist.metadata["Name"]:
-            expected.setdefault(identity._normalised(dist.metadata["Name"]), dist.version)
-    packages = identity.environment()["packages"]
-    assert packages == dict(sorted(expected.items()))
+
+def test_the_environment_lists_installed_packages_as_their_metadata_does() -> None:
+    # in a process of its own: the list is made once per process, and a module imported since
+    # (Ray puts its own third-party folder on sys.path) would change what is found
+    import json
+
+    done = subprocess.run([sys.executable, "-c", PACKAGES], capture_output=True, text=True,
+                          check=True, timeout=120)
+    packages, expected = json.loads(done.stdout)
+    assert packages == expected
     assert "click" in packages and "runyard" in packages
     assert identity._normalised("Typing_Extensions") == "typing-extensions"
 
