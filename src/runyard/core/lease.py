@@ -87,15 +87,18 @@ class Lease:
         legal steps. ``fields`` (e.g. ``resources``) are written first; ``internals`` are
         merged in the same write as the final status. A run someone else ended is returned
         as it is."""
-        if fields:
-            record = self.store.update_run(self.run_id, heartbeat=time.time(), **fields)
-        elif final is not Status.CANCELED:
-            try:  # the usual case, in one write: a running run goes straight to its end
+        closing = {"heartbeat": time.time(), **fields} if fields else None
+        record = None
+        if final is not Status.CANCELED:
+            try:  # the usual case, in one write (fields too): a running run goes to its end
                 return self.store.update_status(self.run_id, final, reason,
-                                                expect=Status.RUNNING, internals=internals)
+                                                expect=Status.RUNNING, internals=internals,
+                                                fields=closing)
             except ConflictError:
-                record = self.store.get_run(self.run_id)
-        else:
+                pass
+        if closing:
+            record = self.store.update_run(self.run_id, **closing)
+        if record is None:
             record = self.store.get_run(self.run_id)
         for _ in range(8):  # each lap follows a change someone else made meanwhile
             if record.status.is_final:

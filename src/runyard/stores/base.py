@@ -133,9 +133,11 @@ class RunStore(RegistryStore, Protocol):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> RunRecord: ...  # IllegalTransition; ConflictError when ``expect`` is not the status;
     # ``metadata`` and ``internals`` are merged into the run's in the same write (a run's
-    # closing summary)
+    # closing summary), and ``fields`` (as ``update_run`` takes them: the closing heartbeat
+    # and resources) are set in it; a refused transition writes none of them
     def update_run(self, run_id: str, **fields: Any) -> RunRecord: ...  # only UPDATABLE fields
     def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord: ...
     def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord: ...

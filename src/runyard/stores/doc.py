@@ -44,8 +44,12 @@ class RunDoc:
     def set_status(
         self, status: Status, reason: str | None, expect: Status | None, now: float | None,
         metadata: Mapping[str, Any] | None = None, internals: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> RunRecord:
+        changes = updatable(fields) if fields else None
         run = apply_status(self.run, status, reason, expect, now)
+        if changes:
+            run = run.replace(**changes)
         if metadata:
             run = run.replace(metadata={**run.metadata, **metadata})
         if internals:
@@ -54,10 +58,7 @@ class RunDoc:
         return self.run
 
     def update(self, fields: Mapping[str, Any]) -> RunRecord:
-        check_fields(fields)
-        if "folder" in fields:
-            fields = {**fields, "folder": check.folder(fields["folder"])}
-        self.run = self.run.replace(**fields)
+        self.run = self.run.replace(**updatable(fields))
         return self.run
 
     def add_tags(self, tags: Iterable[str]) -> RunRecord:
@@ -122,6 +123,14 @@ class RunDoc:
             logs=[LogLine(*line) for line in data.get("logs", ())],
             artifacts={(a.name, a.stage.value): a for a in artifacts},
         )
+
+
+def updatable(fields: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``update_run`` fields, checked (only ``UPDATABLE`` ones; a folder well formed)."""
+    check_fields(fields)
+    if "folder" in fields:
+        return {**fields, "folder": check.folder(fields["folder"])}
+    return fields
 
 
 def apply_status(

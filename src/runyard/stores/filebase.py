@@ -210,11 +210,13 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         extra = None if metadata is None else dict(metadata)
         kept = None if internals is None else dict(internals)
+        more = None if fields is None else dict(fields)
         return self._change(run_id, lambda d: d.set_status(status, reason, expect, now, extra,
-                                                           kept))
+                                                           kept, more))
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         return self._change(run_id, lambda d: d.update(fields))

@@ -106,10 +106,12 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         result: RunRecord = self._edit(run_id, "set_status", status, reason, expect, now,
                                  None if metadata is None else dict(metadata),
-                                 None if internals is None else dict(internals))
+                                 None if internals is None else dict(internals),
+                                 None if fields is None else dict(fields))
         return result
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:

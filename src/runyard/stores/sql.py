@@ -229,9 +229,11 @@ class SqlStore(SqlRegistry, StoreHelpers):
         now: float | None = None,
         metadata: Mapping[str, Any] | None = None,
         internals: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
     ) -> RunRecord:
+        more = None if fields is None else storable_fields(dict(fields))
         return self._edit(run_id, lambda doc: doc.set_status(status, reason, expect, now,
-                                                             metadata, internals))
+                                                             metadata, internals, more))
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         return self._edit(run_id, lambda doc: doc.update(storable_fields(fields)))

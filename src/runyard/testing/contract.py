@@ -147,6 +147,21 @@ class RunStoreContract(RegistryContract):
             store.update_status(run.id, Status.RUNNING, metadata={"c": 1})
         assert store.get_run(run.id) == done
 
+    def test_status_with_fields_is_one_write(self, store: RunStore) -> None:
+        run = store.create_run(make_run())
+        store.update_status(run.id, Status.RUNNING)
+        summary = {"cpu_seconds": 1.5, "peak_memory_mib": 20.0, "samples": 0}
+        with pytest.raises(ValidationError):  # only what update_run may change
+            store.update_status(run.id, Status.SUCCEEDED, fields={"name": "renamed"})
+        with pytest.raises(ConflictError):  # a refused transition sets nothing either
+            store.update_status(run.id, Status.SUCCEEDED, expect=Status.CREATED,
+                                fields={"resources": summary})
+        assert store.get_run(run.id).resources == {}
+        done = store.update_status(run.id, Status.SUCCEEDED, expect=Status.RUNNING, now=9.0,
+                                   fields={"heartbeat": 8.5, "resources": summary})
+        assert (done.status, done.ended, done.heartbeat) == (Status.SUCCEEDED, 9.0, 8.5)
+        assert done.resources == summary and store.get_run(run.id) == done
+
     def test_lost_run_can_return_to_running(self, store: RunStore) -> None:
         run = store.create_run(make_run())
         store.update_status(run.id, Status.RUNNING)
