@@ -14,13 +14,11 @@ which do not exist there.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Callable
 
 IDLE_S = 30.0
-_log = logging.getLogger(__name__)
 
 
 class Latch:
@@ -110,7 +108,9 @@ def _run(target: Callable[[], object], name: str, done: Latch) -> None:
     try:
         target()
     except BaseException:  # a target's failure is its own: the thread serves the next one
-        _log.exception("runyard background thread %s failed", name)
+        import logging  # only now: a tracked run's first ``Run()`` would pay 3 ms for it
+
+        logging.getLogger(__name__).exception("runyard background thread %s failed", name)
     finally:
         done.set()
 
