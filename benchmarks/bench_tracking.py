@@ -4,13 +4,15 @@ Budgets:
   * ``log_metrics`` with one value: median <= 2 us per call in the caller;
   * 1,000,000 values logged and flushed to ``sqlite:`` in <= 3 s end to end (>= 330,000
     values/s), with peak memory growth <= 200 MB;
-  * creating, using and closing 1,000 runs in a loop: >= 200 runs/s on ``sqlite:``.
+  * creating, using and closing 1,000 runs in a loop: >= 200 runs/s on ``sqlite:``;
+  * the bare ``Run()`` loop of issue 16 (create with 3 tags and 5 metadata keys, close), with
+    the run's code and environment recorded as always: >= 1,000 runs/s on ``sqlite:``.
 Each figure is printed beside two baselines doing the same work in plain Python, measured in
 the same run: appending the values to a list, and writing them as JSON lines to a file. The
 CPU seconds the process used are shown too: on a machine busy with other work they tell what
 the wall-clock time would be on an idle one.
 The end-to-end scenarios run in a fresh child process each, so peak memory is theirs alone.
-Run: ``.venv/bin/python benchmarks/bench_tracking.py``
+Run: ``.venv/bin/python benchmarks/bench_tracking.py`` (``... runs``: the loops of runs alone)
 """
 
 from __future__ import annotations
@@ -131,6 +133,25 @@ def bench_runs(folder: Path) -> dict[str, float]:
     return {"runyard": measured, "list": listed, "jsonl": jsonl}
 
 
+def bench_bare_runs(folder: Path) -> dict[str, float]:
+    """The issue-16 loop: create (3 tags, 5 metadata keys) and close, nothing logged."""
+    url = f"sqlite://{folder}/bare.db"
+    Run(url, **QUIET).init(name="warm-up").close()
+    tags = ["scan", "baseline", "gpu"]
+    start = time.perf_counter()
+    for i in range(RUNS):
+        with Run(url, **QUIET) as run:
+            run.init(tags=tags, metadata={"index": i, "lr": 0.1, "batch": 32, "opt": "adam",
+                                          "seed": 7})
+    measured = time.perf_counter() - start
+    start = time.perf_counter()
+    with open(folder / "bare.jsonl", "w", encoding="utf-8") as out:
+        for i in range(RUNS):
+            out.write(json.dumps({"index": i, "tags": tags, "metadata": {
+                "index": i, "lr": 0.1, "batch": 32, "opt": "adam", "seed": 7}}) + "\n")
+    return {"runyard": measured, "jsonl": time.perf_counter() - start}
+
+
 def report_call(figures: dict[str, float]) -> None:
     print(f"log_metrics with one value, median per call over {CALLS:,} calls")
     print(f"  runyard Run.log_metrics      {figures['log_metrics'] * 1e6:8.3f} us")
@@ -163,17 +184,28 @@ def report_runs(figures: dict[str, float]) -> None:
     print(f"  budget >= 200 runs/s: {verdict}")
 
 
-def main() -> None:
+def report_bare_runs(figures: dict[str, float]) -> None:
+    print(f"create (3 tags, 5 metadata keys) and close {RUNS:,} runs")
+    for label, key in (("runyard Run on sqlite:", "runyard"),
+                       ("baseline: JSON lines file", "jsonl")):
+        print(f"  {label:<27}{RUNS / figures[key]:>12,.0f} runs/s ({figures[key]:.3f} s)")
+    verdict = "meets" if RUNS / figures["runyard"] >= 1000 else "MISSES"
+    print(f"  budget >= 1,000 runs/s: {verdict}")
+
+
+def main(runs_only: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        report_call(bench_call(folder))
-        for width in (1, 10):
-            report_million(width, tmp)
+        if not runs_only:
+            report_call(bench_call(folder))
+            for width in (1, 10):
+                report_million(width, tmp)
         report_runs(bench_runs(folder))
+        report_bare_runs(bench_bare_runs(folder))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["scenario"]:
         print(json.dumps(scenario(sys.argv[2], int(sys.argv[3]), sys.argv[4])))
     else:
-        main()
+        main(runs_only=sys.argv[1:2] == ["runs"])  # ``runs``: the two loops of runs alone

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import os
 import signal
 import threading
@@ -30,7 +29,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Literal
 
-log = logging.getLogger("runyard.tracking")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+
 
 Cause = Literal["exit", "fork", "sigterm"]
 Closer = Callable[[Cause], None]
@@ -65,7 +67,7 @@ class OpenRuns:
             try:
                 closer(cause)
             except Exception as exc:  # at exit there is no one left to raise to
-                log.warning("runyard: closing run %s (%s) failed: %s", run_id, cause, exc)
+                _log().warning("runyard: closing run %s (%s) failed: %s", run_id, cause, exc)
 
     def _forked(self) -> None:
         """In a forked child: the inherited runs are the parent's."""
@@ -94,3 +96,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
     time.sleep(5)  # the signal is on its way; never return into the interrupted code
     os._exit(128 + signal.SIGTERM)
+
+
+def _log() -> logging.Logger:
+    """The tracking logger, imported when there is something to say (``logging`` costs 3 ms
+    of the first ``Run()``, issue 16)."""
+    import logging
+
+    return logging.getLogger("runyard.tracking")

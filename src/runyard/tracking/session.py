@@ -11,7 +11,6 @@ process exits, forks or gets SIGTERM are dealt with by ``runyard.tracking.proces
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -22,12 +21,18 @@ from dataclasses import dataclass
 from runyard.core.lease import Lease
 from runyard.errors import RunyardError
 from runyard.model import Artifact, Event
+from runyard.runtimes import threads
 from runyard.stores import RunStore
 from runyard.tracking.flusher import WIDTH, Flusher, MetricField
 from runyard.tracking.process import Closer, open_runs
 from runyard.tracking.resources import Resources
 
-log = logging.getLogger("runyard.tracking")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import logging
+
+    from runyard.runtimes.threads import Latch
+
 NOTIFY_PATIENCE = 0.5  # seconds the thread waits to tell callers of progress
 
 
@@ -63,14 +68,19 @@ class Session:
         now = time.monotonic()
         self._due = {"heartbeat": _after(now, timing.heartbeat_interval),
                      "sample": _after(now, timing.resources_interval)}
-        self._thread = threading.Thread(target=self._loop, name=f"runyard-run-{run_id}",
-                                        daemon=True)
+        self._writing = threading.Lock()  # held while the queues are written (thread or stop)
+        self._ended = False  # the last write was done (or the writer failed): no more writes
+        self._done: Latch | None = None  # set when the thread has left the loop
+        self._runner: threading.Thread | None = None
 
     # -- the caller's side ------------------------------------------------------------------
     def start(self, closer: Closer) -> None:
         """Start the thread; ``closer`` is told when the process exits, forks or is terminated
-        with the run still open (``runyard.tracking.process``)."""
-        self._thread.start()
+        with the run still open (``runyard.tracking.process``).
+
+        The thread is a kept one (``runtimes.threads``) where one is free: starting a thread
+        and then joining it cost a short run 250 of its 940 us (issue 16)."""
+        self._done = threads.start(self._loop, f"runyard-run-{self.run_id}")
         open_runs.add(self, self.run_id, closer)
 
     def queued(self) -> int:
@@ -81,7 +91,7 @@ class Session:
         self._wake.set()
         with self._progress:
             while (len(self.metrics) > self.low_entries or len(self.events) > self.low) and (
-                self._thread.is_alive()
+                self._alive()
             ):
                 self._wake.set()
                 self._progress.wait(0.1)
@@ -90,7 +100,7 @@ class Session:
         """Wait until everything queued so far is written; ``False`` if ``timeout`` passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._progress:
-            while (self.queued() or not self._idle) and self._thread.is_alive():
+            while (self.queued() or not self._idle) and self._alive():
                 left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
                 if left <= 0:
                     return False
@@ -101,15 +111,26 @@ class Session:
     def stop(self, timeout: float | None = None) -> None:
         """Write everything still queued, stop the thread, and count what was left over
         (``timeout``: seconds to wait for the thread at most; what it has not written by then
-        is counted as lost)."""
+        is counted as lost).
+
+        Without a ``timeout`` the caller writes what is left itself, once the thread's batch in
+        progress (if any) is written: waiting for the thread to wake and end cost 100 us."""
         open_runs.discard(self)
         self._stopping.set()
         self._wake.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
-        if self._thread.is_alive() and self.flusher.first_error is None:
+        if threading.current_thread() is not self._runner:
+            if timeout is None:
+                self._write(final=True)
+            elif self._done is not None:
+                self._done.wait(timeout)
+        finished = self._ended or not self._alive()
+        if not finished and self.flusher.first_error is None:
             self.flusher.first_error = f"the writer did not finish within {timeout} s"
         self._count_leftovers()
+
+    def _alive(self) -> bool:
+        """Whether the thread is (still) in its loop."""
+        return self._done is not None and not self._done.is_set()
 
     def _count_leftovers(self) -> None:
         """Anything the thread could not take (it died on a bug) is lost, and counted."""
@@ -126,18 +147,33 @@ class Session:
 
     # -- the background thread --------------------------------------------------------------
     def _loop(self) -> None:
+        self._runner = threading.current_thread()
         try:
-            while not self._stopping.is_set():
+            while True:
                 self._wake.wait(self._timeout())
-                self._drain()
-                self._periodic()
-            self._drain()
-        except Exception as exc:  # a bug: leave the leftovers for ``stop`` to count
-            log.exception("runyard: the writer of run %s stopped", self.run_id)
-            self.flusher.stopped(exc)
+                if not self._write(final=self._stopping.is_set()):
+                    return
         finally:
             self._idle = True
             self._notify()
+
+    def _write(self, final: bool) -> bool:
+        """Write what is queued, and what is due unless ``final`` (the last write, after which
+        nothing is written); ``False`` once the session has ended. Runs in the thread, or, for
+        the last write, in the caller of ``stop``: whichever holds ``_writing``."""
+        with self._writing:
+            if self._ended:
+                return False
+            self._ended = final
+            try:
+                self._drain()
+                if not final:
+                    self._periodic()
+            except Exception as exc:  # a bug: leave the leftovers for ``stop`` to count
+                self._ended = True
+                _log().exception("runyard: the writer of run %s stopped", self.run_id)
+                self.flusher.stopped(exc)
+            return not self._ended
 
     def _timeout(self) -> float:
         now = time.monotonic()
@@ -192,7 +228,7 @@ class Session:
         try:
             action()
         except (RunyardError, OSError) as exc:
-            log.warning("runyard: could not %s for run %s: %s", what, self.run_id, exc)
+            _log().warning("runyard: could not %s for run %s: %s", what, self.run_id, exc)
 
 
 class Wake:
@@ -218,3 +254,11 @@ class Wake:
 
 def _after(now: float, interval: float | None) -> float:
     return float("inf") if interval is None else now + interval
+
+
+def _log() -> logging.Logger:
+    """The tracking logger, imported when there is something to say (``logging`` costs 3 ms
+    of the first ``Run()``, issue 16)."""
+    import logging
+
+    return logging.getLogger("runyard.tracking")

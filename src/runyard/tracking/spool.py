@@ -14,7 +14,6 @@ Opening an offline run touches nothing else: not the configured store, not the n
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,6 +90,8 @@ class Spool:
         seen = [p for p in folder.iterdir() if p.is_dir()]
         present = {run.id for run in store.list_runs()}  # after: a run precedes its folder
         orphans = [p for p in seen if p.name not in present]
+        import shutil  # only here: every Run() imports this module to read RUNYARD_OFFLINE
+
         for path in orphans:
             if path.name.startswith(".trash-"):
                 shutil.rmtree(path, ignore_errors=True)  # left by a killed removal
@@ -103,4 +104,6 @@ class Spool:
             return
         trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex}")
         path.rename(trash)  # atomic: a half-removed folder never looks like a run's files
+        import shutil
+
         shutil.rmtree(trash, ignore_errors=True)
