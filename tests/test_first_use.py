@@ -28,7 +28,7 @@ def test_importing_run_brings_the_standard_library_alone() -> None:
     assert isinstance(loaded, list)
     assert [m for m in loaded if m.startswith("runyard")] == [
         "runyard", "runyard.tracking", "runyard.tracking.run"]
-    assert not {*THIRD_PARTY, "sqlite3", "logging", "subprocess"} & set(loaded)
+    assert not {*THIRD_PARTY, "sqlite3", "logging", "subprocess", "typing"} & set(loaded)
 
 
 def test_importing_the_dsl_leaves_runs_stores_and_runtimes_for_later() -> None:
@@ -47,7 +47,7 @@ def test_importing_the_dsl_leaves_runs_stores_and_runtimes_for_later() -> None:
     heavy = ("runyard.stores", "runyard.model", "runyard.core", "runyard.runtimes",
              "runyard.engine.run", "runyard.engine.config")
     assert not [m for m in before if m.startswith(heavy)]
-    assert not {*THIRD_PARTY, "sqlite3"} & set(before)
+    assert not {*THIRD_PARTY, "sqlite3", "logging", "typing"} & set(before)
     assert same is True and names == ["WorkflowRun", "RuntimeConfiguration"]
 
 

@@ -16,10 +16,13 @@ import pickle
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as quote
-from typing import Any
 
 from runyard.engine.values import Value
 from runyard.errors import WorkflowDefinitionError
+
+TYPE_CHECKING = False  # ``typing`` is not imported: ``from runyard import task`` skips it
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Ref:

@@ -15,11 +15,14 @@ import hashlib
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Any, overload
 
 from runyard.engine.dag import Dag, Nested, Node, Param, Ref
 from runyard.engine.values import Value, encode
 from runyard.errors import RunyardError, ValidationError, WorkflowDefinitionError
+
+TYPE_CHECKING = False  # ``typing`` is not imported: ``from runyard import task`` skips it
+if TYPE_CHECKING:
+    from typing import Any, overload
 
 _tracing = threading.local()
 _SCALARS = frozenset({int, float, str, bool, bytes, type(None)})  # (encode shares some)
@@ -148,11 +151,12 @@ def _rebuild_task(fn: Callable[..., Any], name: str, max_attempts: int,
     return TaskDef(fn, name=name, max_attempts=max_attempts, on_failure=on_failure)
 
 
-@overload
-def task(fn: Callable[..., Any], /) -> TaskDef: ...
-@overload
-def task(*, name: str | None = None, max_attempts: int = 1,
-         on_failure: TaskDef | None = None) -> Callable[[Callable[..., Any]], TaskDef]: ...
+if TYPE_CHECKING:  # the two ways to call ``task``, for type checkers
+    @overload
+    def task(fn: Callable[..., Any], /) -> TaskDef: ...
+    @overload
+    def task(*, name: str | None = None, max_attempts: int = 1,
+             on_failure: TaskDef | None = None) -> Callable[[Callable[..., Any]], TaskDef]: ...
 
 
 def task(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,

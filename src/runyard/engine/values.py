@@ -15,11 +15,13 @@ import hashlib
 import pickle
 import reprlib
 from binascii import b2a_base64
-from typing import TYPE_CHECKING, Any
 
 from runyard.errors import ValidationError
 
+TYPE_CHECKING = False  # ``typing`` is not imported: ``from runyard import task`` skips it
 if TYPE_CHECKING:
+    from typing import Any
+
     from runyard.blobs import BlobStore
 
 INLINE_LIMIT = 64 * 1024

@@ -14,15 +14,16 @@ import base64
 import functools
 import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from runyard.engine.dag import Dag
 from runyard.engine.dsl import TaskDef, _lookup, trace
 from runyard.engine.values import dumps, loads, short_repr
 from runyard.errors import ValidationError, WorkflowDefinitionError
 
+TYPE_CHECKING = False  # ``typing`` is not imported: ``from runyard import workflow`` skips it
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
     from runyard.blobs import BlobStore
     from runyard.engine.config import RuntimeConfiguration
