@@ -116,3 +116,31 @@ def test_the_remote_is_the_upstream_s_then_origin_then_the_first(tmp_path: Path)
                for name in ("up", "origin", "other", "none")}
     assert remotes == {"up": "git@example.com:lab/eu.git", "origin": "https://example.com/o.git",
                        "other": "https://example.com/b.git", "none": None}
+
+
+FORKED = """
+import os, sys
+from runyard import Run, open_store
+url = "sqlite://" + sys.argv[1] + "/fork.db"
+for i in range(3):  # the parent's writer threads are kept for its next runs
+    with Run(url, heartbeat_interval=None, resources_interval=None) as run:
+        run.init(name=f"parent-{i}")
+        run.log_metrics({"loss": 1.0})
+pid = os.fork()
+if pid == 0:  # the kept threads are not in the child: its run gets a writer of its own
+    with Run(url, heartbeat_interval=None, resources_interval=None) as run:
+        run.init(name="child")
+        run.log_metrics({"loss": 2.0})
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+store = open_store(url)
+child = store.get_run_by_name("child")
+print(status, child.status.value, [m.value for m in store.read_metrics(child.id)])
+"""
+
+
+def test_a_forked_child_writes_its_own_runs_after_the_parent_s(tmp_path: Path) -> None:
+    code = FORKED.replace("sys.argv[1]", repr(str(tmp_path)))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.split() == ["0", "succeeded", "[2.0]"]
