@@ -236,11 +236,23 @@ def disconnect(address: str | None = None) -> None:
 
 
 def init_options(address: str) -> dict[str, Any]:
-    """``ray.init`` settings: workers import what this process imports (its ``sys.path``)."""
-    path = os.pathsep.join(p for p in sys.path if p)
+    """``ray.init`` settings: workers import what this process imports (its ``sys.path``).
+
+    The path goes in the job's config (the driver path Ray gives every worker of the job
+    before its first task; it inserts each entry at the front, so the list is reversed), not
+    in a ``runtime_env``: a job with its own runtime env gets workers of its own, started
+    through Ray's runtime-env agent when its first tasks arrive, while the cluster's idle
+    workers serve it at once this way, as they serve a plain Ray driver.
+    """
+    from ray.job_config import JobConfig
+
+    paths = [p for p in sys.path if p]
     options: dict[str, Any] = {"address": address, "log_to_driver": False,
-                               "configure_logging": False,
-                               "runtime_env": {"env_vars": {"PYTHONPATH": path}}}
+                               "configure_logging": False}
+    try:
+        options["job_config"] = JobConfig(_py_driver_sys_path=paths[::-1])
+    except TypeError:  # a Ray without it: the slower way
+        options["runtime_env"] = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
     if address.startswith("127.0.0.1:"):
         options["_node_ip_address"] = "127.0.0.1"
     return options
