@@ -14,9 +14,10 @@ import pytest
 def _probe() -> tuple[str, str]:
     """In the worker: the job's runtime env, and where ``ry_probe`` comes from."""
     import ray
-    import ry_probe  # type: ignore[import-not-found]
+    import ry_probe
 
-    return ray.get_runtime_context().get_runtime_env_string(), ry_probe.WHERE
+    env: str = ray.get_runtime_context().get_runtime_env_string()  # type: ignore[no-untyped-call]
+    return env, ry_probe.WHERE
 
 
 def test_tasks_import_the_drivers_path_in_order_without_a_runtime_env(
