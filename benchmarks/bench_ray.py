@@ -6,8 +6,12 @@ time, a chain of 100 at most 1.3 times. The cluster is started by runyard
 at the end. Each case then runs in a fresh process connected as a user connects (runyard: a
 workflow run on that configuration; raw Ray: ``ray.init(address=…)``): one short warm-up of
 3 tasks, then the timed workload. Cases take turns (runyard, raw, runyard, raw, …) and each
-figure is the median of ``REPEAT`` processes, with their range.
-Run: ``.venv/bin/python benchmarks/bench_ray.py [REPEAT]``
+figure is the median of ``REPEAT`` processes, with their range. Raw Ray's chain is written
+the Ray way (each task given the previous one's ObjectRef, so Ray queues the next task before
+the last ends); a last, unbudgeted line times the chain with a ``ray.get`` per task, the round
+trip runyard's driver makes (it records each result before it submits the next task).
+Run: ``.venv/bin/python benchmarks/bench_ray.py [REPEAT]`` (``BENCH_RAY_VERBOSE=1``: every
+process's time and CPU).
 """
 
 from __future__ import annotations
