@@ -24,7 +24,14 @@ from runyard.blobs import BlobStore
 from runyard.blobs.digests import DIGEST
 from runyard.core.context import context_of
 from runyard.core.copyregistry import copy_codespecs
-from runyard.errors import BlobNotFound, ConflictError, NameTaken, RunExists, RunNotFound
+from runyard.errors import (
+    BlobNotFound,
+    ConflictError,
+    NameTaken,
+    RunExists,
+    RunNotFound,
+    StoreError,
+)
 from runyard.model import Artifact, RunRecord, Status, Step, status_path
 from runyard.stores import RunStore, open_store
 from runyard.stores.base import UPDATABLE
@@ -169,9 +176,17 @@ class _Copier:
         self.src, self.dst = src, dst
         self.src_blobs, self.dst_blobs = src_blobs, dst_blobs
         self.same_blobs = _same_root(src_blobs, dst_blobs)
+        self.batch = dst_blobs.batch()
         self.tally = _Tally()
 
     def copy_run(self, run: RunRecord, there: RunRecord | None) -> None:
+        try:
+            self._copy_run(run, there)
+        except BaseException:
+            self.batch.discard()  # the temporary files of blobs not committed yet
+            raise
+
+    def _copy_run(self, run: RunRecord, there: RunRecord | None) -> None:
         if there is None:
             try:
                 self.dst.create_run(run)
@@ -276,9 +291,12 @@ class _Copier:
     # -- catalog and blobs ------------------------------------------------------------------
     def _copy_artifacts(self, run_id: str) -> bool:
         there = {(a.name, a.stage): a for a in self.dst.list_artifacts(run_id)}
-        changed = False
-        for artifact in self.src.list_artifacts(run_id):
+        artifacts = self.src.list_artifacts(run_id)
+        for artifact in artifacts:
             self._copy_blob(artifact)  # also restores a blob the destination lost
+        self._commit_blobs()  # durable, all at once, before any entry names them
+        changed = False
+        for artifact in artifacts:
             if there.get((artifact.name, artifact.stage)) != artifact:
                 self.dst.add_artifact(run_id, artifact)
                 changed = True
@@ -294,20 +312,30 @@ class _Copier:
             if self.same_blobs or not self.src_blobs.exists(digest):
                 continue
             self._copy_blob_digest(digest)
+        self._commit_blobs()
 
     def _copy_blob(self, artifact: Artifact) -> None:
         self._copy_blob_digest(artifact.hash)
 
     def _copy_blob_digest(self, digest: str) -> None:
-        if self.same_blobs or self.dst_blobs.exists(digest):
+        """Copy one blob into the batch (checked against its digest while copied)."""
+        if self.same_blobs or digest in self.batch or self.dst_blobs.exists(digest):
             return
         try:
             with self.src_blobs.open(digest) as stream:
-                self.dst_blobs.put_stream(stream, expect=digest)
+                self.batch.put_stream(stream, expect=digest)
         except BlobNotFound:
             self.tally.blobs_missing += 1
             return
         self.tally.blobs_copied += 1
+
+    def _commit_blobs(self) -> None:
+        """Make the blobs copied so far durable together (one sync, not two per blob)."""
+        failed = self.batch.commit()
+        if failed:
+            digest, why = next(iter(failed.items()))
+            raise StoreError(f"cannot copy blob {digest} into {self.dst_blobs.root}: {why}; "
+                             "check the disk and run the copy again (it resumes)")
 
 
 def _digests(docs: list[Any]) -> set[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -96,13 +96,17 @@ class Flusher:
                     lambda events: self.store.append_events(self.run_id, events), _cut_list)
         return len(batch)
 
-    def files(self, queue: deque[Artifact]) -> int:
-        count = 0
-        while queue:
-            self._write("files", [queue.popleft()], 1,
+    def files(self, queue: deque[Artifact], failed: Mapping[str, str], most: int) -> int:
+        """Write the catalog entries of the first ``most`` queued files; one whose blob could
+        not be stored (``failed``: digest → why) is counted lost instead."""
+        for artifact in _take(queue, most):
+            if artifact.hash in failed:
+                self._lose("files", 1, StoreError(f"the blob of {artifact.name!r} was not "
+                                                  f"stored: {failed[artifact.hash]}"))
+                continue
+            self._write("files", [artifact], 1,
                         lambda one: self.store.add_artifact(self.run_id, one[0]), _cut_list)
-            count += 1
-        return count
+        return most
 
     def _write(self, kind: str, batch: B, count: int, write: Callable[[B], None],
                cut: Callable[[B, int, int], B]) -> None:

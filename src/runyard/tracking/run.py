@@ -305,8 +305,9 @@ class Run:
                   name: str | None = None) -> Artifact:
         """Keep the file at ``path`` in the run's data catalog (named after the file).
 
-        The content is copied into the blob store now, so the file may change or go away
-        afterwards; the catalog entry is written by the background thread.
+        The content is copied (and hashed) into the blob store now, so the file may change or
+        go away afterwards; the background thread makes the blobs durable, a batch at a time,
+        then writes their catalog entries (``flush`` and ``close`` wait for both).
         """
         session = self._session
         if session is None or self._state != "open":
@@ -320,9 +321,11 @@ class Run:
             raise ValidationError("a file's category is a string, like 'output'")
         label = check.artifact_name(source.name if name is None else name)
         assert self._target is not None
-        ref = self._target.blobs_for(session.run_id).put_file(source)
+        batch = session.blobs or session.blob_batch(self._target.blobs_for(session.run_id))
+        ref = batch.put_file(source)  # made durable by the thread, before its catalog entry
         artifact = Artifact(label, ref.digest, ref.size, Stage.PUT, _now(), None, category)
         session.files.append(artifact)
+        session.file_saved(ref.size)
         return artifact
 
     def update_tags(self, tags: Iterable[str]) -> None:

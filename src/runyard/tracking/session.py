@@ -31,9 +31,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
 
+    from runyard.blobs import BlobStore
+    from runyard.blobs.batch import BlobBatch
     from runyard.runtimes.threads import Latch
 
 NOTIFY_PATIENCE = 0.5  # seconds the thread waits to tell callers of progress
+FILES_BATCH = 32  # saved files whose blobs are worth one sync by the thread now
+BIG_FILE = 16 << 20  # bytes of a saved file worth a sync of its own
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ class Session:
         self.metrics: list[MetricField] = []  # WIDTH entries a value, cut from the front
         self.events: deque[Event] = deque()
         self.files: deque[Artifact] = deque()
+        self.blobs: BlobBatch | None = None  # the files' blobs, committed before their entries
+        self._batch_lock = threading.Lock()
         self.flusher = Flusher(store, run_id)
         self.lease = Lease(store, run_id, heartbeat_s=timing.heartbeat_interval,
                            cancel_check_s=None)
@@ -83,8 +89,23 @@ class Session:
         self._done = threads.start(self._loop, f"runyard-run-{self.run_id}")
         open_runs.add(self, self.run_id, closer)
 
+    def blob_batch(self, blobs: BlobStore) -> BlobBatch:
+        """The batch the run's files go into (made on first use): the thread commits it, all
+        blobs at once, before it writes their catalog entries."""
+        with self._batch_lock:
+            if self.blobs is None:
+                self.blobs = blobs.batch()
+            return self.blobs
+
     def queued(self) -> int:
         return len(self.metrics) // WIDTH + len(self.events) + len(self.files)
+
+    def file_saved(self, size: int) -> None:
+        """A file's blob was put: once a batch is worth a sync (``FILES_BATCH`` files, or a
+        big one), wake the thread so it commits them while the caller copies the next ones
+        (200 x 100 KB: ~250 against ~225 MB/s when all were synced at close)."""
+        if len(self.files) >= FILES_BATCH or size >= BIG_FILE:
+            self._wake.set()
 
     def pressure(self) -> None:
         """Wait until the thread has brought the queues down to half their capacity."""
@@ -124,6 +145,8 @@ class Session:
             elif self._done is not None:
                 self._done.wait(timeout)
         finished = self._ended or not self._alive()
+        if self.blobs is not None and finished:
+            self.blobs.discard()  # blobs of entries the thread could not take
         if not finished and self.flusher.first_error is None:
             self.flusher.first_error = f"the writer did not finish within {timeout} s"
         self._count_leftovers()
@@ -183,12 +206,19 @@ class Session:
     def _drain(self) -> None:
         while self.queued():
             self._idle = False
-            self.flusher.files(self.files)
+            self._write_files()
             self.flusher.events(self.events)
             self.flusher.metrics(self.metrics)
             self._notify()
         self._idle = True
         self._notify()
+
+    def _write_files(self) -> None:
+        """Commit the blobs of the files queued so far, then write their catalog entries
+        (every one counted here had its blob put before it was queued)."""
+        count = len(self.files)
+        failed = self.blobs.commit() if count and self.blobs is not None else {}
+        self.flusher.files(self.files, failed, count)
 
     def _notify(self) -> None:
         """Tell waiting callers there was progress. A caller that a signal handler interrupted

@@ -1,0 +1,117 @@
+"""A batch of blob puts made durable together (``BlobStore.batch``).
+
+Each put copies its content into a temporary file in the store's root while hashing it (one
+read of the source) and starts the file's writeback; nothing is fsynced yet. ``commit`` then
+makes every waiting file durable in one go (``runyard.blobs.syncing``), hard-links each into
+place under its digest, and makes those folder entries durable too. So a blob appears under
+its digest name only once its bytes are on the disk: a crash at any point leaves whole blobs
+or none, plus temporary files that ``BlobStore.remove_stale_temp`` clears. A blob put in a
+batch can be read only after ``commit`` returns; a writer that records where a blob is (a
+catalog entry) commits first, so no record names a blob that is not durable.
+
+Puts may come from several threads while one other thread commits.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from runyard.blobs.digests import BlobRef
+from runyard.blobs.syncing import sync_files, sync_folders
+from runyard.errors import StoreError
+
+if TYPE_CHECKING:
+    from runyard.blobs.local import BlobStore
+
+
+class BlobBatch:
+    """Puts into ``blobs`` waiting for one ``commit`` (a context manager: committed when its
+    block ends without an error, discarded otherwise; a failed commit raises ``StoreError``)."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self._waiting: deque[tuple[Path, BlobRef]] = deque()
+        self._held: set[str] = set()
+
+    def __contains__(self, digest: object) -> bool:
+        """Whether a put of this batch holds ``digest``, not committed yet."""
+        return digest in self._held
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def put_file(self, path: Path | str) -> BlobRef:
+        """Copy the file at ``path`` into the batch, hashing it on the way."""
+        return self._add(*self.blobs.write_file(path))
+
+    def put_stream(self, stream: IO[bytes], *, expect: str | None = None) -> BlobRef:
+        """Copy everything ``stream`` yields into the batch; with ``expect``, the content
+        must hash to that digest (else ``IntegrityError`` and nothing is kept)."""
+        return self._add(*self.blobs.write_stream(stream, expect=expect))
+
+    def _add(self, temp: Path, ref: BlobRef) -> BlobRef:
+        self._held.add(ref.digest)
+        self._waiting.append((temp, ref))
+        return ref
+
+    def commit(self) -> dict[str, str]:
+        """Make every blob put so far durable and place it under its digest. Returns the
+        blobs that could not be placed (digest → why); empty when all were."""
+        taken = _take_all(self._waiting)
+        if not taken:
+            return {}
+        try:
+            failed = self._place(taken)
+        finally:
+            for temp, ref in taken:
+                temp.unlink(missing_ok=True)
+                self._held.discard(ref.digest)
+        return failed
+
+    def _place(self, taken: list[tuple[Path, BlobRef]]) -> dict[str, str]:
+        root = self.blobs.root
+        try:
+            sync_files(root, [temp for temp, _ in taken])
+        except OSError as exc:
+            return {ref.digest: f"cannot sync it: {exc}" for _, ref in taken}
+        failed: dict[str, str] = {}
+        folders: set[str] = set()
+        for temp, ref in taken:
+            try:
+                if (folder := self.blobs.place(temp, ref)) is not None:
+                    folders.add(folder)
+            except OSError as exc:
+                failed[ref.digest] = f"cannot place it: {exc}"
+        try:
+            sync_folders(root, sorted(folders))
+        except OSError as exc:
+            return {ref.digest: f"cannot sync its folder: {exc}" for _, ref in taken}
+        return failed
+
+    def discard(self) -> None:
+        """Forget every put not committed yet, removing its temporary file."""
+        for temp, ref in _take_all(self._waiting):
+            temp.unlink(missing_ok=True)
+            self._held.discard(ref.digest)
+
+    def __enter__(self) -> BlobBatch:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if error is not None:
+            self.discard()
+            return
+        failed = self.commit()
+        if failed:
+            digest, why = next(iter(failed.items()))
+            raise StoreError(f"blob {digest} under {self.blobs.root}: {why} "
+                             f"({len(failed)} blob(s) not stored); check the disk and put again")
+
+
+def _take_all(waiting: deque[tuple[Path, BlobRef]]) -> list[tuple[Path, BlobRef]]:
+    """Pop what ``waiting`` holds now (appends by other threads meanwhile stay for later)."""
+    return [waiting.popleft() for _ in range(len(waiting))]

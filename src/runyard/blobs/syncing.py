@@ -1,0 +1,77 @@
+"""Making many blob writes durable at once, without one disk flush per file.
+
+A blob is durable once its bytes and the folder entry naming it are on the disk. Doing that
+with an ``fsync`` of every file and of every fan-out folder costs two device flushes per blob:
+200 blobs of 100 KB went at 68-95 MB/s. A batch is made durable instead with one ``syncfs``
+of the file system holding the store for the data, and, after the links, one more for the
+folder entries: the syncing of those 200 blobs fell from ~60-150 ms to ~15-20 ms (mostly the
+disk writing the 20 MB), and ``save_file`` rose to ~240-360 MB/s on this (busy, 2-core)
+machine. ``syncfs`` also writes out whatever else is waiting on that file system, which is
+bounded by the kernel's dirty-page limits. A batch of one, or a system without ``syncfs``,
+fsyncs each file and folder on its own. (Starting each file's writeback as it was written,
+with ``sync_file_range``, cost ~100 us of CPU per file here and saved nothing at the sync.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from runyard.fsio import fsync_dir
+
+
+@cache
+def _libc() -> Any:
+    """The C library, for ``syncfs`` (``None`` outside Linux)."""
+    if not hasattr(os, "O_DIRECTORY") or os.uname().sysname != "Linux":
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syncfs.argtypes = [ctypes.c_int]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def syncfs(folder: Path) -> bool:
+    """Flush everything written to the file system holding ``folder``, waiting until it is on
+    the disk; ``False`` where there is no ``syncfs`` (nothing was done)."""
+    libc = _libc()
+    if libc is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if libc.syncfs(fd) != 0:
+            import ctypes
+
+            code = ctypes.get_errno()
+            raise OSError(code, f"syncfs: {os.strerror(code)}")
+    finally:
+        os.close(fd)
+    return True
+
+
+def sync_files(root: Path, paths: list[Path]) -> None:
+    """Make the content of every file in ``paths`` (all under ``root``) durable."""
+    if len(paths) > 1 and syncfs(root):
+        return
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sync_folders(root: Path, folders: Iterable[str]) -> None:
+    """Make the entries of every folder in ``folders`` (all under ``root``) durable."""
+    folders = list(folders)
+    if len(folders) > 1 and syncfs(root):
+        return
+    for folder in folders:
+        fsync_dir(Path(folder))
