@@ -7,7 +7,8 @@ Beside them, in the same run, the plain baselines of the same work: ``shutil.cop
 same files into a folder (not synced: the page cache), and ``shutil.copytree`` of the blob
 folder. Each case runs in a fresh process; repetitions are interleaved; the median and the
 range are printed. The source files are read once before timing, so every case reads them
-from the page cache.
+from the page cache, and everything waiting to be written is synced first (runyard's batches
+sync the whole file system: they would wait for the previous case's writes too).
 Run: ``.venv/bin/python benchmarks/bench_artifacts.py [--reps 3] [--large-mb 256]``
 """
 
@@ -86,6 +87,7 @@ def child(case: str, folder: Path) -> None:
     files = sorted(folder.glob("f*.bin"))
     for path in files:  # into the page cache, for every case alike
         path.read_bytes()
+    os.sync()  # what earlier cases (and making the files) left unwritten is not this case's
     with tempfile.TemporaryDirectory(dir=folder.parent) as work:
         run = {"copy": case_copy, "save_file": save_all, "store_copy": case_store_copy,
                "copytree": case_copytree}[case]
