@@ -183,6 +183,8 @@ class RunStore(RegistryStore, Protocol):
 
     # data catalog
     def add_artifact(self, run_id: str, artifact: Artifact) -> None: ...  # replaces name+stage
+    def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None: ...  # all or
+    # none when a name is bad; the SQL stores write them in one transaction
     def list_artifacts(self, run_id: str) -> list[Artifact]: ...
 
     def close(self) -> None: ...
@@ -202,6 +204,19 @@ class StoreHelpers(ABC):
 
     @abstractmethod
     def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None: ...
+
+    @abstractmethod
+    def add_artifact(self, run_id: str, artifact: Artifact) -> None: ...
+
+    def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        """``add_artifact`` for each of ``artifacts``, their names checked first (a bad one
+        refuses them all); backends that can write them in one transaction do."""
+        from runyard.model.validate import artifact_name
+
+        for artifact in artifacts:
+            artifact_name(artifact.name)
+        for artifact in artifacts:
+            self.add_artifact(run_id, artifact)
 
     def append_metric_columns(
         self, run_id: str, names: Sequence[str], values: Sequence[float],

@@ -408,6 +408,15 @@ class SqlStore(SqlRegistry, StoreHelpers):
                    a.category)
             tx.run(UPSERT_ARTIFACT, row)
 
+    def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        """Every entry in one transaction (a run saving many files writes its catalog once)."""
+        rows = [(run_id, check.artifact_name(a.name), Stage(a.stage).value, a.hash, a.size,
+                 a.time, a.step, a.category) for a in artifacts]
+        if rows:
+            with self._transaction(True) as tx:
+                self._seq(tx, run_id, self.dialect.lock_share)
+                tx.many(UPSERT_ARTIFACT, rows)
+
     def list_artifacts(self, run_id: str) -> list[Artifact]:
         sql = "SELECT name, hash, size, stage, time, step, category FROM artifacts"
         rows = self._rows(sql + " WHERE run_id = ? ORDER BY id", run_id)

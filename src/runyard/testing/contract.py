@@ -429,6 +429,21 @@ class RunStoreContract(RegistryContract):
             with pytest.raises(ValidationError):
                 store.add_artifact(run.id, Artifact(bad, digest, 1))
 
+    def test_catalog_batches_are_written_whole_or_not_at_all(self, store: RunStore) -> None:
+        run = store.create_run(make_run())
+        batch = [Artifact(f"out/{i}.txt", f"{i:064x}", i, Stage.PUT, float(i), None, "output")
+                 for i in range(50)]
+        store.add_artifacts(run.id, batch[:30])
+        store.add_artifacts(run.id, [*batch[20:], batch[0]])  # again: replaced, not doubled
+        assert sorted(store.list_artifacts(run.id), key=lambda a: a.time) == batch
+        other = store.create_run(make_run())
+        with pytest.raises(ValidationError):
+            store.add_artifacts(other.id, [batch[0], Artifact("../up", "d" * 64, 1)])
+        assert store.list_artifacts(other.id) == []
+        store.add_artifacts(other.id, [])
+        with pytest.raises(RunNotFound):
+            store.add_artifacts("0" * 26, batch[:1])
+
     # -- round trip (property) ----------------------------------------------------------------
     @settings(max_examples=25, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -99,13 +99,15 @@ class Flusher:
     def files(self, queue: deque[Artifact], failed: Mapping[str, str], most: int) -> int:
         """Write the catalog entries of the first ``most`` queued files; one whose blob could
         not be stored (``failed``: digest → why) is counted lost instead."""
+        good: list[Artifact] = []
         for artifact in _take(queue, most):
             if artifact.hash in failed:
                 self._lose("files", 1, StoreError(f"the blob of {artifact.name!r} was not "
                                                   f"stored: {failed[artifact.hash]}"))
-                continue
-            self._write("files", [artifact], 1,
-                        lambda one: self.store.add_artifact(self.run_id, one[0]), _cut_list)
+            else:
+                good.append(artifact)
+        self._write("files", good, len(good),
+                    lambda batch: self.store.add_artifacts(self.run_id, batch), _cut_list)
         return most
 
     def _write(self, kind: str, batch: B, count: int, write: Callable[[B], None],
