@@ -84,3 +84,18 @@ def _zombie(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+def start_agent(sock: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A ``run exec`` agent of a test's own, listening on ``sock`` once this returns; its
+    output goes to ``log``."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "runyard.cli.agent", str(sock)],
+                                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    return proc
+

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from commands_helpers import RUNYARD, environment, ok, show, wait_status
+from commands_helpers import RUNYARD, environment, ok, show, start_agent, wait_status
 from runyard.cli import agent, entry
 
 ECHO_ENV = """\
@@ -36,14 +35,7 @@ def served(tmp_path: Path) -> Iterator[tuple[dict[str, str], Path]]:
     """An agent of this test's own (its socket in ``tmp_path``), with its log."""
     sock = tmp_path / "a.sock"
     log = tmp_path / "agent.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "runyard.cli.agent", str(sock)],
-                                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not sock.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
+    proc = start_agent(sock, log)
     env = {**environment(), "RUNYARD_AGENT_SOCKET": str(sock)}
     (tmp_path / "echo.yml").write_text(ECHO_ENV)
     (tmp_path / "sleeper.yml").write_text(SLEEPER)

@@ -16,14 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from commands_helpers import RUNYARD, environment, ok
+from commands_helpers import RUNYARD, environment, ok, start_agent
 from runyard.cli import entry
 
 ECHO = """\
@@ -77,14 +76,7 @@ def codespec(tmp_path: Path) -> Path:
 def served(codespec: Path) -> Iterator[tuple[dict[str, str], Path]]:
     """An agent of this test's own (its socket in the test's folder), with its log."""
     sock, log = codespec / "a.sock", codespec / "agent.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "runyard.cli.agent", str(sock)],
-                                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not sock.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
+    proc = start_agent(sock, log)
     yield {**environment(), "RUNYARD_AGENT_SOCKET": str(sock)}, log
     proc.terminate()
     proc.wait(timeout=30)

@@ -26,6 +26,7 @@ from runyard.model import Metric
 from runyard.stores import RunStore, open_store
 from runyard.testing import make_run
 from test_copy import populate, snapshot
+from together import race
 
 TRIALS = 3
 RUNS = 6
@@ -74,24 +75,7 @@ def env() -> dict[str, str]:
 
 def race_copiers(src: str, dst: str, cwd: Path) -> list[dict[str, int]]:
     """Start two copiers, release them together, and return their reports."""
-    children = [
-        subprocess.Popen([sys.executable, "-c", COPIER, src, dst], cwd=cwd, env=env(),
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-        for _ in range(2)
-    ]
-    for child in children:
-        assert child.stdout is not None and child.stdout.readline() == "ready\n"
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.write("go\n")
-        child.stdin.flush()
-    reports = []
-    for child in children:
-        out, err = child.communicate(timeout=300)
-        assert child.returncode == 0, err
-        reports.append(json.loads(out))
-    return reports
+    return [json.loads(out) for out in race(COPIER, [src, dst], 2, cwd=cwd, env=env())]
 
 
 def race_cli(src: str, dst: str, cwd: Path) -> None:

@@ -25,6 +25,7 @@ from runyard.errors import ValidationError
 from runyard.model import Event, LogLine, Metric, RunRecord, Status, new_id
 from runyard.stores import open_store
 from runyard.tracking.spool import Spool
+from together import race
 
 NOBODY = 65534
 
@@ -167,18 +168,7 @@ OPENER = textwrap.dedent("""
 def test_processes_opening_a_new_sqlite_store_at_once_all_succeed(tmp_path: Path) -> None:
     for trial in range(3):
         url = f"sqlite://{tmp_path}/new-{trial}/runyard.db"
-        children = [subprocess.Popen([sys.executable, "-c", OPENER, url], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                    for _ in range(6)]
-        for child in children:
-            assert child.stdout is not None and child.stdout.readline() == "ready\n"
-        for child in children:
-            assert child.stdin is not None
-            child.stdin.write("go\n")
-            child.stdin.flush()
-        for child in children:
-            _, err = child.communicate(timeout=120)
-            assert child.returncode == 0, err
+        race(OPENER, [url], 6, timeout=120)
         assert open_store(url).count_runs() == 60
 
 
