@@ -400,13 +400,7 @@ class SqlStore(SqlRegistry, StoreHelpers):
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:
-        with self._transaction(True) as tx:
-            self._seq(tx, run_id, self.dialect.lock_share)
-            check.artifact_name(artifact.name)
-            a = artifact
-            row = (run_id, a.name, Stage(a.stage).value, a.hash, a.size, a.time, a.step,
-                   a.category)
-            tx.run(UPSERT_ARTIFACT, row)
+        self.add_artifacts(run_id, [artifact])
 
     def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
         """Every entry in one transaction (a run saving many files writes its catalog once)."""
