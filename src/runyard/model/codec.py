@@ -1,10 +1,28 @@
-"""Plain-dict (JSON-ready) forms of the records, and back. Round trips are identities."""
+"""Plain-dict (JSON-ready) forms of the records, and back. Round trips are identities.
+
+The wire forms of metrics, events and log lines live here too (stdlib only), so the server and
+the http store encode and decode them with the same functions.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from runyard.model.records import Artifact, Attempt, Kind, Owner, RunRecord, Stage, Step
+from runyard.errors import ValidationError
+from runyard.model.records import (
+    Artifact,
+    Attempt,
+    Event,
+    Kind,
+    LogLine,
+    Metric,
+    Owner,
+    RunRecord,
+    Stage,
+    Step,
+)
 from runyard.model.status import Status
 
 
@@ -159,3 +177,150 @@ def artifact_from_dict(data: dict[str, Any]) -> Artifact:
         step=data.get("step"),
         category=data.get("category"),
     )
+
+
+# --- the wire forms of metrics, events and log lines (the server and the http store) -------
+# JSON has no NaN or infinities (orjson writes them as null), so a metric value that is one is
+# sent as the string "NaN", "Infinity" or "-Infinity". Decoders check shapes and types and
+# raise ValidationError with one line; value ranges are the store's to check.
+
+SPECIAL_NUMBERS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def encode_number(value: float) -> float | str:
+    """``value`` as JSON can carry it: itself if finite, else its special string."""
+    if value - value == 0.0:  # finite: inf - inf and nan - nan are NaN
+        return value
+    if value != value:
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def decode_number(value: object, what: str = "metric value") -> float:
+    """A JSON number, or one of the special strings, as a float."""
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    if isinstance(value, str) and value in SPECIAL_NUMBERS:
+        return SPECIAL_NUMBERS[value]
+    raise ValidationError(
+        f"{what} {_short(value)} is not a number; send a number or 'NaN', 'Infinity', '-Infinity'")
+
+
+def encode_numbers(values: Iterable[float]) -> list[float | str]:
+    return [v if v - v == 0.0 else encode_number(v) for v in values]
+
+
+def decode_numbers(values: object, what: str = "metric value") -> list[float]:
+    items = _list_of(values, what + "s")
+    if all(type(v) is float for v in items):
+        return items
+    return [decode_number(v, what) for v in items]
+
+
+def columns_to_dict(names: Sequence[str], values: Iterable[float],
+                    steps: Sequence[int | None], times: Iterable[float]) -> dict[str, Any]:
+    """Metric columns (``MetricColumns``' fields) as their wire dict."""
+    return {"names": list(names), "values": encode_numbers(values),
+            "steps": list(steps), "times": list(times)}
+
+
+def columns_from_dict(data: object
+                      ) -> tuple[list[str], list[float], list[int | None], list[float]]:
+    """The wire dict of metric columns as (names, values, steps, times): equally long lists."""
+    if not isinstance(data, dict):
+        raise ValidationError("metric columns must be an object with names, values, steps, times")
+    names = _list_of(data.get("names"), "metric names")
+    values = decode_numbers(data.get("values"))
+    steps = _list_of(data.get("steps"), "metric steps")
+    times = decode_numbers(data.get("times"), "metric time")
+    if not len(names) == len(values) == len(steps) == len(times):
+        raise ValidationError(
+            "metric columns names, values, steps and times must be equally long; "
+            f"got {len(names)}, {len(values)}, {len(steps)}, {len(times)}")
+    if not all(type(n) is str for n in names):
+        raise ValidationError("metric names must be strings")
+    if not all(s is None or type(s) is int for s in steps):
+        raise ValidationError("metric steps must be whole numbers or null")
+    return names, values, steps, times
+
+
+def metrics_to_columns(metrics: Iterable[Metric]) -> dict[str, Any]:
+    """Metric records as one wire dict of columns."""
+    rows = list(metrics)
+    return columns_to_dict([m.name for m in rows], [m.value for m in rows],
+                           [m.step for m in rows], [m.time for m in rows])
+
+
+def metrics_from_columns(data: object) -> list[Metric]:
+    return [Metric(*row) for row in zip(*columns_from_dict(data), strict=True)]
+
+
+def metric_to_dict(metric: Metric) -> dict[str, Any]:
+    return {"name": metric.name, "value": encode_number(metric.value),
+            "step": metric.step, "time": metric.time}
+
+
+def metric_from_dict(data: object) -> Metric:
+    data = _dict_of(data, "a metric", ("name", "value", "time"))
+    step = data.get("step")
+    if not isinstance(data["name"], str) or not (step is None or type(step) is int):
+        raise ValidationError(
+            "a metric's name must be a string and its step a whole number or null")
+    return Metric(data["name"], decode_number(data["value"]), step,
+                  decode_number(data["time"], "metric time"))
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    return {"time": event.time, "message": event.message, "level": event.level}
+
+
+def event_from_dict(data: object) -> Event:
+    data = _dict_of(data, "an event", ("time", "message"))
+    message, level = data["message"], data.get("level", "info")
+    if not isinstance(message, str) or not isinstance(level, str):
+        raise ValidationError("an event's message and level must be strings")
+    return Event(decode_number(data["time"], "event time"), message, level)
+
+
+def logline_to_dict(line: LogLine) -> dict[str, Any]:
+    return {"time": line.time, "text": line.text, "stream": line.stream, "step": line.step}
+
+
+def logline_from_dict(data: object) -> LogLine:
+    data = _dict_of(data, "a log line", ("time", "text"))
+    text, stream, step = data["text"], data.get("stream", "stdout"), data.get("step")
+    if not isinstance(text, str) or not isinstance(stream, str):
+        raise ValidationError("a log line's text and stream must be strings")
+    if step is not None and not isinstance(step, str):
+        raise ValidationError("a log line's step must be a step name (a string) or null")
+    return LogLine(decode_number(data["time"], "log line time"), text, stream, step)
+
+
+def events_from_list(items: object) -> list[Event]:
+    return [event_from_dict(item) for item in _list_of(items, "events")]
+
+
+def loglines_from_list(items: object) -> list[LogLine]:
+    return [logline_from_dict(item) for item in _list_of(items, "log lines")]
+
+
+def _list_of(value: object, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValidationError(f"{what} must be a JSON array, not {type(value).__name__}")
+    return value
+
+
+def _dict_of(value: object, what: str, required: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError(f"{what} must be a JSON object, not {type(value).__name__}")
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise ValidationError(f"{what} lacks {', '.join(map(repr, missing))}; send every field")
+    return value
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
