@@ -50,7 +50,8 @@ def same(a: list[Any], b: list[Any]) -> bool:
 
 @given(st.lists(METRICS, max_size=30))
 def test_metric_columns_round_trip_through_json_with_nan_and_infinities(rows: list[Metric]) -> None:
-    names, values, steps, times = ([r[i] for r in rows] for i in range(4))
+    names, values = [r.name for r in rows], [r.value for r in rows]
+    steps, times = [r.step for r in rows], [r.time for r in rows]
     back = codec.columns_from_dict(through_json(codec.columns_to_dict(names, values, steps, times)))
     assert back[0] == names and back[2] == steps
     assert same(back[1], values) and same(back[3], times)
