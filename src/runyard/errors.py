@@ -13,7 +13,8 @@ wrong and what to do. The CLI prints that line and exits non-zero, with no trace
     │   ├── StepNotFound
     │   ├── BlobNotFound
     │   ├── CodespecNotFound
-    │   └── BufferNotFound
+    │   ├── BufferNotFound
+    │   └── TokenNotFound        no API token of that name
     ├── ConflictError
     │   ├── NameTaken
     │   ├── RunExists
@@ -183,3 +184,9 @@ class BufferNotFound(NotFoundError):
     def __init__(self, buffer_id: str) -> None:
         super().__init__(f"no buffer {buffer_id!r}; see `runyard buffer list`")
         self.buffer_id = buffer_id
+
+
+class TokenNotFound(NotFoundError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no token named {name!r}; see `runyard server token list`")
+        self.name = name

@@ -29,6 +29,7 @@ from runyard.model.status import (
     check_transition,
     status_path,
 )
+from runyard.model.tokens import TokenRecord
 
 __all__ = [
     "FINAL",
@@ -44,6 +45,7 @@ __all__ = [
     "Stage",
     "Status",
     "Step",
+    "TokenRecord",
     "artifact_from_dict",
     "artifact_to_dict",
     "can_transition",

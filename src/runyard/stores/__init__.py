@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from runyard.stores.base import MetricSummary, RunFilter, RunStore
+from runyard.stores.base import MetricColumns, MetricSeries, MetricSummary, RunFilter, RunStore
 from runyard.stores.location import blob_location, home, parse_url, redact_url, resolve_url
 
 __all__ = [
+    "MetricColumns",
+    "MetricSeries",
     "MetricSummary",
     "RunFilter",
     "RunStore",

@@ -8,11 +8,13 @@ both win a transition, and it never loses a concurrent update.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from runyard.errors import RunNotFound, ValidationError
 from runyard.model import (
@@ -27,7 +29,7 @@ from runyard.model import (
     Step,
     looks_like_id,
 )
-from runyard.stores.registrybase import RegistryStore
+from runyard.stores.registrybase import RegistryStore, TokenStore
 
 # The append-only streams of a run, as ``append_missing`` names them.
 STREAMS = ("metrics", "events", "logs")
@@ -102,8 +104,79 @@ class MetricSummary:
     maximum: float
 
 
+class MetricColumns(NamedTuple):
+    """A batch of metrics as four equally long columns (what ``append_metric_columns``
+    takes), for ``append_batch``."""
+
+    names: Sequence[str]
+    values: Sequence[float]
+    steps: Sequence[int | None]
+    times: Sequence[float]
+
+
+class MetricSeries(NamedTuple):
+    """One metric's values in append order, as packed arrays (equally long).
+
+    ``steps`` is an ``array('q')``: a value logged with no step has 0 there and its index in
+    ``no_step`` (ascending), so a plot or the server can take the arrays as they are (numpy
+    ``frombuffer``) and mask the few without a step; ``step_list()`` gives Python's view.
+    """
+
+    values: array[float]  # 'd'
+    steps: array[int]  # 'q'; 0 where the step is None (see ``no_step``)
+    times: array[float]  # 'd'
+    no_step: Sequence[int] = ()  # indices of the values logged with step None
+
+    def step_list(self) -> list[int | None]:
+        """The steps as a list, with None where a value has no step."""
+        steps: list[int | None] = list(self.steps.tolist())
+        for at in self.no_step:
+            steps[at] = None
+        return steps
+
+
+def series_of(metrics: Iterable[Metric]) -> MetricSeries:
+    """``metrics`` (of one name) as a ``MetricSeries``."""
+    values, steps, times, no_step = array("d"), array("q"), array("d"), []
+    for at, m in enumerate(metrics):
+        values.append(m.value)
+        times.append(m.time)
+        if m.step is None:
+            no_step.append(at)
+            steps.append(0)
+        else:
+            steps.append(m.step)
+    return MetricSeries(values, steps, times, no_step)
+
+
+def in_ranges(step: int | None, time: float,
+              steps: tuple[int | None, int | None] | None,
+              times: tuple[float | None, float | None] | None) -> bool:
+    """Whether a metric at ``step`` and ``time`` is within the inclusive bounds (a None
+    bound is open; a metric with no step is outside any ``steps`` range)."""
+    if steps is not None and (step is None or not _within(step, steps)):
+        return False
+    return times is None or _within(time, times)
+
+
+def _within(x: float, bounds: tuple[float | None, float | None]) -> bool:
+    low, high = bounds
+    return (low is None or x >= low) and (high is None or x <= high)
+
+
+_BATCH_KEY = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def check_batch_key(key: object) -> str:
+    """``key`` if it may name a batch for ``append_batch``, else a ValidationError."""
+    if not isinstance(key, str) or not _BATCH_KEY.fullmatch(key):
+        raise ValidationError(f"invalid batch key {str(key)[:140]!r}: use 1-128 letters, digits, "
+                              "'.', '_', ':' or '-'")
+    return key
+
+
 @runtime_checkable
-class RunStore(RegistryStore, Protocol):
+class RunStore(RegistryStore, TokenStore, Protocol):
     """Where runs live. All methods raise ``RunNotFound`` for an unknown run id. The store
     keeps the registry too (codespecs, buffers: see ``registrybase.RegistryStore``)."""
 
@@ -121,7 +194,10 @@ class RunStore(RegistryStore, Protocol):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[RunRecord]: ...
+    # ``after``: a run id; only the runs after it in this order (ids sort by creation: newest
+    # first, ids below it; else above it). The run need not exist any more (keyset paging)
     def count_runs(self, filter: RunFilter | None = None) -> int: ...
     def update_status(
         self,
@@ -180,6 +256,23 @@ class RunStore(RegistryStore, Protocol):
         ...  # ``items``: the run's rows of ``kind`` (STREAMS) from number ``start`` on; only
     # those it lacks are appended, all under its lock, so two copies never write a row twice;
     # returns how many were appended
+    def read_from(self, run_id: str, kind: str, start: int, limit: int | None = None
+                  ) -> list[Any]: ...
+    # the rows of ``kind`` (STREAMS) numbered ``start``, start+1, ... (the positions
+    # ``append_missing`` counts), at most ``limit`` of them: Metric, Event or LogLine records
+    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
+                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool: ...
+    # all of it in one write (SQL: one transaction), unless a batch with ``key`` was appended
+    # to this run before: then nothing, and False. Atomic across processes. ``key``: 1-128
+    # of [A-Za-z0-9._:-] (ValidationError). A bad value refuses the whole batch: nothing
+    # written, key not recorded. Keys live with the run (deleted with it; not copied)
+    def read_metric_series(
+        self, run_id: str, name: str, *,
+        steps: tuple[int | None, int | None] | None = None,
+        times: tuple[float | None, float | None] | None = None,
+    ) -> MetricSeries: ...
+    # one metric's values in append order, within inclusive step and time bounds (a None
+    # bound is open; a value with no step is outside any ``steps`` range)
 
     # data catalog
     def add_artifact(self, run_id: str, artifact: Artifact) -> None: ...  # replaces name+stage
@@ -227,6 +320,24 @@ class StoreHelpers(ABC):
         Backends that store columns (the SQL stores) take them without making records."""
         self.append_metrics(run_id, metric_records(names, values, steps, times))
 
+    def read_metric_series(
+        self, run_id: str, name: str, *,
+        steps: tuple[int | None, int | None] | None = None,
+        times: tuple[float | None, float | None] | None = None,
+    ) -> MetricSeries:
+        """Over ``read_metrics``; the SQL stores read their chunks into arrays instead."""
+        found = self.read_metrics(run_id, name)  # type: ignore[attr-defined]
+        if steps is not None or times is not None:
+            found = [m for m in found if in_ranges(m.step, m.time, steps, times)]
+        return series_of(found)
+
+    def read_from(self, run_id: str, kind: str, start: int, limit: int | None = None
+                  ) -> list[Any]:
+        """A slice of ``read_*``; the SQL stores read only the rows asked for."""
+        start, end = stream_slice(start, limit)
+        rows: list[Any] = getattr(self, f"read_{stream_kind(kind)}")(run_id)
+        return rows[start:end]
+
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
         """Upsert several steps; backends that can write them in one transaction do."""
         for step in steps:
@@ -265,6 +376,17 @@ def metric_records(names: Sequence[Any], values: Sequence[Any], steps: Sequence[
 _metric = partial(tuple.__new__, Metric)  # a Metric without NamedTuple's slower constructor
 
 
+def stream_slice(start: int, limit: int | None) -> tuple[int, int | None]:
+    """``start`` and the end (exclusive, None: to the end) of a ``read_from``, checked."""
+    if not isinstance(start, int) or start < 0:
+        raise ValidationError(f"stream position {start!r} must be a whole number >= 0")
+    if limit is None:
+        return start, None
+    if not isinstance(limit, int) or limit < 0:
+        raise ValidationError(f"stream limit {limit!r} must be a whole number >= 0")
+    return start, start + limit
+
+
 def check_fields(fields: Mapping[str, Any]) -> None:
     unknown = set(fields) - UPDATABLE
     if unknown:
@@ -275,8 +397,11 @@ def check_fields(fields: Mapping[str, Any]) -> None:
 
 
 def page(runs: list[RunRecord], newest_first: bool, limit: int | None,
-         offset: int) -> list[RunRecord]:
-    """Order (by id, i.e. creation) and cut a list of runs, for backends that filter in Python."""
+         offset: int, after: str | None = None) -> list[RunRecord]:
+    """Order (by id, i.e. creation) and cut a list of runs, for backends that filter in Python;
+    ``after``: only the runs past that id in this order (keyset paging)."""
+    if after is not None:
+        runs = [r for r in runs if (r.id < after if newest_first else r.id > after)]
     ordered = sorted(runs, key=lambda r: r.id, reverse=newest_first)
     end = None if limit is None else offset + limit
     return ordered[offset:end]

@@ -20,6 +20,7 @@ from runyard.model import (
 )
 from runyard.model import validate as check
 from runyard.stores.base import (
+    MetricColumns,
     MetricSummary,
     RunFilter,
     StoreHelpers,
@@ -29,6 +30,7 @@ from runyard.stores.base import (
     summarise,
     tail_since,
 )
+from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.memregistry import MemoryRegistry
 
@@ -39,6 +41,7 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         self._lock = threading.RLock()
         self._docs: dict[str, RunDoc] = {}
         self._names: dict[str, str] = {}
+        self._batches: dict[str, set[str]] = {}  # the keys of each run's appended batches
 
     def _doc(self, run_id: str) -> RunDoc:
         try:
@@ -75,11 +78,12 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[RunRecord]:
         wanted = filter or RunFilter()
         with self._lock:
             runs = [d.run for d in self._docs.values() if wanted.matches(d.run)]
-            return copy.deepcopy(page(runs, newest_first, limit, offset))
+            return copy.deepcopy(page(runs, newest_first, limit, offset, after))
 
     def count_runs(self, filter: RunFilter | None = None) -> int:
         wanted = filter or RunFilter()
@@ -150,6 +154,7 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
             doc = self._doc(run_id)
             del self._docs[run_id]
             del self._names[doc.run.name]
+            self._batches.pop(run_id, None)
 
     # -- steps ------------------------------------------------------------------------------
     def upsert_step(self, run_id: str, step: Step) -> Step:
@@ -226,6 +231,20 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
             missing = items[max(have - start, 0):]
             getattr(self, f"append_{kind}")(run_id, missing)
         return len(missing)
+
+    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
+                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
+        found, said, lines = checked_batch(key, metrics, events, logs)
+        with self._lock:
+            doc = self._doc(run_id)
+            keys = self._batches.setdefault(run_id, set())
+            if key in keys:
+                return False
+            keys.add(key)
+            doc.metrics.extend(found)
+            doc.events.extend(said)
+            doc.logs.extend(lines)
+        return True
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

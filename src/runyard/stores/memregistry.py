@@ -1,4 +1,5 @@
-"""The registry (codespecs, buffers, chunks) of the ``memory://`` store: dicts under its lock."""
+"""The registry (codespecs, buffers, chunks, tokens) of the ``memory://`` store: dicts under
+its lock."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from runyard.errors import BufferNotFound
-from runyard.model import Owner
+from runyard.errors import BufferNotFound, TokenNotFound
+from runyard.model import Owner, TokenRecord
 from runyard.model.registry import (
     COMPLETE,
     CREATED,
@@ -25,8 +26,11 @@ from runyard.stores.registrybase import (
     check_buffer_id,
     check_chunk,
     check_codespec_name,
+    check_token,
     not_claimable,
     numbered,
+    revoked,
+    token_taken,
 )
 
 
@@ -35,6 +39,7 @@ class _Tables:
     codespecs: dict[str, list[CodespecRecord]] = field(default_factory=dict)
     buffers: dict[str, Buffer] = field(default_factory=dict)
     chunks: dict[str, list[Chunk]] = field(default_factory=dict)
+    tokens: dict[str, TokenRecord] = field(default_factory=dict)
 
 
 class MemoryRegistry:
@@ -137,6 +142,34 @@ class MemoryRegistry:
             self._reg_put(replace(current, state=COMPLETE if complete else INCOMPLETE,
                               reason=reason))
             return True
+
+    # -- tokens -----------------------------------------------------------------------------
+    def add_token(self, token: TokenRecord) -> TokenRecord:
+        check_token(token)
+        with self._lock:
+            tokens = self._reg_tables().tokens
+            if token.name in tokens:
+                raise token_taken(token.name)
+            tokens[token.name] = token
+        return token
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        with self._lock:
+            found = self._reg_tables().tokens.values()
+            return next((t for t in found if t.digest == digest), None)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._lock:
+            tokens = self._reg_tables().tokens
+            return [tokens[name] for name in sorted(tokens)]
+
+    def revoke_token(self, name: str, now: float | None = None) -> TokenRecord:
+        with self._lock:
+            tokens = self._reg_tables().tokens
+            if name not in tokens:
+                raise TokenNotFound(name)
+            tokens[name] = revoked(tokens[name], now)
+            return tokens[name]
 
     def _reg_put(self, buffer: Buffer) -> Buffer:
         self._reg_tables().buffers[buffer.id] = buffer

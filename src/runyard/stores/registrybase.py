@@ -10,15 +10,18 @@ use them as file names).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from runyard.errors import BufferNotFound, ConflictError, ValidationError
-from runyard.model import Owner
+from runyard.model import Owner, TokenRecord
 from runyard.model.registry import Buffer, Chunk, CodespecRecord
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class RegistryStore(Protocol):
@@ -49,6 +52,46 @@ class RegistryStore(Protocol):
     # the chunks at or after (part, seq), in order
     def finish_buffer(self, buffer_id: str, complete: bool, reason: str | None = None) -> bool:
         ...  # complete or incomplete, if it was being written; False if it had ended
+
+
+class TokenStore(Protocol):
+    """A server's API tokens (see ``model.tokens``). Never cached: every call reads the store."""
+
+    def add_token(self, token: TokenRecord) -> TokenRecord: ...  # ConflictError: name taken
+    def find_token(self, digest: str) -> TokenRecord | None: ...  # by digest, revoked or not
+    def list_tokens(self) -> list[TokenRecord]: ...  # by name
+    def revoke_token(self, name: str, now: float | None = None) -> TokenRecord: ...
+    # TokenNotFound if no token has that name; revoking twice keeps the first time
+
+
+def check_token(token: TokenRecord) -> TokenRecord:
+    """``token`` if its fields can be stored (name as a codespec's, digest sha256 hex)."""
+    if not isinstance(token.name, str) or not _NAME.fullmatch(token.name):
+        raise ValidationError(f"invalid token name {token.name!r}: use letters, digits, '.', "
+                              "'_' and '-', starting with a letter or digit")
+    if not isinstance(token.digest, str) or not _DIGEST.fullmatch(token.digest):
+        raise ValidationError("a token's digest is the sha256 hex of its secret (64 of 0-9a-f)")
+    if not isinstance(token.read_only, bool) or not _time(token.created) \
+            or not (token.revoked is None or _time(token.revoked)):
+        raise ValidationError(f"token {token.name}: read_only is a bool, created and revoked "
+                              "are epoch seconds")
+    return token
+
+
+def _time(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and value == value and abs(value) < 1e12
+
+
+def revoked(token: TokenRecord, now: float | None) -> TokenRecord:
+    """``token`` revoked at ``now`` (the time of day by default), or as it is if it was."""
+    if token.revoked is not None:
+        return token
+    return replace(token, revoked=time.time() if now is None else now)
+
+
+def token_taken(name: str) -> ConflictError:
+    return ConflictError(f"a token named {name} already exists; revoke it or pick another name")
 
 
 def check_codespec_name(name: object) -> str:
