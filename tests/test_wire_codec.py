@@ -77,6 +77,16 @@ def test_special_numbers_travel_as_their_strings(value: float, text: str) -> Non
     assert codec.metric_to_dict(Metric("loss", value, None, 1.0))["value"] == text
 
 
+@pytest.mark.parametrize("decode, body", [
+    (codec.event_from_dict, {"time": "Infinity", "message": "m"}),
+    (codec.logline_from_dict, {"time": "NaN", "text": "t"}),
+    (codec.metric_from_dict, {"name": "a", "value": 1.0, "time": "-Infinity"}),
+])
+def test_times_must_be_finite_numbers(decode: Any, body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="not a finite number"):
+        decode(body)
+
+
 def test_whole_numbers_in_json_decode_as_floats() -> None:
     _names, values, steps, times = codec.columns_from_dict(
         {"names": ["a"], "values": [3], "steps": [7], "times": [5]})
@@ -93,6 +103,7 @@ def test_whole_numbers_in_json_decode_as_floats() -> None:
     {"names": ["a"], "values": [True], "steps": [None], "times": [1.0]},
     {"names": ["a"], "values": [1.0], "steps": [1.5], "times": [1.0]},
     {"names": ["a"], "values": [1.0], "steps": [None], "times": [None]},
+    {"names": ["a"], "values": [1.0], "steps": [None], "times": ["NaN"]},
 ])
 def test_malformed_columns_are_refused_with_one_line(body: Any) -> None:
     with pytest.raises(ValidationError) as info:

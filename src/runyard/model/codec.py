@@ -219,6 +219,20 @@ def decode_numbers(values: object, what: str = "metric value") -> list[float]:
     return [decode_number(v, what) for v in items]
 
 
+def decode_time(value: object, what: str = "time") -> float:
+    """A finite JSON number (epoch seconds) as a float; times have no special strings."""
+    if (type(value) is float or type(value) is int) and value - value == 0:
+        return float(value)
+    raise ValidationError(f"{what} {_short(value)} is not a finite number; send epoch seconds")
+
+
+def decode_times(values: object, what: str = "time") -> list[float]:
+    items = _list_of(values, what + "s")
+    if all(type(v) is float and v - v == 0.0 for v in items):
+        return items
+    return [decode_time(v, what) for v in items]
+
+
 def columns_to_dict(names: Sequence[str], values: Iterable[float],
                     steps: Sequence[int | None], times: Iterable[float]) -> dict[str, Any]:
     """Metric columns (``MetricColumns``' fields) as their wire dict."""
@@ -234,7 +248,7 @@ def columns_from_dict(data: object
     names = _list_of(data.get("names"), "metric names")
     values = decode_numbers(data.get("values"))
     steps = _list_of(data.get("steps"), "metric steps")
-    times = decode_numbers(data.get("times"), "metric time")
+    times = decode_times(data.get("times"), "metric time")
     if not len(names) == len(values) == len(steps) == len(times):
         raise ValidationError(
             "metric columns names, values, steps and times must be equally long; "
@@ -269,7 +283,7 @@ def metric_from_dict(data: object) -> Metric:
         raise ValidationError(
             "a metric's name must be a string and its step a whole number or null")
     return Metric(data["name"], decode_number(data["value"]), step,
-                  decode_number(data["time"], "metric time"))
+                  decode_time(data["time"], "metric time"))
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
@@ -281,7 +295,7 @@ def event_from_dict(data: object) -> Event:
     message, level = data["message"], data.get("level", "info")
     if not isinstance(message, str) or not isinstance(level, str):
         raise ValidationError("an event's message and level must be strings")
-    return Event(decode_number(data["time"], "event time"), message, level)
+    return Event(decode_time(data["time"], "event time"), message, level)
 
 
 def logline_to_dict(line: LogLine) -> dict[str, Any]:
@@ -295,7 +309,7 @@ def logline_from_dict(data: object) -> LogLine:
         raise ValidationError("a log line's text and stream must be strings")
     if step is not None and not isinstance(step, str):
         raise ValidationError("a log line's step must be a step name (a string) or null")
-    return LogLine(decode_number(data["time"], "log line time"), text, stream, step)
+    return LogLine(decode_time(data["time"], "log line time"), text, stream, step)
 
 
 def events_from_list(items: object) -> list[Event]:
