@@ -36,6 +36,8 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
                "List, show, save and delete runtime configurations."),
     "ray": ("runyard.cli.workflows:ray_group",
             "List, start and stop the local Ray clusters runyard starts."),
+    "server": ("runyard.cli.server:server_group",
+               "Serve the store over HTTP (REST API, bearer tokens); manage its tokens."),
 }
 
 
