@@ -387,6 +387,13 @@ def stream_slice(start: int, limit: int | None) -> tuple[int, int | None]:
     return start, start + limit
 
 
+def check_after(after: object) -> str:
+    """``list_runs``'s ``after``, if it is a run id (of any run, even one deleted since)."""
+    if not isinstance(after, str):
+        raise ValidationError(f"list_runs(after=...) takes a run id, not {after!r:.60}")
+    return after
+
+
 def check_fields(fields: Mapping[str, Any]) -> None:
     unknown = set(fields) - UPDATABLE
     if unknown:
@@ -401,6 +408,7 @@ def page(runs: list[RunRecord], newest_first: bool, limit: int | None,
     """Order (by id, i.e. creation) and cut a list of runs, for backends that filter in Python;
     ``after``: only the runs past that id in this order (keyset paging)."""
     if after is not None:
+        check_after(after)
         runs = [r for r in runs if (r.id < after if newest_first else r.id > after)]
     ordered = sorted(runs, key=lambda r: r.id, reverse=newest_first)
     end = None if limit is None else offset + limit

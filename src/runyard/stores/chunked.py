@@ -7,7 +7,8 @@
   ``urllib.parse.quote(name, safe="")``, shortened with a hash when very long), replaced
   atomically; a step keeps the file it was first written to;
 * ``metrics.jsonl`` (``["loss",0.3,10,1700000000.1]`` per line), ``events.jsonl``,
-  ``logs.jsonl`` and ``catalog.jsonl`` (the later entry for a name and stage wins) — append-only.
+  ``logs.jsonl`` and ``catalog.jsonl`` (the later entry for a name and stage wins) — append-only;
+* ``batches.jsonl`` — the batches ``append_batch`` appended (see ``chunkbatch``).
 
 Every change holds the run's lock ``<dir>/<run_id>.lock`` (outside the folder, so deleting the
 folder never removes a lock someone waits on). Appends cut off a record torn by a killed writer
@@ -45,7 +46,9 @@ from runyard.model import (
     step_to_dict,
 )
 from runyard.model import validate as check
-from runyard.stores.base import MetricSummary, summarise, tail_since
+from runyard.stores import chunkbatch
+from runyard.stores.base import MetricColumns, MetricSummary, summarise, tail_since
+from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.filebase import FileStoreBase, stream_items
 from runyard.stores.files import (
@@ -63,6 +66,7 @@ from runyard.stores.files import (
 RUN_LOG = "RunLog.json"
 METRICS, EVENTS, LOGS, CATALOG = "metrics.jsonl", "events.jsonl", "logs.jsonl", "catalog.jsonl"
 STREAM_FILES = {"metrics": METRICS, "events": EVENTS, "logs": LOGS}
+STREAMS = (METRICS, EVENTS, LOGS)  # in the order of a batch's parts
 MAX_KEY = 150
 R = TypeVar("R")
 
@@ -218,6 +222,7 @@ class ChunkedStore(FileStoreBase[RunDoc]):
     def _append(self, run_id: str, stream: str, rows: Sequence[Any]) -> None:
         payload = b"".join(dumps(row) + b"\n" for row in rows)  # encode all before writing
         with self._locked(run_id):
+            chunkbatch.settle(self._folder(run_id), STREAMS)
             if payload:
                 append_records(self._folder(run_id) / stream, payload)
 
@@ -261,11 +266,25 @@ class ChunkedStore(FileStoreBase[RunDoc]):
     def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
         lines = [dumps(list(item)) + b"\n" for item in stream_items(kind, items)]
         with self._locked(run_id):
+            chunkbatch.settle(self._folder(run_id), STREAMS)
             path = self._folder(run_id) / STREAM_FILES[kind]
             missing = lines[max(count_records(path) - start, 0):]
             if missing:
                 append_records(path, b"".join(missing))
         return len(missing)
+
+    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
+                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
+        """Once per key, whole or not at all, under the run's lock (see ``chunkbatch``)."""
+        batch = checked_batch(key, metrics, events, logs)
+        payloads = [b"".join(dumps(list(row)) + b"\n" for row in rows) for rows in batch]
+        with self._locked(run_id):
+            folder = self._folder(run_id)
+            chunkbatch.settle(folder, STREAMS)
+            if key in chunkbatch.keys(folder):
+                return False
+            chunkbatch.append(folder, key, STREAMS, payloads)
+        return True
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

@@ -23,8 +23,8 @@ from runyard.model import validate as check
 from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page, stream_kind
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.fileindex import IndexTable, RunIndex, file_lock, summary
-from runyard.stores.fileregistry import FileRegistry
 from runyard.stores.files import check_id, usable_id
+from runyard.stores.filetokens import FileTokens
 
 T = TypeVar("T")
 D = TypeVar("D", bound=RunDoc)
@@ -39,7 +39,7 @@ def stream_items(kind: str, items: Sequence[Any]) -> list[Any]:
     return [make(*item) for item in items]
 
 
-class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
+class FileStoreBase(FileTokens, StoreHelpers, Generic[D]):
     """A store kept as files under one folder, with an index file beside the runs.
 
     ``D`` is the document a backend hands to run operations: a ``RunDoc`` holding at least
@@ -186,9 +186,10 @@ class FileStoreBase(FileRegistry, StoreHelpers, Generic[D]):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[RunRecord]:
         wanted = filter or RunFilter()
-        chosen = page(self._matching(wanted), newest_first, limit, offset)
+        chosen = page(self._matching(wanted), newest_first, limit, offset, after)
         found = (self._readable_run(entry.id, "the list") for entry in chosen)
         return [run for run in found if run is not None and wanted.matches(run)]
 

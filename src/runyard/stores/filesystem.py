@@ -1,7 +1,8 @@
 """``file:///dir`` — the file-system store: one JSON run log per run.
 
 ``<dir>/<run_id>.json`` holds the whole run log (``RunDoc.to_dict()``: the run, its steps and
-attempts, metrics, events, log lines and data catalog). Every change takes the run's lock
+attempts, metrics, events, log lines and data catalog, and the keys of the batches
+``append_batch`` appended). Every change takes the run's lock
 ``<dir>/<run_id>.json.lock``, reads the log, applies the ``RunDoc`` operation and replaces the
 file atomically, so concurrent writers in any number of processes and threads never lose an
 update. ``<dir>/index.json`` indexes the runs for listing (see ``runyard.stores.fileindex``).
@@ -30,7 +31,8 @@ from runyard.model import (
     step_to_dict,
 )
 from runyard.model import validate as check
-from runyard.stores.base import MetricSummary, summarise, tail_since
+from runyard.stores.base import MetricColumns, MetricSummary, summarise, tail_since
+from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.filebase import FileStoreBase, stream_items
 from runyard.stores.files import (
@@ -43,6 +45,7 @@ from runyard.stores.files import (
 )
 
 SECTIONS = ("steps", "metrics", "events", "logs", "artifacts")
+BATCHES = "batches"  # the keys of the batches ``append_batch`` appended
 
 
 @dataclass
@@ -56,6 +59,10 @@ class LogDoc(RunDoc):
     """
 
     raw: dict[str, Any] = field(default_factory=dict)
+    batches: list[str] = field(default_factory=list)  # keys of batches appended now
+
+    def has_batch(self, key: str) -> bool:
+        return key in self.raw.get(BATCHES, ())
 
     def with_step(self, name: str) -> LogDoc:
         self.steps.update(RunDoc.from_dict(only_step(self.raw, name)).steps)
@@ -73,6 +80,8 @@ class LogDoc(RunDoc):
         raw["logs"].extend(list(line) for line in self.logs)
         for artifact in self.artifacts.values():
             put_entry(raw["artifacts"], artifact_to_dict(artifact), ("name", "stage"))
+        if self.batches or BATCHES in self.raw:
+            raw[BATCHES] = [*self.raw.get(BATCHES, ()), *self.batches]
         return raw
 
 
@@ -210,6 +219,22 @@ class FileStore(FileStoreBase[LogDoc]):
             missing = batch[max(len(doc.raw.get(kind, ())) - start, 0):]
             getattr(doc, kind).extend(missing)
             return len(missing)
+
+        return self._change(run_id, add)
+
+    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
+                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
+        """The rows and the key in one replace of the run log (checked first)."""
+        found, said, lines = checked_batch(key, metrics, events, logs)
+
+        def add(doc: LogDoc) -> bool:
+            if doc.has_batch(key):
+                return False
+            doc.batches.append(key)
+            doc.metrics.extend(found)
+            doc.events.extend(said)
+            doc.logs.extend(lines)
+            return True
 
         return self._change(run_id, add)
 

@@ -34,14 +34,20 @@ from runyard.model import (
     step_from_dict,
 )
 from runyard.model import validate as check
-from runyard.stores import sqlmetrics, sqlstreams
+from runyard.stores import sqlmetrics, sqlseries, sqlstreams
 from runyard.stores.base import (
+    MetricColumns,
+    MetricSeries,
     MetricSummary,
     RunFilter,
     StoreHelpers,
+    check_after,
+    check_batch_key,
     checked_new_run,
     stream_kind,
+    stream_slice,
 )
+from runyard.stores.batch import records_of
 from runyard.stores.doc import RunDoc
 from runyard.stores.sqlregistry import SqlRegistry
 from runyard.stores.sqlschema import (
@@ -67,13 +73,14 @@ from runyard.stores.sqlschema import (
     run_row,
     storable_fields,
 )
+from runyard.stores.sqltokens import SqlTokens
 from runyard.stores.sqlupgrade import ensure_schema, schema_current
 from runyard.stores.stepjson import step_json
 
 T = TypeVar("T")
 
 
-class SqlStore(SqlRegistry, StoreHelpers):
+class SqlStore(SqlRegistry, SqlTokens, StoreHelpers):
     url: str
     dialect: Dialect
 
@@ -203,12 +210,17 @@ class SqlStore(SqlRegistry, StoreHelpers):
         newest_first: bool = True,
         limit: int | None = None,
         offset: int = 0,
+        after: str | None = None,
     ) -> list[RunRecord]:
         q = filter_query(filter or RunFilter(), self.dialect)
         direction = "DESC" if newest_first else "ASC"
         cut = self.dialect.no_limit if limit is None else "?"
-        params = (*q.params, *(() if limit is None else (limit,)), offset)
-        sql = f"SELECT {RUN_FIELDS} FROM {q.source} WHERE {q.where}"
+        where, params = q.where, q.params
+        if after is not None:  # keyset paging: a range of the index the order reads
+            where = f"{where} AND {q.order} {'<' if newest_first else '>'} ?"
+            params = (*params, check_after(after))
+        params = (*params, *(() if limit is None else (limit,)), offset)
+        sql = f"SELECT {RUN_FIELDS} FROM {q.source} WHERE {where}"
         with self._transaction(False) as tx:
             rows = tx.all(f"{sql} ORDER BY {q.order} {direction} LIMIT {cut} OFFSET ?", params)
         return [row_run(row, self.dialect) for row in rows]
@@ -397,6 +409,45 @@ class SqlStore(SqlRegistry, StoreHelpers):
             if missing:
                 sqlstreams.insert_rows(tx, kind, low, high, have, missing)
         return len(missing)
+
+    def read_from(self, run_id: str, kind: str, start: int, limit: int | None = None
+                  ) -> list[Any]:
+        """Only the rows asked for, by key range (see ``sqlstreams.read_from``)."""
+        start, end = stream_slice(start, limit)
+        stream_kind(kind)
+        with self._transaction(False) as tx:
+            low, high = id_range(self._seq(tx, run_id))
+            return sqlstreams.read_from(tx, kind, low, high, start, end)
+
+    def read_metric_series(
+        self, run_id: str, name: str, *,
+        steps: tuple[int | None, int | None] | None = None,
+        times: tuple[float | None, float | None] | None = None,
+    ) -> MetricSeries:
+        """The chunks of ``name`` joined into arrays (see ``sqlseries``)."""
+        with self._transaction(False) as tx:
+            low, high = id_range(self._seq(tx, run_id))
+            return sqlseries.read(tx, low, high, name, steps, times)
+
+    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
+                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
+        """Rows and key in one write transaction, every value checked (and packed) first."""
+        check_batch_key(key)
+        size, packed = (0, []) if metrics is None else sqlmetrics.packed_columns(
+            *(list(column) for column in metrics))
+        streams = (("events", records_of(Event, events, "event")),
+                   ("logs", records_of(LogLine, logs, "log line")))
+        with self._transaction(True) as tx:
+            low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
+            if not sqlstreams.key_recorded(tx, run_id, key):
+                return False
+            if packed:
+                sqlmetrics.insert(tx, low, high, size, packed)
+            for kind, rows in streams:
+                if rows:
+                    have = sqlstreams.count_rows(tx, kind, low, high)
+                    sqlstreams.insert_rows(tx, kind, low, high, have, rows)
+        return True
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

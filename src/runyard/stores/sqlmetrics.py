@@ -280,23 +280,42 @@ def read(tx: Tx, low: int, high: int, name: str | None) -> list[Metric]:
     if name is not None:
         rows = tx.all(f"{SELECT} AND name = ? ORDER BY id", (low, high, name))
         return [m for row in rows for m in _metrics(row)]
-    rows = tx.all(f"{SELECT} ORDER BY id", (low, high))
+    return placed(tx.all(f"{SELECT} ORDER BY id", (low, high)))
+
+
+def placed(rows: list[Any]) -> list[Metric]:
+    """The metrics of whole batches' chunk rows (``SELECT``, in id order), each put back at
+    its position: the first is the first batch's first value."""
     if not rows:
         return []
     start = int(rows[0][2])
-    placed: list[Any] = [None] * (int(rows[-1][3]) - start)
+    out: list[Any] = [None] * (int(rows[-1][3]) - start)
     for row in rows:
         metrics = _metrics(row)
         first, stride, positions = int(row[4]) + int(row[2]) - start, row[5], row[6]
         if stride is not None:
-            placed[first : first + stride * (len(metrics) - 1) + 1 : stride] = metrics
+            out[first : first + stride * (len(metrics) - 1) + 1 : stride] = metrics
         else:
             base = int(row[2]) - start
             for at, metric in zip(_unpack("q", positions), metrics, strict=True):
-                placed[base + at] = metric
-    if sum(int(row[1]) for row in rows) != len(placed):  # never made here; keep it readable
-        placed = [m for m in placed if m is not None]
-    return placed
+                out[base + at] = metric
+    if sum(int(row[1]) for row in rows) != len(out):  # never made here; keep it readable
+        out = [m for m in out if m is not None]
+    return out
+
+
+def read_span(tx: Tx, low: int, high: int, start: int, end: int | None) -> list[Metric]:
+    """The run's metrics at positions ``start`` up to ``end`` (exclusive; None: all), in
+    append order: only the chunks of the batches that hold them are read."""
+    if end is None:
+        rows = tx.all(f"{SELECT} AND next_seq > ? ORDER BY id", (low, high, start))
+    else:
+        rows = tx.all(f"{SELECT} AND next_seq > ? AND seq < ? ORDER BY id",
+                      (low, high, start, end))
+    if not rows:
+        return []
+    at = start - int(rows[0][2])
+    return placed(rows)[at : None if end is None else end - start + at]
 
 
 def _metrics(row: Sequence[Any]) -> list[Metric]:

@@ -19,11 +19,12 @@ from runyard.model.codec import owner_from_dict, owner_to_dict
 from runyard.stores import sqlmetrics
 from runyard.stores.base import RunFilter
 
-SCHEMA_VERSION = 5  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value;
+SCHEMA_VERSION = 6  # 2: metrics in chunks (``sqlmetrics``), no longer one row per value;
 # 3: steps in a rowid table (a step's ~1 KB document overflowed WITHOUT ROWID pages);
 # 4: a run's ``internals`` in a column of its own (a workflow's DAG, plan and results had
 # been kept in its metadata and config: ``sqlupgrade`` moves them);
-# 5: the registry (codespecs, buffers and their chunks), kept in the run store
+# 5: the registry (codespecs, buffers and their chunks), kept in the run store;
+# 6: the keys of appended batches (``append_batch``) and a server's API tokens
 Row = tuple[Any, ...]
 
 # The append-only tables (metric chunks, events, logs) hold no run id: a row's id is in its
@@ -77,8 +78,14 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS buffer_chunks (buffer_id {key} NOT NULL, part {int} NOT NULL,
         seq {int} NOT NULL, digest TEXT, size {int} NOT NULL,
         PRIMARY KEY (buffer_id, part, seq)){without_rowid}""",
+    # what ``append_batch`` appended, so a batch sent again is not appended twice
+    """CREATE TABLE IF NOT EXISTS batch_keys (run_id {key} NOT NULL, batch {key} NOT NULL,
+        PRIMARY KEY (run_id, batch)){without_rowid}""",
+    """CREATE TABLE IF NOT EXISTS tokens (name {key} PRIMARY KEY, digest TEXT NOT NULL UNIQUE,
+        read_only {int} NOT NULL, created {real} NOT NULL, revoked {real})""",
 )
-RUN_TABLES = ("steps", "artifacts")  # keyed by run_id (run_tags are deleted tag by tag)
+# keyed by run_id (run_tags are deleted tag by tag)
+RUN_TABLES = ("steps", "artifacts", "batch_keys")
 RANGE_TABLES = ("metric_chunks", "events", "logs")  # keyed by the run's id range
 
 RUN_COLUMNS = (

@@ -41,7 +41,7 @@ def ensure_schema(tx: Tx) -> None:
 
 def _migrate(tx: Tx, version: int) -> None:
     """Bring a store made by an older runyard up to ``SCHEMA_VERSION``, in the caller's write."""
-    if version not in (1, 2, 3, 4):
+    if version not in (1, 2, 3, 4, 5):
         raise StoreError(f"this store has schema version {version}, which this runyard cannot "
                          "upgrade; copy its runs with an older runyard first")
     if version == 1:
@@ -51,7 +51,7 @@ def _migrate(tx: Tx, version: int) -> None:
         _rebuild_steps(tx)
     if version < 4:
         _add_internals(tx)
-    # 5: the registry tables, which ``ensure_schema`` has just created
+    # 5: the registry tables, 6: batch keys and tokens, which ``ensure_schema`` has just made
     tx.run("UPDATE runyard_schema SET version = ?", (SCHEMA_VERSION,))
 
 
