@@ -3,9 +3,10 @@
 ``create_app(context)`` builds the whole server: the routers of ``runyard.server.routes``
 under ``/api/v1`` (each module found there exposes ``router``; every one of its routes gets
 the token check and the common error answers), ``/api/v1/healthz`` and ``/api/v1/login``
-(open), the error handlers, the body limit, the access log and, only when asked, CORS for one
-origin. ``from_env`` is the factory uvicorn's worker processes call: each opens the store named
-by ``RUNYARD_SERVER_STORE`` itself (no connection crosses a ``fork``).
+(open), the error handlers and the middleware, outermost first: the access log, CORS (only
+when asked, for one origin), the token gate, the body limit. ``from_env`` is the factory
+uvicorn's worker processes call: each opens the store named by ``RUNYARD_SERVER_STORE``
+itself (no connection crosses a ``fork``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from runyard.errors import ConfigError, RunyardError
 from runyard.server import errors
 from runyard.server.access import AccessLog
 from runyard.server.answers import OrjsonAnswer, json_answer
-from runyard.server.auth import login_router, require_token
+from runyard.server.auth import TokenGate, login_router, require_token
 from runyard.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from runyard.stores import redact_url
 
@@ -53,9 +54,10 @@ def create_app(context: StoreContext, *, access_log: bool = True,
     app.include_router(open_routes(), prefix=API)
     app.include_router(protected_routes(), prefix=API, responses=errors.COMMON,
                        dependencies=[Depends(require_token)])
-    if cors_origin:
-        _allow_origin(app, cors_origin)
     app.add_middleware(BodyLimit, max_body=max_body)
+    app.add_middleware(TokenGate, store_of=lambda: context.store)  # (before any body is read)
+    if cors_origin:  # (outside the gate: a browser's preflight carries no token)
+        _allow_origin(app, cors_origin)
     if access_log:
         app.add_middleware(AccessLog)
     return app

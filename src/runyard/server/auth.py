@@ -1,57 +1,99 @@
 """Who may call the server: bearer tokens, the ``runyard_token`` cookie, and ``/login``.
 
-Every route but ``/healthz`` and ``/login`` depends on ``require_token`` (the app factory adds
-it to every router it includes). The token comes from ``Authorization: Bearer …`` or from the
-cookie ``/login`` sets (a link that hands a browser its token once). Missing, unknown or
-revoked: 401; a read-only token on anything but GET/HEAD: 403. The store is asked on every
-request (``runyard.core.tokens.find``), never a cache, so a revocation holds at once in every
-worker process.
+The token comes from ``Authorization: Bearer …`` or from the cookie ``/login`` sets (a link
+that hands a browser its token once). Missing, unknown or revoked: 401; a read-only token on
+anything but GET/HEAD: 403. The store is asked on every request (``runyard.core.tokens.find``),
+never a cache, so a revocation holds at once in every worker process.
+
+The check runs twice over, for two reasons. ``TokenGate``, an ASGI middleware, checks every
+request under ``/api/`` (but the open routes) before anything else: before the router, before
+a byte of the body is read, so an unknown client can neither probe routes nor make the server
+read a body. ``require_token``, the dependency the app adds to every protected route, hands the
+gate's answer to the route and declares the schemes in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from runyard.core import tokens
-from runyard.errors import ValidationError
+from runyard.errors import RunyardError, ValidationError
 from runyard.model import TokenRecord
-from runyard.server.errors import Forbidden, Unauthorized, responses
+from runyard.server.errors import Forbidden, Unauthorized, error_answer, responses
+from runyard.stores import RunStore
 
 COOKIE = "runyard_token"
 READS = frozenset({"GET", "HEAD"})
+OPEN = frozenset({"/api/v1/healthz", "/api/v1/login", "/api/v1/openapi.json", "/api/v1/docs"})
+STATE_KEY = "token"
 
 bearer = HTTPBearer(auto_error=False, description="A token from `runyard server token create`.")
 cookie = APIKeyCookie(name=COOKIE, auto_error=False, description="Set by GET /api/v1/login.")
 
 
-def token_text(request: Request, given: HTTPAuthorizationCredentials | None,
-               from_cookie: str | None) -> str:
-    """The token the request carries (the header wins over the cookie), or 401."""
-    if given is not None:
-        return given.credentials
-    if request.headers.get("authorization"):
-        raise Unauthorized("the Authorization header must be `Bearer <token>`")
-    if from_cookie:
-        return from_cookie
+def carried(authorization: str | None, cookies: str | None) -> str:
+    """The token a request carries (the header wins over the cookie), or 401."""
+    if authorization:
+        scheme, _, text = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not text.strip():
+            raise Unauthorized("the Authorization header must be `Bearer <token>`")
+        return text.strip()
+    found = cookie_parser(cookies).get(COOKIE) if cookies else None
+    if found:
+        return found
     raise Unauthorized("this route needs a token: send `Authorization: Bearer <token>` "
                        "(make one with `runyard server token create --name NAME`)")
 
 
-def check(request: Request, text: str) -> TokenRecord:
-    """The live token of ``text``, allowed to make this request (401 or 403 otherwise)."""
-    found = tokens.find(request.app.state.context.store, text)
+def authorize(store: RunStore, text: str, method: str) -> TokenRecord:
+    """The live token of ``text``, if it may make a ``method`` request (else 401 or 403)."""
+    found = tokens.find(store, text)
     if found is None:
         raise Unauthorized("unknown token; make one with `runyard server token create`")
     if found.revoked is not None:
         raise Unauthorized(f"token {found.name!r} was revoked; ask for a new one")
-    if found.read_only and request.method not in READS:
-        raise Forbidden(f"token {found.name!r} is read-only; {request.method} needs a token "
-                        "made without --read-only")
+    if found.read_only and method not in READS:
+        raise Forbidden(f"token {found.name!r} is read-only; {method} needs a token made "
+                        "without --read-only")
     return found
+
+
+class TokenGate:
+    """Refuses every request under ``/api/`` without a usable token (see the docstring)."""
+
+    def __init__(self, app: ASGIApp, store_of: object) -> None:
+        self.app, self.store_of = app, store_of
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not guarded(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        try:
+            found = await anyio.to_thread.run_sync(self.check, scope)
+        except RunyardError as exc:
+            await error_answer(exc)(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state[STATE_KEY], state["token_name"] = found, found.name
+        await self.app(scope, receive, send)
+
+    def check(self, scope: Scope) -> TokenRecord:
+        headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ())
+                   if k in (b"authorization", b"cookie")}
+        text = carried(headers.get(b"authorization"), headers.get(b"cookie"))
+        store: RunStore = self.store_of()  # type: ignore[operator]
+        return authorize(store, text, scope.get("method", "GET"))
+
+
+def guarded(path: str) -> bool:
+    return path.startswith("/api/") and path.rstrip("/") not in OPEN
 
 
 def require_token(
@@ -59,15 +101,19 @@ def require_token(
     given: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     from_cookie: Annotated[str | None, Depends(cookie)],
 ) -> TokenRecord:
-    """The dependency every protected route has; it names the token for the access log."""
-    found = check(request, token_text(request, given, from_cookie))
-    request.state.token_name = found.name
+    """The token the gate let through (or, for an app run without the gate, checked here)."""
+    found = getattr(request.state, STATE_KEY, None)
+    if isinstance(found, TokenRecord):
+        return found
+    text = carried(request.headers.get("authorization"), request.headers.get("cookie"))
+    found = authorize(request.app.state.context.store, text, request.method)
+    request.state.token, request.state.token_name = found, found.name
     return found
 
 
 def safe_next(target: str) -> str:
     """``target`` if it is a path on this server (no scheme, no host), else a ValidationError."""
-    if not target.startswith("/") or target.startswith(("//", "/\\")) or "\\" in target \
+    if not target.startswith("/") or target.startswith("//") or "\\" in target \
             or any(ord(c) < 33 or ord(c) == 127 for c in target):
         raise ValidationError(f"next must be a path on this server, like /runs, not {target!r}")
     return target
@@ -87,7 +133,7 @@ login_router = APIRouter()
 def login(request: Request, token: Annotated[str, Query(max_length=512)],
           next: Annotated[str, Query(max_length=2048)] = "/") -> RedirectResponse:
     target = safe_next(next)
-    found = check(request, token)
+    found = authorize(request.app.state.context.store, token, "GET")
     request.state.token_name = found.name
     answer = RedirectResponse(target, status_code=303)
     answer.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/",

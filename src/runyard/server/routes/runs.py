@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from runyard.core.runlog import parse_kind
 from runyard.errors import ConflictError, ValidationError
-from runyard.model import Kind, RunRecord, Status, run_from_dict, run_to_dict
+from runyard.model import Kind, RunRecord, Status, looks_like_id, run_from_dict, run_to_dict
 from runyard.model import validate as check
 from runyard.model.codec import owner_from_dict
 from runyard.server.errors import answers
@@ -80,7 +80,9 @@ def run_answer(run: RunRecord, status: int = 200) -> Response:
 def create_run(request: Request, body: RunDoc) -> Response:
     """Create a run the client made (its id included)."""
     run = decoded("run", run_from_dict, body.model_dump())
-    run_id(run.id)
+    if not looks_like_id(run.id):
+        raise ValidationError(f"invalid run id {run.id!r}: 26 characters of Crockford base32, "
+                              "as runyard.model.new_id makes them")
     return run_answer(store_of(request).create_run(run), 201)
 
 
