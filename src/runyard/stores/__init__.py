@@ -25,12 +25,15 @@ _memory: dict[str, RunStore] = {}
 _memory_lock = threading.Lock()
 # SQLite stores opened in this process, by URL: (pid, the file's device and inode, the store).
 _sqlite: dict[str, tuple[int, tuple[int, int], RunStore]] = {}
+# Server (http) stores opened in this process, by URL: (pid, the store).
+_http: dict[str, tuple[int, RunStore]] = {}
 
 
 def open_store(url: str | None = None, *, start: Path | None = None) -> RunStore:
     """Open the store at ``url``, or the configured one (see ``location.resolve_url``).
 
-    ``memory://NAME`` stores live as long as the process; the same name gives the same store.
+    ``memory://NAME`` stores live as long as the process; the same name gives the same store,
+    and so does an ``http(s)://`` URL (a server: one connection pool and spool per process).
     A ``sqlite:`` store is shared too while its file is the one it has open (same device and
     inode, in the same process): no connection is opened and no schema checked again per call.
     """
@@ -53,6 +56,8 @@ def open_store(url: str | None = None, *, start: Path | None = None) -> RunStore
         return ChunkedStore(parsed.target, url=resolved)
     if parsed.scheme == "sqlite":
         return _sqlite_store(parsed.target, resolved)
+    if parsed.scheme in ("http", "https"):
+        return _http_store(resolved)
     from runyard.stores.postgres import PostgresStore
 
     return PostgresStore(parsed.target)
@@ -79,6 +84,19 @@ def _sqlite_store(target: str, url: str) -> RunStore:
         with _memory_lock:
             _sqlite[url] = (pid, identity, store)
     return store
+
+
+def _http_store(url: str) -> RunStore:
+    """One ``HttpStore`` per process and URL: one pool of connections, one spool."""
+    import os
+
+    from runyard.stores.http import HttpStore
+
+    with _memory_lock:
+        known = _http.get(url)
+        if known is None or known[0] != os.getpid():  # (a closed one reconnects when used)
+            known = _http[url] = (os.getpid(), HttpStore(url))
+        return known[1]
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

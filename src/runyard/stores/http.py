@@ -1,7 +1,441 @@
-"""The ``http(s)://`` store: a runyard server's REST API behind the ``RunStore`` protocol.
+"""The ``http(s)://`` store: a runyard server's REST API (``/api/v1``) behind ``RunStore``.
 
-(Being written by issue 13's helper C; the module exists so the import-linter contract that
-names it holds.)
+A server URL is a store URL like any other, so the tracking client, workflows, command runs,
+``store copy`` and ``sync`` work against a server as against a local store. Requests go through
+one pooled keep-alive client per store (``httpclient``: retries with backoff on connection
+errors and 5xx; the server's errors raised as the same ``runyard.errors`` classes).
+
+Appends (metrics, events, logs) go to ``POST /runs/{id}/batch``, each batch under a fresh
+``Idempotency-Key`` kept across its retries, so a resend never doubles a row; a batch that
+cannot reach the server goes to the on-disk spool (``spool``) and is resent in order. Other
+writes are made safe to resend: when a write whose earlier try may have reached the server
+meets a conflict, the store reads the run back, and a run already as asked counts as done.
+The registry (codespecs, buffers) is in ``httpregistry``; tokens are managed on the server's
+own store, never through this one.
 """
 
 from __future__ import annotations
+
+import os
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from runyard.errors import ConfigError, ConflictError, RunNotFound, ValidationError
+from runyard.model import Artifact, Attempt, Event, LogLine, Metric, RunRecord, Status, Step, codec
+from runyard.model.tokens import TokenRecord
+from runyard.stores.base import (
+    STREAMS,
+    MetricColumns,
+    MetricSeries,
+    MetricSummary,
+    RunFilter,
+    check_batch_key,
+    stream_slice,
+)
+from runyard.stores.credentials import token_for
+from runyard.stores.httpclient import HttpClient, Unreachable, origin_of, segment
+from runyard.stores.httpregistry import RegistryOverHttp
+from runyard.stores.location import redact_url
+from runyard.stores.spool import Spool
+
+if TYPE_CHECKING:
+    from runyard.stores.httpblobs import ServerBlobs
+
+MIN_STEP = -(2**63)
+PAGE = 1000  # the most runs (and stream rows) one listing request asks for
+APPEND_PATIENCE_S = 2.0  # how long an append retries before it is spooled
+SPOOL_PATIENCE_S = 2.0  # one resend try of a spooled batch
+
+
+class HttpStore(RegistryOverHttp):
+    """The runs of the runyard server at ``url`` (``http(s)://[TOKEN@]HOST:PORT``)."""
+
+    def __init__(self, url: str, *, token: str | None = None) -> None:
+        self.origin, in_url = origin_of(url)
+        self.url = url
+        self.client = HttpClient(self.origin, token_for(self.origin, token or in_url))
+        self._spool = Spool(self.origin, self._resend)
+        self._spool.adopt()  # batches left by a process that is gone go first
+
+    def __repr__(self) -> str:
+        return f"HttpStore({redact_url(self.url)!r})"
+
+    @property
+    def blob_client(self) -> ServerBlobs:
+        """What ``runyard.blobs.remote.RemoteBlobStore`` talks to the server through."""
+        from runyard.stores.httpblobs import ServerBlobs
+
+        return ServerBlobs(self.client)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create_run(self, run: RunRecord) -> RunRecord:
+        doc = codec.run_to_dict(run)
+        return self._write_run("POST", "/runs", doc, settled=lambda: self._same_run(run))
+
+    def _same_run(self, run: RunRecord) -> RunRecord | None:
+        """The stored run if an earlier try created it as asked (RunExists / NameTaken)."""
+        try:
+            stored = self.get_run(run.id)
+        except RunNotFound:
+            return None
+        return stored if codec.run_to_dict(stored) == codec.run_to_dict(run) else None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self._run("GET", f"/runs/{segment(run_id)}", params={"by": "id"})
+
+    def get_run_by_name(self, name: str) -> RunRecord:
+        return self._run("GET", f"/runs/{segment(name)}", params={"by": "name"})
+
+    def find_run(self, ref: str) -> RunRecord:
+        return self._run("GET", f"/runs/{segment(ref)}", params={"by": "ref"})
+
+    def list_runs(self, filter: RunFilter | None = None, *, newest_first: bool = True,
+                  limit: int | None = None, offset: int = 0,
+                  after: str | None = None) -> list[RunRecord]:
+        query = [*filter_params(filter), ("order", "newest" if newest_first else "oldest")]
+        found: list[RunRecord] = []
+        cursor, skip = after, offset
+        while limit is None or len(found) < limit:
+            want = PAGE if limit is None else min(PAGE, limit - len(found))
+            page = self.client.call("GET", "/runs", params=[
+                *query, ("limit", want), ("offset", skip or None), ("cursor", cursor)])
+            found.extend(codec.run_from_dict(doc) for doc in page["runs"])
+            cursor, skip = page.get("next_cursor"), 0
+            if not cursor or len(page["runs"]) < want:
+                break
+        return found
+
+    def count_runs(self, filter: RunFilter | None = None) -> int:
+        return int(self.client.call("GET", "/runs/count", params=filter_params(filter))["count"])
+
+    def update_status(self, run_id: str, status: Status, reason: str | None = None, *,
+                      expect: Status | None = None, now: float | None = None,
+                      metadata: Mapping[str, Any] | None = None,
+                      internals: Mapping[str, Any] | None = None,
+                      fields: Mapping[str, Any] | None = None) -> RunRecord:
+        body = {"status": Status(status).value, "reason": reason,
+                "expect": None if expect is None else Status(expect).value, "now": now,
+                "metadata": None if metadata is None else dict(metadata),
+                "internals": None if internals is None else dict(internals),
+                "fields": None if fields is None else fields_doc(fields)}
+
+        def settled() -> RunRecord | None:  # an earlier try made the transition
+            run = self.get_run(run_id)
+            return run if run.status is Status(status) and run.status_reason == reason else None
+
+        return self._write_run("POST", f"/runs/{segment(run_id)}/status", body, settled=settled)
+
+    def update_run(self, run_id: str, **fields: Any) -> RunRecord:
+        return self._run("PATCH", f"/runs/{segment(run_id)}", fields_doc(fields))
+
+    def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
+        return self._run("POST", f"/runs/{segment(run_id)}/tags", {"add": list(tags)})
+
+    def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
+        return self._run("POST", f"/runs/{segment(run_id)}/tags", {"remove": list(tags)})
+
+    def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> RunRecord:
+        return self._run("POST", f"/runs/{segment(run_id)}/metadata", {"data": dict(data)})
+
+    def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> RunRecord:
+        return self._run("POST", f"/runs/{segment(run_id)}/parameters", {"params": dict(params)})
+
+    def rename_run(self, run_id: str, new_name: str) -> RunRecord:
+        def settled() -> RunRecord | None:
+            run = self.get_run(run_id)
+            return run if run.name == new_name else None
+
+        return self._write_run("POST", f"/runs/{segment(run_id)}/rename", {"name": new_name},
+                               settled=settled)
+
+    def delete_run(self, run_id: str) -> None:
+        def settled() -> bool | None:  # an earlier try deleted it
+            try:
+                self.get_run(run_id)
+            except RunNotFound:
+                return True
+            return None
+
+        self._write("DELETE", f"/runs/{segment(run_id)}", None, settled=settled)
+
+    # -- steps and attempts --------------------------------------------------------------------
+    def upsert_step(self, run_id: str, step: Step) -> Step:
+        doc = self.client.call("PUT", f"/runs/{segment(run_id)}/steps/one",
+                               codec.step_to_dict(step))
+        return codec.step_from_dict(doc)
+
+    def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
+        doc = self.client.call("POST", f"/runs/{segment(run_id)}/steps/attempt",
+                               {"step": step_name, "attempt": codec.attempt_to_dict(attempt)})
+        return codec.step_from_dict(doc)
+
+    def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
+        self.client.send("PUT", f"/runs/{segment(run_id)}/steps",
+                         {"steps": [codec.step_to_dict(s) for s in steps]})
+
+    def get_step(self, run_id: str, name: str) -> Step:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/steps/one", params={"name": name})
+        return codec.step_from_dict(doc)
+
+    def get_steps(self, run_id: str) -> list[Step]:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/steps")
+        return [codec.step_from_dict(s) for s in doc["steps"]]
+
+    # -- appends: one batch each, exactly once ---------------------------------------------
+    def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        self._append(run_id, {"metrics": MetricColumns(*columns_of(metrics))})
+
+    def append_metric_columns(self, run_id: str, names: Sequence[str], values: Sequence[float],
+                              steps: Sequence[int | None], times: Sequence[float]) -> None:
+        if not len(names) == len(values) == len(steps) == len(times):
+            raise ValidationError(
+                "metric columns (names, values, steps, times) must be equally long")
+        self._append(run_id, {"metrics": MetricColumns(names, values, steps, times)})
+
+    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
+        self._append(run_id, {"events": events})
+
+    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
+        self._append(run_id, {"logs": lines})
+
+    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
+                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
+        """Sent now, under the caller's key (never spooled: the answer says if it applied)."""
+        body = encode_batch({"metrics": metrics, "events": events, "logs": logs})
+        reply = self.client.send("POST", f"/runs/{segment(run_id)}/batch", content=body,
+                                 headers={"idempotency-key": check_batch_key(key),
+                                          "content-type": "application/json"})
+        return bool(reply.json()["applied"])
+
+    def _append(self, run_id: str, doc: dict[str, Any]) -> None:
+        """Send one batch under a fresh key; spool it if the server stays away (and while
+        anything is spooled, so no append overtakes a spooled one)."""
+        key = os.urandom(16).hex()
+        body = encode_batch(doc)
+        if self._spool.pending:
+            self._spool.add(run_id, key, body)
+            return
+        try:
+            self._post_batch(run_id, key, body, APPEND_PATIENCE_S)
+        except Unreachable:
+            self._spool.add(run_id, key, body)
+
+    def _post_batch(self, run_id: str, key: str, body: bytes, patience: float) -> None:
+        self.client.send("POST", f"/runs/{segment(run_id)}/batch", content=body,
+                         headers={"idempotency-key": key, "content-type": "application/json"},
+                         patience=patience)
+
+    def _resend(self, run_id: str, key: str, body: bytes) -> None:
+        self._post_batch(run_id, key, body, SPOOL_PATIENCE_S)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait for the spool to be sent (up to ``timeout`` seconds); whether it was."""
+        return self._spool.drain() if timeout is None else self._spool.drain(timeout)
+
+    # -- reads ---------------------------------------------------------------------------------
+    def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics", params={"name": name})
+        return codec.metrics_from_columns(doc)
+
+    def read_metric_series(self, run_id: str, name: str, *,
+                           steps: tuple[int | None, int | None] | None = None,
+                           times: tuple[float | None, float | None] | None = None,
+                           ) -> MetricSeries:
+        low, high = steps or (None, None)
+        if steps is not None and low is None and high is None:
+            low = MIN_STEP  # (an open range still leaves out the values with no step)
+        early, late = times or (None, None)
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics", params={
+            "name": name, "step_min": low, "step_max": high, "time_min": early,
+            "time_max": late})
+        _, values, step_list, stamps = codec.columns_from_dict(doc)
+        no_step = [i for i, s in enumerate(step_list) if s is None]
+        return MetricSeries(array("d", values), array("q", [s or 0 for s in step_list]),
+                            array("d", stamps), no_step)
+
+    def metric_summaries(self, run_id: str) -> list[MetricSummary]:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics/summary")
+        return [MetricSummary(d["name"], d["count"], codec.decode_number(d["last"]),
+                              d["last_step"], codec.decode_number(d["minimum"]),
+                              codec.decode_number(d["maximum"])) for d in doc["metrics"]]
+
+    def read_events(self, run_id: str, *, since: float | None = None,
+                    tail: int | None = None) -> list[Event]:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/events",
+                               params={"since": since, "tail": tail})
+        return codec.events_from_list(doc["events"])
+
+    def read_logs(self, run_id: str, *, step: str | None = None, since: float | None = None,
+                  tail: int | None = None) -> list[LogLine]:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/logs",
+                               params={"step": step, "since": since, "tail": tail})
+        return codec.loglines_from_list(doc["lines"])
+
+    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
+        encode = ITEM_TO_DICT[stream(kind)]
+        doc = self.client.call("POST", f"/runs/{segment(run_id)}/streams/{kind}/missing",
+                               {"start": start, "items": [encode(i) for i in items]})
+        return int(doc["appended"])
+
+    def read_from(self, run_id: str, kind: str, start: int,
+                  limit: int | None = None) -> list[Any]:
+        decode = ITEM_FROM_DICT[stream(kind)]
+        stream_slice(start, limit)
+        found: list[Any] = []
+        while limit is None or len(found) < limit:
+            want = None if limit is None else limit - len(found)
+            doc = self.client.call("GET", f"/runs/{segment(run_id)}/streams/{kind}",
+                                   params={"start": start + len(found), "limit": want})
+            found.extend(decode(item) for item in doc["items"])
+            if not doc["items"] or (limit is None and len(doc["items"]) < PAGE):
+                break
+        return found
+
+    # -- data catalog --------------------------------------------------------------------------
+    def add_artifact(self, run_id: str, artifact: Artifact) -> None:
+        self.add_artifacts(run_id, [artifact])
+
+    def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
+        self.client.send("POST", f"/runs/{segment(run_id)}/artifacts",
+                         {"artifacts": [codec.artifact_to_dict(a) for a in artifacts]})
+
+    def list_artifacts(self, run_id: str) -> list[Artifact]:
+        doc = self.client.call("GET", f"/runs/{segment(run_id)}/artifacts")
+        return [codec.artifact_from_dict(a) for a in doc["artifacts"]]
+
+    # -- tokens: the server's own business ---------------------------------------------------
+    def add_token(self, token: TokenRecord) -> TokenRecord:
+        raise tokens_elsewhere()
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        raise tokens_elsewhere()
+
+    def list_tokens(self) -> list[TokenRecord]:
+        raise tokens_elsewhere()
+
+    def revoke_token(self, name: str, now: float | None = None) -> TokenRecord:
+        raise tokens_elsewhere()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _run(self, method: str, path: str, body: Any = None, *,
+             params: Mapping[str, Any] | None = None) -> RunRecord:
+        return codec.run_from_dict(self.client.call(method, path, body, params=params))
+
+    def _write_run(self, method: str, path: str, body: Any, *,
+                   settled: Callable[[], RunRecord | None]) -> RunRecord:
+        found = self._write(method, path, body, settled=settled)
+        return found if isinstance(found, RunRecord) else codec.run_from_dict(found.json())
+
+    def _write(self, method: str, path: str, body: Any, *,
+               settled: Callable[[], Any]) -> Any:
+        """A write that may be resent: a conflict after a try that may have reached the
+        server is checked with ``settled`` (what to return if that try did the work, else
+        None); the ``Reply`` otherwise."""
+        try:
+            return self.client.send(method, path, body)
+        except (ConflictError, RunNotFound) as exc:
+            if not getattr(exc, "resent", False):
+                raise
+            done = settled()
+            if done is None:
+                raise
+            return done
+
+    def close(self) -> None:
+        """Send what is spooled (a bounded wait: the rest stays on disk), close connections."""
+        self._spool.close()
+        self.client.close()
+
+    def __enter__(self) -> HttpStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def tokens_elsewhere() -> ConfigError:
+    return ConfigError("manage tokens on the server's own store (`runyard server token "
+                       "create|list|revoke` where the server runs), not through an http store")
+
+
+def stream(kind: str) -> str:
+    if kind not in STREAMS:
+        raise ValidationError(f"unknown stream {kind!r}; use one of: {', '.join(STREAMS)}")
+    return kind
+
+
+ITEM_TO_DICT: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "metrics": codec.metric_to_dict, "events": codec.event_to_dict,
+    "logs": codec.logline_to_dict}
+ITEM_FROM_DICT: dict[str, Callable[[Any], Any]] = {
+    "metrics": codec.metric_from_dict, "events": codec.event_from_dict,
+    "logs": codec.logline_from_dict}
+
+
+def encode_batch(doc: Mapping[str, Any]) -> bytes:
+    """The JSON body of ``POST /runs/{id}/batch`` for ``doc`` (``metrics``: MetricColumns,
+    ``events``, ``logs``: records). A value JSON cannot carry is checked as the stores check
+    it, so the caller gets the same ValidationError."""
+    metrics = doc.get("metrics")
+    try:
+        return _encoded(metrics, doc.get("events", ()), doc.get("logs", ()))
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        pass
+    if metrics is not None:
+        metrics = MetricColumns(*checked_columns(metrics))
+    try:
+        return _encoded(metrics, doc.get("events", ()), doc.get("logs", ()))
+    except (TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise ValidationError(f"a batch holds a value that is not JSON or not a record ({exc}); "
+                              "log numbers and text") from None
+
+
+def _encoded(metrics: MetricColumns | None, events: Sequence[Event],
+             logs: Sequence[LogLine]) -> bytes:
+    return orjson.dumps({
+        "metrics": None if metrics is None else codec.columns_to_dict(*metrics),
+        "events": [codec.event_to_dict(e) for e in events],
+        "logs": [codec.logline_to_dict(line) for line in logs]},
+        option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def checked_columns(columns: MetricColumns) -> tuple[list[Any], ...]:
+    """Metric columns checked value by value as a store checks them (ValidationError)."""
+    from runyard.model import validate
+
+    names, values, steps, times = columns
+    return ([validate.metric_name(n) for n in names],
+            [validate.metric_value(n, v) for n, v in zip(names, values, strict=True)],
+            [validate.metric_step(n, s) for n, s in zip(names, steps, strict=True)],
+            [validate.metric_time(n, t) for n, t in zip(names, times, strict=True)])
+
+
+def columns_of(metrics: Sequence[Metric]) -> tuple[list[Any], ...]:
+    return ([m[0] for m in metrics], [m[1] for m in metrics], [m[2] for m in metrics],
+            [m[3] for m in metrics])
+
+
+def fields_doc(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``update_run``'s fields as JSON: the owner as its dict, the kind as its name."""
+    doc = dict(fields)
+    if doc.get("owner") is not None and not isinstance(doc["owner"], dict):
+        doc["owner"] = codec.owner_to_dict(doc["owner"])
+    if doc.get("kind") is not None and not isinstance(doc["kind"], str):
+        doc["kind"] = doc["kind"].value
+    return doc
+
+
+def filter_params(filter: RunFilter | None) -> list[tuple[str, Any]]:
+    """A ``RunFilter`` as the query of ``GET /runs`` (repeated ``status`` and ``tag``)."""
+    if filter is None:
+        return []
+    query: list[tuple[str, Any]] = [("status", s) for s in sorted(s.value for s in filter.status)]
+    query += [("tag", t) for t in sorted(filter.tags)]
+    query += [("folder", filter.folder), ("name", filter.name),
+              ("kind", None if filter.kind is None else filter.kind.value),
+              ("created_since", filter.created_since), ("created_until", filter.created_until)]
+    return query
+

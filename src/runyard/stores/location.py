@@ -18,7 +18,7 @@ from runyard.errors import ConfigError
 
 HOME_DIR = ".runyard"
 CONFIG_FILE = "runyard.yaml"
-SCHEMES = ("memory", "file", "chunked", "sqlite", "postgresql", "postgres")
+SCHEMES = ("memory", "file", "chunked", "sqlite", "postgresql", "postgres", "http", "https")
 TYPES = {
     "buffered": "memory",
     "memory": "memory",
@@ -71,10 +71,12 @@ def _parse_url(url: str) -> StoreURL:
     if not sep or scheme not in SCHEMES:
         raise ConfigError(
             f"unknown store URL {url!r}; use memory://, file:///DIR, chunked:///DIR, "
-            "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+            "sqlite:///PATH, postgresql://USER@HOST:PORT/DB or http(s)://HOST:PORT"
         )
     if scheme in ("postgresql", "postgres"):
         return StoreURL("postgresql", "postgresql:" + rest, url)
+    if scheme in ("http", "https"):  # a runyard server; the target is the whole URL
+        return StoreURL(scheme, f"{scheme}:{rest}", url)
     target = rest[2:] if rest.startswith("//") else rest
     if scheme != "memory":
         if target in ("", "/"):
@@ -174,6 +176,8 @@ def blob_location(url: str, start: Path | None = None) -> Path:
         return configured
     if parsed.scheme == "memory":
         return home(start) / "blobs"
+    if parsed.scheme in ("http", "https"):  # a local cache of the server's blobs
+        return server_cache(url)
     raise ConfigError(
         f"the store {redact_url(url)} has no local folder for its blobs: set one with "
         f"`blobs: /PATH` in {CONFIG_FILE} or the {BLOBS_ENV} environment variable"
@@ -203,10 +207,24 @@ def _blob_root_beside(parsed: StoreURL) -> Path:
     return (target if parsed.scheme in ("file", "chunked") else target.parent) / "blobs"
 
 
+def server_cache(url: str) -> Path:
+    """The user's cache folder for the blobs of the server at ``url`` (one per host:port):
+    ``$XDG_CACHE_HOME/runyard/blobs/HOST_PORT``, else under ``~/.cache``."""
+    import re
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    where = f"{parts.hostname or 'server'}_{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "runyard" / "blobs" / re.sub(r"[^A-Za-z0-9.-]", "_", where)
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password (in the user part or a ``password=`` query) shown as ``***``:
-    the one form a store URL takes in messages, records and on screen."""
+    """``url`` with any password (in the user part or a ``password=`` query) shown as ``***``,
+    and any token (the user part of an ``http(s)://`` URL, a ``token=`` query) too: the one
+    form a store URL takes in messages, records and on screen."""
     import re
 
+    url = re.sub(r"(?i)^(https?://)[^/?#]*@", r"\1***@", url)
     url = re.sub(r"^([A-Za-z][\w+.-]*://[^:/@?#]*):[^/?#]*@", r"\1:***@", url)
-    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
+    return re.sub(r"(?i)([?&](?:password|token)=)[^&#]*", r"\1***", url)

@@ -1,0 +1,83 @@
+"""A runyard server in a thread of the test process, for the http store's tests.
+
+``ThreadServer`` runs ``create_app`` under uvicorn on 127.0.0.1 over a real SQLite store, with
+a writer and a read-only token added to that store first. It can be stopped and started again
+on the same port (a server restart, as a client sees it), which the spool and retry tests need.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+START_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def add_token(store: Any, name: str, *, read_only: bool = False) -> str:
+    """A new token named ``name`` in ``store``; its secret text."""
+    from runyard.model.tokens import TokenRecord
+
+    text = "ry_" + secrets.token_urlsafe(32)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    store.add_token(TokenRecord(name, digest, read_only, time.time()))
+    return text
+
+
+class ThreadServer:
+    """``create_app`` over ``sqlite:///<folder>/runyard.db`` served by uvicorn in a thread."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        from runyard.core.context import open_context
+
+        self.folder = folder
+        self.store_url = f"sqlite://{folder / 'runyard.db'}"
+        self.context = open_context(self.store_url, blobs=folder / "blobs")
+        self.port = port or free_port()
+        self.token = add_token(self.context.store, "writer")
+        self.reader = add_token(self.context.store, "reader", read_only=True)
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThreadServer:
+        import uvicorn
+
+        from runyard.server.app import create_app
+
+        app = create_app(self.context, access_log=False)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off", timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="test-server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the test server did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(30)
+            self._server = self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
