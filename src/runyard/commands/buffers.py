@@ -26,7 +26,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from runyard.blobs import BLAKE3, BlobRef, BlobStore, hash_bytes
 from runyard.commands.registry import (
@@ -41,6 +41,8 @@ from runyard.errors import ConflictError
 if TYPE_CHECKING:
     import mmap
     import queue
+
+    from runyard.model import Owner
 
 CHUNK_SIZE = 8 << 20
 # Threads that hash and store chunks side by side (hashlib releases the GIL): one more than
@@ -218,6 +220,35 @@ def write_buffer(registry: Registry, blobs: BlobStore, buffer_id: str, fd: int,
     try:
         try:
             pump_fd(fd, sink)
+        except BaseException as exc:
+            sink.abandon(exc)
+            raise
+        sink.close()
+    except BaseException as exc:
+        registry.finish(buffer_id, False, f"writing failed: {type(exc).__name__}: {exc}")
+        raise
+    registry.finish(buffer_id, True)
+    return registry.buffer(buffer_id)
+
+
+def pump_stream(stream: IO[bytes], sink: ChunkSink) -> None:
+    """Copy everything ``stream`` yields (a blocking file object, e.g. an HTTP body) into
+    ``sink`` until end of stream; chunks end only at their fixed offsets and at the end."""
+    while n := stream.readinto(sink.space()):  # type: ignore[attr-defined]
+        sink.filled(n)
+    sink.flush()
+
+
+def write_buffer_stream(registry: Registry, blobs: BlobStore, buffer_id: str,
+                        stream: IO[bytes], owner: Owner | None) -> Buffer:
+    """Like ``write_buffer``, from a file object: claim the fresh buffer for ``owner`` (the
+    server writing it), fill it from ``stream`` and mark it complete; if reading fails (the
+    client went away midway) it is marked incomplete, never passed off as complete."""
+    registry.claim(buffer_id, owner)
+    sink = ChunkSink(registry, blobs, buffer_id)
+    try:
+        try:
+            pump_stream(stream, sink)
         except BaseException as exc:
             sink.abandon(exc)
             raise

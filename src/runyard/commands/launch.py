@@ -36,21 +36,23 @@ class Created:
 
 
 def create(ctx: StoreContext, spec: RunSpec, claim_inputs: frozenset[str] = frozenset(),
-           owner: Owner | None = None) -> Created:
+           owner: Owner | None = None, *, name: str | None = None,
+           folder: str = "/") -> Created:
     """Record a pending command run; ``claim_inputs``: new input buffers this process writes.
 
     ``owner``: its supervisor, when it is known already (forked early, see ``detach``); the
     run and its output buffers are then recorded as owned by it, and the supervisor can start
-    the job without writing that first."""
+    the job without writing that first. ``name`` and ``folder``: the run's (default: a
+    generated name, ``/``)."""
     _check_given(ctx.registry, spec)
     buffers, new = dict(spec.buffers), set()
-    for name in spec.codespec.parameters:
-        if name not in buffers:
-            buffers[name] = ctx.registry.create_buffer().id
-            new.add(name)
+    for param in spec.codespec.parameters:
+        if param not in buffers:
+            buffers[param] = ctx.registry.create_buffer().id
+            new.add(param)
     note = executors.image_note(spec.codespec.image, spec.executor)
     run = create_run(
-        ctx.store, kind=Kind.COMMAND, status=Status.PENDING,
+        ctx.store, kind=Kind.COMMAND, status=Status.PENDING, name=name, folder=folder,
         tags=[f"{k}={v}" if v else k for k, v in spec.tags.items()],
         metadata={"image": note} if note else {},
         parameters=parameters(spec, buffers),

@@ -48,7 +48,12 @@ class Flags:
 
 def build(registry: Registry, flags: Flags) -> RunSpec:
     """The checked run spec: the file (if any) with the flags laid over it."""
-    doc = read_file(flags.file) if flags.file else {}
+    return build_from(registry, read_file(flags.file) if flags.file else {}, flags)
+
+
+def build_from(registry: Registry, doc: Mapping[str, Any], flags: Flags) -> RunSpec:
+    """The checked run spec of ``doc`` (what a ``-f`` file holds, already read: ``job:`` and
+    ``timeoutSeconds``; the server builds one from a request) with ``flags`` laid over it."""
     job = doc.get("job") or {}
     spec, ref = _codespec(registry, flags, job.get("codespec"))
     buffers = {**_file_buffers(job.get("buffers")), **buffer_flags(flags.buffers)}
