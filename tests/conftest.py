@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-pytest_plugins = ["pg_server", "ray_cluster"]
+pytest_plugins = ["pg_server", "ray_cluster", "live_servers"]
 
 BACKENDS = ["memory", "file", "chunked", "sqlite", "postgresql"]
 _STARTED = pytest.StashKey[float]()  # when the session started (see pytest_sessionfinish)
