@@ -38,7 +38,7 @@ from runyard.commands.registry import (
     parse_tags,
 )
 from runyard.core.context import StoreContext
-from runyard.errors import ConflictError
+from runyard.errors import BufferNotFound, CodespecNotFound, ConflictError
 from runyard.model import new_id
 from runyard.model.codec import owner_from_dict
 from runyard.model.registry import CodespecRecord, buffer_to_doc
@@ -328,3 +328,18 @@ async def _relay(pieces: Iterator[bytes], stop: threading.Event) -> AsyncIterato
             yield piece
     finally:
         stop.set()
+
+
+# -- ids with a slash -------------------------------------------------------------------------
+# A client sends an id as one path segment, a slash in it escaped (``..%2Fetc``); the server
+# matches the decoded path, where that id spans two segments and no route above matches. These
+# last routes answer what a store answers for such an id: no such buffer, no such codespec.
+@router.api_route("/buffers/{rest:path}", methods=["GET", "POST", "PUT"],
+                  include_in_schema=False)
+def buffer_with_a_slash(rest: str) -> None:
+    raise BufferNotFound(rest[:128])
+
+
+@router.get("/codespecs/{rest:path}", include_in_schema=False)
+def codespec_with_a_slash(rest: str) -> None:
+    raise CodespecNotFound(rest[:128])
