@@ -39,6 +39,7 @@ class RemoteBlobStore(BlobStore):
     def __init__(self, root: Path | str, server: BlobServer) -> None:
         super().__init__(root)
         self.server = server
+        self._on_server: set[str] = set()  # digests the server is known to have
 
     def __repr__(self) -> str:
         return f"RemoteBlobStore({str(self.root)!r}, {self.server!r})"
@@ -68,11 +69,17 @@ class RemoteBlobStore(BlobStore):
                 self.server.upload(digest, self.path(digest))
             except (RunyardError, OSError) as exc:
                 failed[digest] = f"cannot upload it: {exc}"
+        self._on_server.update(d for d in digests if d not in failed)
         return failed
 
     # -- reading: fetched on first use --------------------------------------------------------
     def exists(self, digest: str) -> bool:
-        return super().exists(digest) or self.server.has(check_digest(digest))
+        """Whether the server has the blob (a blob only in the cache, whose upload failed,
+        does not count)."""
+        digest = check_digest(digest)
+        if digest not in self._on_server and self.server.has(digest):
+            self._on_server.add(digest)
+        return digest in self._on_server
 
     def fetch(self, digest: str) -> str:
         """Make sure the blob is in the cache (downloaded and checked if not); its digest."""

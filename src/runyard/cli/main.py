@@ -27,6 +27,8 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
     "store": ("runyard.cli.store:store_group", "Inspect run stores and copy runs between them."),
     "sync": ("runyard.cli.tracking:sync",
              "Upload the runs of the offline spool (.runyard/offline) to a store."),
+    "login": ("runyard.cli.login:login",
+              "Save a token for the runyard server at URL (read from stdin, or asked for)."),
     "codespec": ("runyard.cli.codespecs:codespec_group",
                  "Register, show and list codespecs: named, versioned command specs."),
     "buffer": ("runyard.cli.codespecs:buffer_group",

@@ -103,6 +103,12 @@ def sync(ctx: click.Context, to_url: str | None, as_json: bool) -> None:
         f"{len(report.removed)} closed and removed from the spool, "
         f"{len(report.kept)} still open and kept"
     )
+    from runyard.stores.spool import resend_all  # (what http stores spooled for servers)
+
+    resent, waiting = resend_all()
+    if resent or waiting:
+        render.info(f"resent {resent} spooled batches to runyard servers; {waiting} still "
+                    "wait for their server (run `runyard sync` again once it is up)")
     if as_json:
         render.emit_json({
             "destination": render.redact_url(report.destination),

@@ -10,7 +10,9 @@ A context pickles as its configuration (the URL and the blob folder), so a runti
 process opens the same store and blobs. A store with a folder keeps its blobs beside its
 files; one with no local folder (PostgreSQL) takes its blob folder from configuration
 (``RUNYARD_BLOBS``, ``blobs:`` in ``runyard.yaml``): asking for ``.blobs`` without one raises
-a ConfigError that says so, never falling back on the working directory.
+a ConfigError that says so, never falling back on the working directory. A server's
+(``http(s)://``) blobs are a ``RemoteBlobStore``: a local cache (``RUNYARD_BLOBS``, else the
+user's cache folder per server) that uploads what is put and downloads what is read.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ class StoreContext:
 
     @cached_property
     def blobs(self) -> BlobStore:
+        """The blob store; a server's (an ``http(s)://`` store's ``blob_client``) through a
+        local cache that writes through to it and fetches what it lacks."""
+        server = getattr(self.store, "blob_client", None) if _is_server(self.url) else None
+        if server is not None:
+            from runyard.blobs.remote import RemoteBlobStore
+
+            return RemoteBlobStore(self.blob_root, server)
         return BlobStore(self.blob_root)
 
     @cached_property
@@ -85,6 +94,10 @@ class StoreContext:
             return str(self.blob_root)
         except ConfigError:  # (none configured here: the other process may have one)
             return None
+
+
+def _is_server(url: str) -> bool:
+    return url.split(":", 1)[0].lower() in ("http", "https")
 
 
 def blobs_shown(url: str) -> str:

@@ -98,10 +98,25 @@ class RuntimeConfiguration:
 
     @classmethod
     def remote(cls, uri: str, token: str, *, name: str | None = None) -> RuntimeConfiguration:
-        """A remote Ray cluster at ``uri`` (``ray://host:port``) using auth ``token``."""
+        """A remote Ray cluster at ``uri`` (``ray://host:port``) using auth ``token``; or,
+        for an ``http(s)://`` ``uri``, a runyard server: runs are recorded in that server's
+        store with ``token`` (their task runs execute in this process)."""
         if not uri or not token:
             raise ValidationError("a remote configuration needs a URI and a token")
+        if uri.split(":", 1)[0].lower() in ("http", "https"):
+            return cls(name or name_for_uri(uri), "in_process", {"store": uri, "token": token})
         return cls(name or name_for_uri(uri), "ray", {"address": uri, "token": token})
+
+    @property
+    def store_url(self) -> str | None:
+        """The store this configuration records runs in (a server's), or None for the
+        configured one; the server's token is made known to this process's http stores."""
+        url = self.options.get("store")
+        if url and self.options.get("token"):
+            from runyard.stores.credentials import remember
+
+            return remember(str(url), str(self.options["token"]))
+        return None if url is None else str(url)
 
     # -- the saved configurations -----------------------------------------------------------
     def save(self, name: str | None = None) -> RuntimeConfiguration:

@@ -52,7 +52,7 @@ class WorkflowRun:
                 store: RunStore | str | None = None, origin: str | None = None,
                 extra: dict[str, Any] | None = None, **fields: Any) -> WorkflowRun:
         chosen = resolve(config)
-        opened = _open(store)
+        opened = _open(chosen.store_url if store is None else store)
         if chosen.runtime != "in_process":
             _check_portable(plan, chosen)
         run = record_run(opened, plan, chosen, origin=origin, extra=extra, **fields)
@@ -65,7 +65,7 @@ class WorkflowRun:
         chosen = resolve(config)
         if chosen.detached:
             return cls.prepare(plan, chosen, store=store, **fields).start()
-        opened = _open(store)
+        opened = _open(chosen.store_url if store is None else store)
         if chosen.runtime != "in_process":
             _check_portable(plan, chosen)
         run = record_run(opened, plan, chosen, running=True, **fields)

@@ -5,15 +5,18 @@ URL`` reads it from stdin or a hidden prompt and saves it here, in ``credentials
 user's configuration folder (``RUNYARD_CONFIG_HOME``, else ``$XDG_CONFIG_HOME/runyard``, else
 ``~/.config/runyard``), readable by the user only (0600), changed under a lock and replaced
 atomically. The token of a store is, first found: one written in its URL
-(``http://TOKEN@host:port``, for a runtime in another process), ``RUNYARD_TOKEN``, the saved one
-for that server; with none, a ConfigError says how to get one.
+(``http://TOKEN@host:port``), one given in code for that server (``remember``), then
+``RUNYARD_TOKEN``, then the saved one for that server; with none, a ConfigError says how to
+get one. A store's ``url`` never holds its token (it is passed to other processes' argv).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from runyard.errors import ConfigError
 from runyard.fsio import atomic_write_text
@@ -21,6 +24,29 @@ from runyard.fsio import atomic_write_text
 FILE_NAME = "credentials.json"
 TOKEN_ENV = "RUNYARD_TOKEN"
 LOCK_TIMEOUT_S = 30.0
+
+_remembered: dict[str, str] = {}  # tokens given in code, by server (this process only)
+_lock = threading.Lock()
+
+
+def origin_of(url: str) -> tuple[str, str | None]:
+    """``http(s)://[TOKEN@]host[:port][/prefix]`` → (the URL without its token, the token)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"a server store URL is http(s)://HOST:PORT, not {url.split('@')[-1]!r}")
+    token = parts.password or parts.username or None
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}", token
+
+
+def remember(url: str, token: str) -> str:
+    """Use ``token`` for the server at ``url`` in this process (a token given in code, as
+    ``RuntimeConfiguration.remote`` takes it); the server's URL without any token."""
+    origin, _ = origin_of(url)
+    with _lock:
+        _remembered[origin] = check_token(token)
+    return origin
 
 
 def config_home() -> Path:
@@ -82,6 +108,10 @@ def token_for(origin: str, in_url: str | None = None) -> str:
     """The token to send to the server at ``origin`` (see the module docstring)."""
     if in_url:
         return check_token(in_url)
+    with _lock:
+        given = _remembered.get(origin)
+    if given:
+        return given
     from_env = os.environ.get(TOKEN_ENV)
     if from_env:
         return check_token(from_env)
@@ -91,3 +121,22 @@ def token_for(origin: str, in_url: str | None = None) -> str:
     raise ConfigError(f"no token for the runyard server {origin}: run `runyard login {origin}` "
                       f"(the server's admin creates one with `runyard server token create`) or "
                       f"set {TOKEN_ENV}")
+
+
+def login(url: str, token: str, *, check: bool = True) -> tuple[str, Path]:
+    """Save ``token`` for the server at ``url`` after checking (unless not ``check``) that
+    the server takes it; the server's URL and the credentials file."""
+    origin, in_url = origin_of(url)
+    if in_url:
+        raise ConfigError("write the server's URL without a token (http(s)://HOST:PORT); "
+                          "the token is read from stdin or asked for")
+    token = check_token(token)
+    if check:
+        from runyard.stores.httpclient import HttpClient
+
+        client = HttpClient(origin, token, patience=5.0)
+        try:
+            client.call("GET", "/runs", params={"limit": 1})
+        finally:
+            client.close()
+    return origin, save_token(origin, token)

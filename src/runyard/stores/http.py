@@ -35,11 +35,11 @@ from runyard.stores.base import (
     check_batch_key,
     stream_slice,
 )
-from runyard.stores.credentials import token_for
+from runyard.stores.credentials import remember, token_for
 from runyard.stores.httpclient import HttpClient, Unreachable, origin_of, segment
 from runyard.stores.httpregistry import RegistryOverHttp
 from runyard.stores.location import redact_url
-from runyard.stores.spool import Spool
+from runyard.stores.spool import Spool, post_batch
 
 if TYPE_CHECKING:
     from runyard.stores.httpblobs import ServerBlobs
@@ -55,8 +55,11 @@ class HttpStore(RegistryOverHttp):
 
     def __init__(self, url: str, *, token: str | None = None) -> None:
         self.origin, in_url = origin_of(url)
-        self.url = url
-        self.client = HttpClient(self.origin, token_for(self.origin, token or in_url))
+        self.url = self.origin  # (never the token: URLs reach logs, records, other argv)
+        found = token_for(self.origin, token or in_url)
+        if in_url and not token:  # (the store's url has no token: stores opened from it,
+            remember(self.origin, found)  # such as its context's, in this process use it)
+        self.client = HttpClient(self.origin, found)
         self._spool = Spool(self.origin, self._resend)
         self._spool.adopt()  # batches left by a process that is gone go first
 
@@ -224,9 +227,7 @@ class HttpStore(RegistryOverHttp):
             self._spool.add(run_id, key, body)
 
     def _post_batch(self, run_id: str, key: str, body: bytes, patience: float) -> None:
-        self.client.send("POST", f"/runs/{segment(run_id)}/batch", content=body,
-                         headers={"idempotency-key": key, "content-type": "application/json"},
-                         patience=patience)
+        post_batch(self.client, run_id, key, body, patience)
 
     def _resend(self, run_id: str, key: str, body: bytes) -> None:
         self._post_batch(run_id, key, body, SPOOL_PATIENCE_S)
@@ -344,9 +345,14 @@ class HttpStore(RegistryOverHttp):
                 raise
             return done
 
-    def close(self) -> None:
-        """Send what is spooled (a bounded wait: the rest stays on disk), close connections."""
-        self._spool.close()
+    def close(self, drain: float | None = None) -> None:
+        """Send what is spooled (waiting ``drain`` seconds at most, default
+        ``spool.DRAIN_S``: the rest stays on disk for the next store or ``runyard sync``),
+        and close the connections (they reopen if the store is used again)."""
+        if drain is None:
+            self._spool.close()
+        else:
+            self._spool.close(drain)
         self.client.close()
 
     def __enter__(self) -> HttpStore:

@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import orjson
 
 from runyard import errors
 from runyard.errors import ConfigError, RunyardError, StoreError
+from runyard.stores.credentials import origin_of
+
+__all__ = ["HttpClient", "Reply", "Unreachable", "error_from", "origin_of", "segment"]
 
 API = "/api/v1"
 PATIENCE_S = float(os.environ.get("RUNYARD_HTTP_PATIENCE", "30"))  # retrying, per request
@@ -58,17 +61,6 @@ class Reply:
     def json(self) -> Any:
         content = self.response.content
         return orjson.loads(content) if content else None
-
-
-def origin_of(url: str) -> tuple[str, str | None]:
-    """``http(s)://[token@]host[:port][/prefix]`` → (the URL without its token, the token)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"a server store URL is http(s)://HOST:PORT, not {url.split('@')[-1]!r}")
-    token = parts.password or parts.username or None
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    netloc = host if parts.port is None else f"{host}:{parts.port}"
-    return f"{parts.scheme}://{netloc}{parts.path.rstrip('/')}", token
 
 
 def segment(value: str) -> str:

@@ -32,12 +32,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from runyard.errors import RunyardError
 from runyard.fsio import atomic_write_bytes
-from runyard.stores.httpclient import Unreachable
+from runyard.stores.httpclient import HttpClient, Unreachable, segment
 
 SPOOL_ENV = "RUNYARD_SPOOL"
 SUFFIX = ".batch"
@@ -242,6 +243,32 @@ class Spool:
 
     def _past_deadline(self) -> bool:
         return time.monotonic() >= getattr(self, "_deadline", 0.0)
+
+
+def post_batch(client: HttpClient, run_id: str, key: str, body: bytes,
+               patience: float | None = None) -> None:
+    """One append batch to ``POST /runs/{id}/batch`` under its ``Idempotency-Key``."""
+    client.send("POST", f"/runs/{segment(run_id)}/batch", content=body,
+                headers={"idempotency-key": key, "content-type": "application/json"},
+                patience=patience)
+
+
+def resend_all(timeout: float = 60.0) -> tuple[int, int]:
+    """Resend the batches that gone processes left for any server (``runyard sync``): how
+    many were sent, and how many are still waiting (a server still away)."""
+    from runyard.stores.credentials import token_for
+
+    sent = left = 0
+    for origin in spooled_servers():
+        client = HttpClient(origin, token_for(origin), patience=2.0)
+        spool = Spool(origin, partial(post_batch, client))
+        try:
+            if spool.adopt():
+                left += spool.close(timeout)
+                sent += spool.sent
+        finally:
+            client.close()
+    return sent, left
 
 
 def _lock(path: Path, *, create: bool) -> int | None:
