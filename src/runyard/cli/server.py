@@ -47,15 +47,16 @@ def server_group(ctx: click.Context, host: str, port: int, workers: int,
     store = open_ctx_store(ctx)
     url = store.url
     serve.check_workers(url, workers)
-    if not any(t.revoked is None for t in store.list_tokens()):
-        render.info("no token can call this server yet: make one with "
-                    "`runyard server token create --name NAME`")
+    usable = any(t.revoked is None for t in store.list_tokens())
     store.close()  # (each worker opens its own)
 
-    def announce(base: str) -> None:
+    def announce(base: str) -> None:  # once it listens
         click.echo(base)
         render.info(f"serving {render.redact_url(url)} at {base}/api/v1 with {workers} "
                     f"worker{'s' if workers > 1 else ''}; stop with ^C")
+        if not usable:
+            render.info("no token can call this server yet: make one with "
+                        "`runyard server token create --name NAME`")
 
     serve.serve(url, host=host, port=port, workers=workers, cors_origin=cors_origin,
                 max_body=max_body, access_log=not no_access_log, announce=announce)
