@@ -145,6 +145,9 @@ class LiveServer:
 
     def wipe(self) -> None:
         """Delete every row of the backing store's tables but the schema version and tokens."""
+        if self.proc is None or self.proc.poll() is not None:
+            raise RuntimeError(f"runyard server on port {self.port} is not running:\n"
+                               + self.log_tail())
         if self.store_url.startswith("sqlite:"):
             _wipe_sqlite(self.store_url.removeprefix("sqlite://"))
         else:

@@ -11,6 +11,7 @@ empty store (wiped through a connection of its own) and reaches it only through 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +31,10 @@ def http_server(request: pytest.FixtureRequest) -> LiveServer:
 
 class TestHttpContract(RunStoreContract):
     @pytest.fixture
-    def store(self, http_server: LiveServer, monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[RunStore]:
+    def store(self, http_server: LiveServer, monkeypatch: pytest.MonkeyPatch,
+              tmp_path: Path) -> Iterator[RunStore]:
         monkeypatch.setenv("RUNYARD_TOKEN", http_server.token)
+        monkeypatch.setenv("RUNYARD_SPOOL", str(tmp_path / "spool"))
         store = open_store(http_server.url)
         try:
             yield store

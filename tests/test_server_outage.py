@@ -11,6 +11,7 @@ answers it and exits. The stores are read directly, not through the server under
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ QUIET = {"heartbeat_interval": None, "resources_interval": None, "capture_code":
 
 @pytest.fixture
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the client's spool
+    monkeypatch.setenv("RUNYARD_SPOOL", str(tmp_path / "spool"))  # the client's outbox
     started = launch(f"sqlite://{tmp_path}/store/runyard.db", tmp_path / "server")
     monkeypatch.setenv("RUNYARD_TOKEN", started.token)
     yield started
@@ -57,6 +58,7 @@ def test_a_million_values_survive_two_kills_of_the_server(server: LiveServer) ->
     server.wait_ready()
     run.close()
     assert server.proc is not None and server.proc.poll() is None
+    assert _spooled(server) == []  # everything was resent; nothing refused
     store = open_store(server.store_url)
     try:
         series = store.read_metric_series(run.id, "x")
@@ -65,6 +67,12 @@ def test_a_million_values_survive_two_kills_of_the_server(server: LiveServer) ->
     assert len(series.values) == VALUES
     assert series.values.tobytes() == _floats(VALUES)
     assert list(series.steps) == list(range(VALUES))
+
+
+def _spooled(server: LiveServer) -> list[str]:
+    """The batches still in the client's spool (``runyard.stores.spool``), refused ones too."""
+    folder = Path(os.environ["RUNYARD_SPOOL"])
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*.batch"))
 
 
 def _floats(n: int) -> bytes:
