@@ -71,7 +71,7 @@ async def put_blob(digest: str, request: Request) -> Response:
     blobs, digest = blob_store(request), check_digest(digest)
     given = request.headers.get("content-range")
     piece = None if given is None else parse_content_range(given)
-    reader = BodyReader(request.stream())
+    reader = BodyReader(request.stream(), gather=piece is None)
     try:
         if piece is None:
             ref = await run_in_threadpool(_put_whole, blobs, digest, reader)
