@@ -12,11 +12,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from runyard.errors import ConflictError, StoreError, TokenNotFound
+from runyard.errors import StoreError, TokenNotFound
 from runyard.model import TokenRecord
 from runyard.stores.fileregistry import REGISTRY, FileRegistry
 from runyard.stores.files import atomic_write_json, read_json
-from runyard.stores.registrybase import check_token, revoked, token_taken
+from runyard.stores.registrybase import check_token, revoked, secret_taken, token_taken
 
 KIND = "tokens"
 FILE = "tokens.json"
@@ -32,7 +32,7 @@ class FileTokens(FileRegistry):
             if any(t.name == token.name for t in tokens):
                 raise token_taken(token.name)
             if any(t.digest == token.digest for t in tokens):
-                raise ConflictError("a token with this secret exists already; make a new one")
+                raise secret_taken()
             _write(folder / FILE, [*tokens, token])
         return token
 

@@ -30,6 +30,7 @@ from runyard.stores.registrybase import (
     not_claimable,
     numbered,
     revoked,
+    secret_taken,
     token_taken,
 )
 
@@ -150,6 +151,8 @@ class MemoryRegistry:
             tokens = self._reg_tables().tokens
             if token.name in tokens:
                 raise token_taken(token.name)
+            if any(t.digest == token.digest for t in tokens.values()):
+                raise secret_taken()
             tokens[token.name] = token
         return token
 

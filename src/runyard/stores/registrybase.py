@@ -94,6 +94,10 @@ def token_taken(name: str) -> ConflictError:
     return ConflictError(f"a token named {name} already exists; revoke it or pick another name")
 
 
+def secret_taken() -> ConflictError:
+    return ConflictError("a token with this secret exists already; make a new secret")
+
+
 def check_codespec_name(name: object) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValidationError(f"invalid codespec name {name!r}: use letters, digits, '.', '_' "

@@ -10,9 +10,9 @@ from __future__ import annotations
 from abc import abstractmethod
 from contextlib import AbstractContextManager
 
-from runyard.errors import ConflictError, TokenNotFound
+from runyard.errors import TokenNotFound
 from runyard.model import TokenRecord
-from runyard.stores.registrybase import check_token, token_taken
+from runyard.stores.registrybase import check_token, secret_taken, token_taken
 from runyard.stores.sqlschema import Row, Tx
 
 SELECT_TOKEN = "SELECT name, digest, read_only, created, revoked FROM tokens"
@@ -34,7 +34,7 @@ class SqlTokens:
             if not done.rowcount:
                 if tx.one("SELECT 1 FROM tokens WHERE name = ?", (token.name,)):
                     raise token_taken(token.name)
-                raise ConflictError("a token with this secret exists already; make a new one")
+                raise secret_taken()
         return token
 
     def find_token(self, digest: str) -> TokenRecord | None:

@@ -14,5 +14,6 @@ fixture::
 
 from runyard.testing.contract import RunStoreContract
 from runyard.testing.factories import make_run
+from runyard.testing.token_contract import TokenStoreContract
 
-__all__ = ["RunStoreContract", "make_run"]
+__all__ = ["RunStoreContract", "TokenStoreContract", "make_run"]

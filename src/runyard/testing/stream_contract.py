@@ -7,13 +7,15 @@ Mixed into ``RunStoreContract``, so every backend (and the ``http://`` store) pa
 from __future__ import annotations
 
 import math
-from typing import Any
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
 from runyard.errors import RunNotFound, ValidationError
 from runyard.model import Event, Kind, LogLine, Metric, Status
-from runyard.stores.base import MetricColumns, RunFilter, RunStore
+from runyard.stores.base import MetricColumns, RunFilter, RunStore, in_ranges
 from runyard.testing.factories import make_run
 
 
@@ -32,6 +34,22 @@ def paged(store: RunStore, wanted: RunFilter | None, newest_first: bool, size: i
         if len(page) < size:
             return ids
         after = page[-1].id
+
+
+B = TypeVar("B", int, float)
+
+
+def _bounds(draw: random.Random, pick: Callable[[], B]) -> tuple[B | None, B | None] | None:
+    """No bounds, a lower or an upper bound, or both (the lower one first)."""
+    kind = draw.randrange(4)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return pick(), None
+    if kind == 2:
+        return None, pick()
+    low, high = sorted([pick(), pick()])
+    return low, high
 
 
 class StreamContract:
@@ -205,6 +223,27 @@ class StreamContract:
         assert steps(steps=(0, 6), times=(103.0, 110.0)) == [3, 4, 6]
         cut = store.read_metric_series(run_id, "loss", times=(105.0, 106.0))
         assert cut.values.tolist() == [5.0, math.inf] and list(cut.no_step) == [0]
+
+    def test_series_bounds_agree_with_the_metrics_they_select(self, store: RunStore) -> None:
+        run = store.create_run(make_run())
+        draw = random.Random(13)
+        for b in range(12):  # batches of one name, of two interleaved, of mixed names
+            size = draw.choice([1, 5, 40])
+            names = [draw.choice(["a", "b"]) if b % 3 == 2 else "ab"[i % (1 + b % 2)]
+                     for i in range(size)]
+            steps = [None if draw.random() < 0.2 else draw.randrange(100) for _ in names]
+            times = [draw.uniform(0.0, 100.0) for _ in names]
+            values = [draw.uniform(-1.0, 1.0) for _ in names]
+            store.append_batch(run.id, f"b{b}", metrics=MetricColumns(names, values, steps,
+                                                                      times))
+        everything = store.read_metrics(run.id, "a")
+        for _ in range(40):
+            step_bounds = _bounds(draw, lambda: draw.randrange(100))
+            time_bounds = _bounds(draw, lambda: draw.uniform(0.0, 100.0))
+            series = store.read_metric_series(run.id, "a", steps=step_bounds, times=time_bounds)
+            chosen = [m for m in everything if in_ranges(m.step, m.time, step_bounds, time_bounds)]
+            assert list(zip(series.values, series.step_list(), series.times, strict=True)) == \
+                [(m.value, m.step, m.time) for m in chosen], (step_bounds, time_bounds)
 
     def test_series_of_an_unknown_name_or_run(self, store: RunStore) -> None:
         run_id = self._series_run(store)
