@@ -23,12 +23,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import NotFoundError
-from runyard.model import Kind, Status, codec
+from runyard.model import codec
+from runyard.server.routes.runs import DEFAULT_LIMIT, MAX_LIMIT, run_filter
 from runyard.stores.base import STREAMS, RunFilter
 
 if TYPE_CHECKING:
@@ -161,23 +162,13 @@ async def follow_run(store: RunStore, run_id: str, positions: dict[str, int],
 
 @router.get("/watch/runs", response_class=StreamingResponse, responses=SSE_ANSWER,
             summary="Follow the run list: runs that enter it or change, and those that leave")
-async def watch_runs(
-    request: Request,
-    status: Annotated[list[Status] | None, Query()] = None,
-    tag: Annotated[list[Annotated[str, Query(max_length=256)]] | None, Query()] = None,
-    folder: Annotated[str | None, Query(max_length=512)] = None,
-    name: Annotated[str | None, Query(max_length=128)] = None,
-    kind: Kind | None = None,
-    created_since: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-    created_until: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> StreamingResponse:
-    chosen = RunFilter(status=frozenset(status or ()), tags=frozenset(tag or ()),
-                       folder=folder, name=name, kind=kind, created_since=created_since,
-                       created_until=created_until)
+async def watch_runs(request: Request, wanted: Annotated[RunFilter, Depends(run_filter)],
+                     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+                     ) -> StreamingResponse:
+    """The newest ``limit`` runs that match the filters (those of ``GET /runs``), followed."""
     store = store_of(request)
-    first = await run_in_threadpool(store.list_runs, chosen, limit=limit)  # bad filter: 400
-    follower = follow_list(store, chosen, limit, first, shutting_down())
+    first = await run_in_threadpool(store.list_runs, wanted, limit=limit)  # bad filter: 400
+    follower = follow_list(store, wanted, limit, first, shutting_down())
     return StreamingResponse(follower, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
