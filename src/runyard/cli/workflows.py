@@ -6,9 +6,6 @@ into text (data on stdout, status on stderr).
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -16,6 +13,7 @@ import click
 from runyard.cli import render
 from runyard.cli.params import Count
 from runyard.cli.state import open_ctx_store, store_option
+from runyard.engine.launching import import_workflow, importable_here
 from runyard.errors import ValidationError
 
 
@@ -40,43 +38,6 @@ def parse_param(text: str) -> tuple[str, Any]:
         raise ValidationError(f"--param {key} is nested too deeply; flatten it") from None
 
 
-def importable_here() -> None:
-    """Modules in the working directory import, as they do for ``python -m``."""
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-
-
-def import_workflow(target: str) -> Any:
-    from runyard.engine import WorkflowDef
-
-    module_name, sep, attr = target.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValidationError(f"invalid workflow {target!r}: write it as module:function")
-    importable_here()
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            found = getattr(found, part)
-    except ImportError as exc:
-        raise ValidationError(f"cannot import {module_name!r}: {exc}") from None
-    except AttributeError:
-        raise ValidationError(f"module {module_name!r} has no {attr!r}") from None
-    except SyntaxError as exc:
-        raise ValidationError(f"cannot import {module_name!r}: {syntax_problem(exc)}") from None
-    except Exception as exc:  # the user's module failed as it was imported: their code, not ours
-        raise ValidationError(f"cannot import {module_name!r}: importing it raised "
-                              f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(found, WorkflowDef):
-        raise ValidationError(f"{target} is not a @workflow")
-    return found
-
-
-def syntax_problem(exc: SyntaxError) -> str:
-    """``syntax error in FILE line N: MESSAGE`` (an ``IndentationError`` says so)."""
-    kind = "indentation error" if isinstance(exc, IndentationError) else "syntax error"
-    where = f" in {exc.filename}" if exc.filename else ""
-    line = f" line {exc.lineno}" if exc.lineno else ""
-    return f"{kind}{where}{line}: {exc.msg}"
 
 
 @workflow_group.command("run")
