@@ -250,17 +250,45 @@ def test_every_stream_route_answers_404_for_an_unknown_run(api: httpx.Client) ->
         assert answer.json()["type"] == "RunNotFound"
 
 
-def test_a_read_only_token_reads_but_cannot_append(live: Served) -> None:
+WRITES = [("batch", {"metrics": COLUMNS}), ("metrics", COLUMNS),
+          ("events", {"events": [{"time": 1.0, "message": "m"}]}),
+          ("logs", {"lines": [{"time": 1.0, "text": "t"}]}),
+          ("streams/logs/missing", {"start": 0, "items": [{"time": 1.0, "text": "t"}]})]
+
+
+@pytest.mark.parametrize("path, body", WRITES, ids=[path for path, _ in WRITES])
+def test_a_read_only_token_reads_but_cannot_append(live: Served, path: str, body: Any) -> None:
     run = new_run(live)
     with live.client(token(live.store, read_only=True)) as reader:
         assert reader.get(f"/runs/{run.id}/metrics").status_code == 200
-        refused = reader.post(f"/runs/{run.id}/batch", json={"metrics": COLUMNS},
+        refused = reader.post(f"/runs/{run.id}/{path}", json=body,
                               headers={"Idempotency-Key": "r-1"})
-        assert refused.status_code == 403
+        assert refused.status_code == 403 and refused.json()["type"] == "Forbidden"
     with live.client() as anonymous:
-        assert anonymous.get(f"/runs/{run.id}/watch").status_code == 401
+        assert anonymous.post(f"/runs/{run.id}/{path}", json=body,
+                              headers={"Idempotency-Key": "r-1"}).status_code == 401
+    assert live.store.read_metrics(run.id) == [] and live.store.read_logs(run.id) == []
+    assert live.store.read_events(run.id) == []
+
+
+def test_reading_any_stream_route_needs_a_token(live: Served) -> None:
+    run = new_run(live)
+    paths = ["metrics", "metrics/summary", "metrics/downsample?name=m", "events", "logs",
+             "streams/metrics", "watch"]
+    with live.client() as anonymous:
+        for path in paths:
+            assert anonymous.get(f"/runs/{run.id}/{path}").status_code == 401, path
         assert anonymous.get("/watch/runs").status_code == 401
-    assert live.store.read_metrics(run.id) == []
+
+
+def test_a_batch_of_a_megabyte_and_more_is_taken_whole(live: Served, api: httpx.Client) -> None:
+    run = new_run(live)
+    n = 100_000
+    big = {"names": ["big"] * n, "values": [i / 3 for i in range(n)], "steps": list(range(n)),
+           "times": [1e9 + i for i in range(n)]}
+    answer = post_batch(api, run.id, {"metrics": big}, key="big-1")
+    assert answer.json() == {"applied": True}
+    assert len(live.store.read_metrics(run.id, "big")) == n
 
 
 # --- watch ------------------------------------------------------------------------------------

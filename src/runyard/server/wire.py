@@ -12,9 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import ValidationError
 from runyard.model.validate import MAX_STEP, MIN_STEP
+
+INLINE_PARSE = 1 << 20  # bytes of JSON parsed on the event loop (about 1 ms); more in a thread
 
 NUMBER = {"anyOf": [{"type": "number"},
                     {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}
@@ -68,7 +71,10 @@ async def read_object(request: Request, allowed: frozenset[str]) -> dict[str, An
 
     raw = await request.body()
     try:
-        data = orjson.loads(raw)
+        if len(raw) < INLINE_PARSE:
+            data = orjson.loads(raw)
+        else:  # a big body is parsed off the event loop, which serves the watch streams too
+            data = await run_in_threadpool(orjson.loads, raw)
     except orjson.JSONDecodeError as exc:
         raise ValidationError(f"the request body is not valid JSON ({exc}); send a JSON "
                               "object") from None
