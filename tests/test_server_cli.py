@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -195,3 +196,13 @@ def test_several_workers_serve_one_store_and_stop_together(url: str) -> None:
             assert client.get("/runs/count").json() == {"count": 10}
         assert running.stop() == 0
     assert sorted(r.id for r in open_store(url).list_runs()) == sorted(made)
+
+
+def test_token_commands_do_not_import_the_server(url: str) -> None:
+    code = ("import sys; from runyard.cli.main import main; "
+            f"code = main(['--store', {url!r}, 'server', 'token', 'list']); "
+            "heavy = [m for m in ('fastapi', 'uvicorn', 'starlette', 'runyard.server') "
+            "if m in sys.modules]; print(code, heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr

@@ -368,3 +368,24 @@ def test_every_backend_serves_runs_and_steps(store_url: str) -> None:
         assert running.store.get_step(ids[0], "s") == step
         assert api.delete(f"/runs/{ids[0]}").status_code == 204
         assert api.get("/runs/count").json() == {"count": 6}
+
+
+def test_cors_is_off_unless_one_origin_is_allowed(server: Served) -> None:
+    origin = {"Origin": "https://dash.example"}
+    preflight = {**origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"}
+    plain = httpx.get(f"{server.base}/api/v1/healthz", headers=origin)
+    assert "access-control-allow-origin" not in plain.headers
+    asked = httpx.options(f"{server.base}/api/v1/runs", headers=preflight)
+    assert "access-control-allow-origin" not in asked.headers
+    with served(server.context, cors_origin="https://dash.example") as open_to_one:
+        allowed = httpx.options(f"{open_to_one.base}/api/v1/runs", headers=preflight)
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+        other = httpx.options(f"{open_to_one.base}/api/v1/runs",
+                              headers={**preflight, "Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+        # the token is still needed once the browser sends the request itself
+        refused = httpx.get(f"{open_to_one.base}/api/v1/runs", headers=origin)
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == "https://dash.example"
