@@ -389,3 +389,10 @@ def test_cors_is_off_unless_one_origin_is_allowed(server: Served) -> None:
         refused = httpx.get(f"{open_to_one.base}/api/v1/runs", headers=origin)
         assert refused.status_code == 401
         assert refused.headers["access-control-allow-origin"] == "https://dash.example"
+
+
+def test_only_streamed_uploads_are_exempt_from_the_body_limit() -> None:
+    with served(f"memory://{uuid.uuid4().hex}", max_body=1024) as small, \
+            small.client(token(small.store)) as api:
+        many = {"digests": ["0" * 64] * 100}  # a JSON route beside the upload routes
+        error_of(api.post("/blobs/missing", json=many), 413, "ValidationError")

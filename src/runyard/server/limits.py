@@ -60,6 +60,11 @@ class BodyLimit:
                             "bytes; send it in smaller batches")
 
 
+def streamed(scope: Scope) -> bool:
+    """Whether the request is a streamed upload (a PUT of blob or buffer bytes)."""
+    return scope.get("method") == "PUT" and STREAMED.match(scope.get("path", "")) is not None
+
+
 def _content_length(scope: Scope) -> int | None:
     for key, value in scope.get("headers", ()):
         if key == b"content-length":
