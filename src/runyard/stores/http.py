@@ -125,6 +125,9 @@ class HttpStore(RegistryOverHttp):
                 "internals": None if internals is None else dict(internals),
                 "fields": None if fields is None else fields_doc(fields)}
 
+        if self._spool.pending:  # (a final status after the run's data, where it can be)
+            self._spool.drain()
+
         def settled() -> RunRecord | None:  # an earlier try made the transition
             run = self.get_run(run_id)
             return run if run.status is Status(status) and run.status_reason == reason else None

@@ -141,13 +141,13 @@ class Spool:
 
     def _make_own(self) -> Path:
         """This process's folder, made under a hidden name and locked before it is shown."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)  # (the user's data)
         origin_file = self.folder / "origin"
         if not origin_file.exists():
             atomic_write_bytes(origin_file, self.origin.encode() + b"\n")
         name = f"{os.getpid()}-{os.urandom(6).hex()}"
         hidden = self.folder / f".new-{name}"
-        hidden.mkdir()
+        hidden.mkdir(mode=0o700)
         fd = _lock(hidden / "lock", create=True)
         assert fd is not None  # (nobody else knows the hidden folder)
         own = self.folder / name
@@ -194,7 +194,8 @@ class Spool:
             path.unlink(missing_ok=True)
             self.sent += 1
         with self._cond:
-            self._queue.popleft()
+            if self._queue and self._queue[0] == path:  # (close() may have let go of it)
+                self._queue.popleft()
             self._cond.notify_all()
         return True
 
