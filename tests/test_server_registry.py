@@ -87,6 +87,8 @@ def test_buffers_are_created_listed_claimed_chunked_and_finished(client: httpx.C
     assert client.put(f"/buffers/{buffer_id}/owner", json={"owner": moved}).status_code == 204
     chunk = {"part": 0, "seq": 0, "digest": "a" * 64, "size": 10}
     assert client.post(f"/buffers/{buffer_id}/chunks", json=chunk).status_code == 204
+    twice = client.post(f"/buffers/{buffer_id}/chunks", json=chunk)  # (a retried request)
+    assert twice.status_code == 409 and twice.json()["type"] == "ConflictError"
     end = {"part": 0, "seq": 1, "digest": None, "size": 0}
     assert client.post(f"/buffers/{buffer_id}/chunks", json=end).status_code == 204
     assert client.get(f"/buffers/{buffer_id}/chunks").json()["chunks"] == [chunk, end]

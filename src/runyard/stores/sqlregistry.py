@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
-from runyard.errors import BufferNotFound
+from runyard.errors import BufferNotFound, ConflictError
 from runyard.model import Owner
 from runyard.model.codec import owner_from_dict, owner_to_dict
 from runyard.model.registry import (
@@ -158,6 +158,10 @@ class SqlRegistry:
     def add_buffer_chunk(self, buffer_id: str, chunk: Chunk) -> None:
         check_chunk(chunk)
         with self._transaction(True) as tx:
+            if tx.all("SELECT 1 FROM buffer_chunks WHERE buffer_id = ? AND part = ? AND seq = ?",
+                      (buffer_id, chunk.part, chunk.seq)):  # (a unique key: not a 503)
+                raise ConflictError(f"buffer {buffer_id} has chunk {chunk.seq} of part "
+                                    f"{chunk.part} already; chunks are recorded once")
             if not _changed(tx, "UPDATE buffers SET size = size + ? WHERE id = ?",
                             (chunk.size, buffer_id)):
                 raise BufferNotFound(buffer_id)
