@@ -11,8 +11,6 @@ itself (no connection crosses a ``fork``).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,9 +33,6 @@ STORE_ENV = "RUNYARD_SERVER_STORE"
 CORS_ENV = "RUNYARD_SERVER_CORS_ORIGIN"
 MAX_BODY_ENV = "RUNYARD_SERVER_MAX_BODY"
 ACCESS_LOG_ENV = "RUNYARD_SERVER_ACCESS_LOG"
-# The route modules, in the order their routes are matched; a module not written yet is left
-# out (the parts of the API land one by one).
-ROUTE_MODULES = ("runs", "steps", "streams", "watch", "blobs", "registry", "launch")
 
 
 def create_app(context: StoreContext, *, access_log: bool = True,
@@ -73,11 +68,12 @@ def open_routes() -> APIRouter:
 
 
 def protected_routes() -> APIRouter:
+    """Every part of the API, in the order its routes are matched."""
+    from runyard.server.routes import blobs, launch, registry, runs, steps, streams, watch
+
     router = APIRouter()
-    for name in ROUTE_MODULES:
-        module = f"runyard.server.routes.{name}"
-        if importlib.util.find_spec(module) is not None:
-            router.include_router(importlib.import_module(module).router)
+    for part in (runs, steps, streams, watch, blobs, registry, launch):
+        router.include_router(part.router)
     return router
 
 
