@@ -1,4 +1,4 @@
-"""The routers of the REST API, one module per part; the app factory includes each one found.
+"""The routers of the REST API, one module per part; the app factory includes each of them.
 
 Every module here exposes ``router`` (an ``APIRouter`` with no prefix: the app mounts it under
 ``/api/v1``, adds the token check (``runyard.server.auth.require_token``) and the common error
