@@ -81,3 +81,58 @@ class ThreadServer:
     @property
     def running(self) -> bool:
         return self._thread is not None
+
+
+class LosingProxy:
+    """A TCP proxy to ``127.0.0.1:upstream`` that can lose answers: while ``lose`` > 0, the
+    next answer the server starts to send is not passed on, and the client's connection is
+    cut instead (the server did the work; the client never heard). The client must resend."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream, self.port = upstream, free_port()
+        self.lose = 0
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LosingProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if answers and self._take_loss():
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def _take_loss(self) -> bool:
+        with self._lock:
+            if self.lose > 0:
+                self.lose -= 1
+                return True
+            return False

@@ -321,3 +321,34 @@ def test_runyard_login_never_takes_the_token_as_an_argument() -> None:
 
     result = CliRunner().invoke(cli, ["login", "http://127.0.0.1:1", "ry_secret"])
     assert result.exit_code == 2 and "unexpected extra argument" in result.output
+
+
+def test_writes_whose_answer_was_lost_are_resent_without_doing_them_twice(
+        server: ThreadServer) -> None:
+    from http_helpers import LosingProxy
+    from runyard.stores.http import HttpStore
+
+    proxy = LosingProxy(server.port).start()
+    store, held = HttpStore(proxy.url), server.context.store
+    try:
+        run = make_run(name="said-twice")
+        proxy.lose = 1
+        assert store.create_run(run) == run  # resent: RunExists for the same run is done
+        proxy.lose = 1
+        store.append_metric_columns(run.id, ["m"], [1.0], [0], [1.0])  # resent, same key
+        proxy.lose = 1
+        store.append_events(run.id, [Event(1.0, "once", "info")])
+        assert len(held.read_metrics(run.id)) == 1 and len(held.read_events(run.id)) == 1
+        proxy.lose = 1
+        assert store.update_status(run.id, Status.RUNNING).status is Status.RUNNING
+        proxy.lose = 1
+        assert store.rename_run(run.id, "said-once").name == "said-once"
+        proxy.lose = 1
+        store.delete_run(run.id)
+        assert held.list_runs() == []
+        with pytest.raises(NameTaken):  # a real conflict is still one
+            other = store.create_run(make_run(name="first"))
+            store.create_run(make_run(name=other.name))
+    finally:
+        store.close()
+        proxy.stop()
