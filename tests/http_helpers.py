@@ -7,6 +7,7 @@ on the same port (a server restart, as a client sees it), which the spool and re
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import socket
@@ -124,10 +125,8 @@ class LosingProxy:
         except OSError:
             pass
         for sock in (source, sink):
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def _take_loss(self) -> bool:
