@@ -4,6 +4,7 @@ line of every point."""
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Any
 
@@ -42,9 +43,9 @@ def buckets_of(xs: list[float], ys: list[float], n: int, lo: float | None, hi: f
     low = lo if lo is not None and math.isfinite(lo) else xs[order[0]]
     high = hi if hi is not None and math.isfinite(hi) else xs[order[-1]]
     span, found = high - low, {}  # type: ignore[var-annotated]
+    left = [low + span * k / n for k in range(n)]  # the buckets' left edges
     for i in order:
-        b = 0 if not (span > 0 and math.isfinite(span)) else \
-            min(max(math.floor((xs[i] - low) / span * n), 0), n - 1)
+        b = bisect.bisect_right(left, xs[i]) - 1 if span > 0 and math.isfinite(span) else 0
         found.setdefault(b, []).append(i)
     return found
 
