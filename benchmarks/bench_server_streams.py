@@ -15,6 +15,7 @@ Run: ``.venv/bin/python benchmarks/bench_server_streams.py [ingest|downsample]``
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import tempfile
@@ -25,11 +26,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests")]
 
-from server_helpers import server_process, token  # noqa: E402
-
 from runyard.model import RunRecord, Status, codec, new_id  # noqa: E402
 from runyard.stores import open_store  # noqa: E402
 from runyard.stores.base import MetricColumns  # noqa: E402
+from server_helpers import server_process, token  # noqa: E402
 
 BATCH = 10_000
 VALUES = 1_000_000
@@ -133,7 +133,8 @@ def main(which: list[str]) -> None:
         store = open_store(url)
         text = token(store)
         with server_process(url, "--no-access-log") as server, server.client(text) as client:
-            print(f"server {server.base} over {url}")
+            print(f"server {server.base} over {url}; load average {os.getloadavg()[0]:.1f} "
+                  f"on {os.cpu_count()} CPUs")
             for name in which:
                 {"ingest": bench_ingest, "downsample": bench_downsample}[name](store, client)
         store.close()
