@@ -59,6 +59,16 @@ def wait_healthy(base: str, timeout: float = START_TIMEOUT_S,
     raise TimeoutError(f"the server at {base} did not answer within {timeout}s")
 
 
+def wait_started(server: Any, thread: threading.Thread,
+                 timeout: float = START_TIMEOUT_S) -> None:
+    """Wait until uvicorn in ``thread`` serves (its store need not answer yet)."""
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.01)
+
+
 @dataclass
 class Served:
     """A server in this process: ``base`` (``http://127.0.0.1:PORT``), its context."""
@@ -96,7 +106,7 @@ def served(context: StoreContext | str, **app_kwargs: Any) -> Iterator[Served]:
     thread.start()
     base = url_of(sock)
     try:
-        wait_healthy(base, alive=thread.is_alive)
+        wait_started(server, thread)
         yield Served(base, context, server)
     finally:
         server.should_exit = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from runyard.core.context import StoreContext
 from runyard.model import Attempt, Kind, Owner, Status, Step, new_id, run_to_dict
 from runyard.model.codec import step_to_dict
 from runyard.processes.owners import this_owner
@@ -396,3 +398,18 @@ def test_only_streamed_uploads_are_exempt_from_the_body_limit() -> None:
             small.client(token(small.store)) as api:
         many = {"digests": ["0" * 64] * 100}  # a JSON route beside the upload routes
         error_of(api.post("/blobs/missing", json=many), 413, "ValidationError")
+
+
+def test_a_store_that_does_not_answer_is_503_with_its_password_hidden() -> None:
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://runyard:s3cret@127.0.0.1:{port}/nothing?connect_timeout=2"
+    with served(StoreContext(url)) as down:
+        answer = httpx.get(f"{down.base}/api/v1/healthz", timeout=30)
+        detail = error_of(answer, 503, "StoreError")
+        assert "s3cret" not in answer.text and "runyard:***@" in detail
+        refused = httpx.get(f"{down.base}/api/v1/runs", timeout=30,
+                            headers={"Authorization": "Bearer ry_" + "D" * 43})
+        error_of(refused, 503, "StoreError")
+        assert refused.headers["retry-after"] == "1"
