@@ -309,7 +309,12 @@ def test_a_remote_configuration_records_runs_on_the_server(
     assert config.runtime == "in_process" and config.to_dict(redact=True)["token"] == "***"
     monkeypatch.delenv("RUNYARD_TOKEN")
     assert config.store_url == server.url
-    assert open_store(server.url).list_runs() == []  # the configuration's token is used
+    from wf_defs import chain
+
+    run = chain(3).run(config)  # recorded on the server, with the configuration's token
+    assert run.get_results(wait=True) == 0 + 1 + 2
+    held = server.context.store.get_run(run.run_id)
+    assert held.status is Status.SUCCEEDED and held.config["runtime"]["token"] == "***"
     ray = RuntimeConfiguration.remote("ray://head:10001", "t")
     assert ray.runtime == "ray" and ray.options["address"] == "ray://head:10001"
 
