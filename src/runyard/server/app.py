@@ -12,8 +12,8 @@ itself (no connection crosses a ``fork``).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import Response
@@ -87,7 +87,8 @@ def healthz(request: Request) -> Response:
     return json_answer({"status": "ok", "store": shown})
 
 
-def _lifespan(context: StoreContext, close_store: bool):  # type: ignore[no-untyped-def]
+def _lifespan(context: StoreContext, close_store: bool
+              ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield

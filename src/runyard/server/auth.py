@@ -14,6 +14,7 @@ gate's answer to the route and declares the schemes in the OpenAPI document.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import anyio.to_thread
@@ -68,7 +69,7 @@ def authorize(store: RunStore, text: str, method: str) -> TokenRecord:
 class TokenGate:
     """Refuses every request under ``/api/`` without a usable token (see the docstring)."""
 
-    def __init__(self, app: ASGIApp, store_of: object) -> None:
+    def __init__(self, app: ASGIApp, store_of: Callable[[], RunStore]) -> None:
         self.app, self.store_of = app, store_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,8 +89,7 @@ class TokenGate:
         headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ())
                    if k in (b"authorization", b"cookie")}
         text = carried(headers.get(b"authorization"), headers.get(b"cookie"))
-        store: RunStore = self.store_of()  # type: ignore[operator]
-        return authorize(store, text, scope.get("method", "GET"))
+        return authorize(self.store_of(), text, scope.get("method", "GET"))
 
 
 def guarded(path: str) -> bool:
