@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from runyard.stores.httpblobs import ServerBlobs
 
 MIN_STEP = -(2**63)
-PAGE = 1000  # the most runs (and stream rows) one listing request asks for
+PAGE = 1000  # the most runs one listing request asks for
+MAX_ROWS = 1_000_000  # the most stream rows one request may ask for
 APPEND_PATIENCE_S = 2.0  # how long an append retries before it is spooled
 SPOOL_PATIENCE_S = 2.0  # one resend try of a spooled batch
 
@@ -290,11 +291,11 @@ class HttpStore(RegistryOverHttp):
         stream_slice(start, limit)
         found: list[Any] = []
         while limit is None or len(found) < limit:
-            want = None if limit is None else limit - len(found)
+            want = None if limit is None else min(limit - len(found), MAX_ROWS)
             doc = self.client.call("GET", f"/runs/{segment(run_id)}/streams/{kind}",
                                    params={"start": start + len(found), "limit": want})
             found.extend(decode(item) for item in doc["items"])
-            if not doc["items"] or (limit is None and len(doc["items"]) < PAGE):
+            if not doc["items"] or limit is None:
                 break
         return found
 
