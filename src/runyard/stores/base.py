@@ -326,6 +326,7 @@ class StoreHelpers(ABC):
         times: tuple[float | None, float | None] | None = None,
     ) -> MetricSeries:
         """Over ``read_metrics``; the SQL stores read their chunks into arrays instead."""
+        steps, times = check_bounds(steps, "steps"), check_bounds(times, "times")
         found = self.read_metrics(run_id, name)  # type: ignore[attr-defined]
         if steps is not None or times is not None:
             found = [m for m in found if in_ranges(m.step, m.time, steps, times)]
@@ -378,13 +379,36 @@ _metric = partial(tuple.__new__, Metric)  # a Metric without NamedTuple's slower
 
 def stream_slice(start: int, limit: int | None) -> tuple[int, int | None]:
     """``start`` and the end (exclusive, None: to the end) of a ``read_from``, checked."""
-    if not isinstance(start, int) or start < 0:
-        raise ValidationError(f"stream position {start!r} must be a whole number >= 0")
+    if not _whole(start):
+        raise ValidationError(f"stream position {start!r:.40} must be a whole number >= 0")
     if limit is None:
         return start, None
-    if not isinstance(limit, int) or limit < 0:
-        raise ValidationError(f"stream limit {limit!r} must be a whole number >= 0")
+    if not _whole(limit):
+        raise ValidationError(f"stream limit {limit!r:.40} must be a whole number >= 0")
     return start, start + limit
+
+
+def _whole(number: object) -> bool:
+    return isinstance(number, int) and not isinstance(number, bool) and number >= 0
+
+
+B = TypeVar("B", int, float)
+
+
+def check_bounds(bounds: tuple[B | None, B | None] | None, what: str
+                 ) -> tuple[B | None, B | None] | None:
+    """``read_metric_series``'s ``steps`` or ``times``: None, or two numbers or Nones."""
+    if bounds is None:
+        return None
+    if not isinstance(bounds, tuple) or len(bounds) != 2 or not all(map(_bound, bounds)):
+        raise ValidationError(f"{what} bounds {bounds!r:.60} must be (low, high): numbers or "
+                              "None, both inclusive")
+    return bounds
+
+
+def _bound(value: object) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and value == value)
 
 
 def check_after(after: object) -> str:

@@ -34,21 +34,16 @@ from runyard.model import (
     step_from_dict,
 )
 from runyard.model import validate as check
-from runyard.stores import sqlmetrics, sqlseries, sqlstreams
+from runyard.stores import sqlmetrics
 from runyard.stores.base import (
-    MetricColumns,
-    MetricSeries,
     MetricSummary,
     RunFilter,
     StoreHelpers,
     check_after,
-    check_batch_key,
     checked_new_run,
-    stream_kind,
-    stream_slice,
 )
-from runyard.stores.batch import records_of
 from runyard.stores.doc import RunDoc
+from runyard.stores.sqlpositions import SqlPositions
 from runyard.stores.sqlregistry import SqlRegistry
 from runyard.stores.sqlschema import (
     APPEND,
@@ -80,7 +75,7 @@ from runyard.stores.stepjson import step_json
 T = TypeVar("T")
 
 
-class SqlStore(SqlRegistry, SqlTokens, StoreHelpers):
+class SqlStore(SqlPositions, SqlRegistry, SqlTokens, StoreHelpers):
     url: str
     dialect: Dialect
 
@@ -398,56 +393,6 @@ class SqlStore(SqlRegistry, SqlTokens, StoreHelpers):
             return self._range_rows(sql, run_id, list(where.values()))
         rows = self._range_rows(sql + " DESC LIMIT ?", run_id, [*where.values(), max(tail, 0)])
         return rows[::-1]
-
-    def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
-        """Count and append in one write transaction (see ``sqlstreams``)."""
-        stream_kind(kind)
-        with self._transaction(True) as tx:
-            low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
-            have = sqlstreams.count_rows(tx, kind, low, high)
-            missing = items[max(have - start, 0):]
-            if missing:
-                sqlstreams.insert_rows(tx, kind, low, high, have, missing)
-        return len(missing)
-
-    def read_from(self, run_id: str, kind: str, start: int, limit: int | None = None
-                  ) -> list[Any]:
-        """Only the rows asked for, by key range (see ``sqlstreams.read_from``)."""
-        start, end = stream_slice(start, limit)
-        stream_kind(kind)
-        with self._transaction(False) as tx:
-            low, high = id_range(self._seq(tx, run_id))
-            return sqlstreams.read_from(tx, kind, low, high, start, end)
-
-    def read_metric_series(
-        self, run_id: str, name: str, *,
-        steps: tuple[int | None, int | None] | None = None,
-        times: tuple[float | None, float | None] | None = None,
-    ) -> MetricSeries:
-        """The chunks of ``name`` joined into arrays (see ``sqlseries``)."""
-        with self._transaction(False) as tx:
-            low, high = id_range(self._seq(tx, run_id))
-            return sqlseries.read(tx, low, high, name, steps, times)
-
-    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
-                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
-        """Rows and key in one write transaction, every value checked (and packed) first."""
-        check_batch_key(key)
-        size, packed = (0, []) if metrics is None else sqlmetrics.packed_columns(
-            *(list(column) for column in metrics))
-        streams = (("events", records_of(Event, events, "event")),
-                   ("logs", records_of(LogLine, logs, "log line")))
-        with self._transaction(True) as tx:
-            low, high = id_range(self._seq(tx, run_id, self.dialect.lock_edit))
-            if not sqlstreams.key_recorded(tx, run_id, key):
-                return False
-            if packed:
-                sqlmetrics.insert(tx, low, high, size, packed)
-            for kind, rows in streams:
-                if rows:
-                    have = sqlstreams.count_rows(tx, kind, low, high)
-                    sqlstreams.insert_rows(tx, kind, low, high, have, rows)
-        return True
 
     # -- catalog ----------------------------------------------------------------------------
     def add_artifact(self, run_id: str, artifact: Artifact) -> None:

@@ -48,8 +48,10 @@ COLUMNS = {"events": "time, message, level", "logs": "time, text, stream, step"}
 def read_from(tx: Tx, kind: str, low: int, high: int, start: int, end: int | None) -> list[Any]:
     """The rows of ``kind`` numbered ``start`` up to ``end`` (exclusive; None: to the last),
     as records: a key range of the table, never the whole stream."""
-    if end is not None and end <= start:
+    if (end is not None and end <= start) or start > high - low:
         return []
+    if end is not None and end > high - low:
+        end = None
     if kind == "metrics":
         return sqlmetrics.read_span(tx, low, high, start, end)
     last = high if end is None else min(high, low + end - 1)

@@ -253,6 +253,15 @@ class StreamContract:
         with pytest.raises(RunNotFound):
             store.read_metric_series("no-such-run", "loss")
 
+    @pytest.mark.parametrize("bounds", [
+        {"steps": ("1", 2)}, {"steps": (1,)}, {"times": (math.nan, None)}, {"steps": [1, 2]},
+        {"times": (True, 2.0)}, {"steps": (1, 2, 3)},
+    ])
+    def test_series_bounds_are_checked(self, store: RunStore, bounds: dict[str, Any]) -> None:
+        run_id = self._series_run(store)
+        with pytest.raises(ValidationError):
+            store.read_metric_series(run_id, "loss", **bounds)
+
     # -- streams from a position ------------------------------------------------------------
     def test_read_from_counts_positions_as_append_missing_does(self, store: RunStore) -> None:
         run_id = self._series_run(store)
@@ -279,6 +288,12 @@ class StreamContract:
             store.read_from(run.id, "events", -1)
         with pytest.raises(ValidationError):
             store.read_from(run.id, "events", 0, -1)
+        with pytest.raises(ValidationError):
+            store.read_from(run.id, "events", True)
+        store.append_events(run.id, [Event(1.0, "e", "info")])
+        assert store.read_from(run.id, "events", 2**70) == []
+        assert store.read_from(run.id, "metrics", 2**70, 2**70) == []
+        assert store.read_from(run.id, "events", 0, 2**70) == [Event(1.0, "e", "info")]
         with pytest.raises(RunNotFound):
             store.read_from("no-such-run", "events", 0)
         assert store.read_from(run.id, "metrics", 0) == []
