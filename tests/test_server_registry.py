@@ -3,6 +3,7 @@ in (claimed, chunked, finished) and out (in order, following a buffer still bein
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -203,3 +204,19 @@ def test_a_read_only_token_reads_buffers_but_cannot_write_them(live_server: Live
                                                "spec": SPEC}).status_code == 403
         fresh = client.post("/buffers", json={}).json()["id"]
         assert reader.put(f"/buffers/{fresh}/data", content=b"no").status_code == 403
+
+
+def test_many_followers_of_an_unfinished_buffer_leave_the_server_answering(
+        live_server: LiveServer, client: httpx.Client) -> None:
+    buffer_id = client.post("/buffers", json={}).json()["id"]
+    client.post(f"/buffers/{buffer_id}/claim", json={})
+    followers = 50  # more than the server's worker threads (40)
+    limits = httpx.Limits(max_connections=followers + 5)
+    with live_server.client(limits=limits, timeout=60) as many, contextlib.ExitStack() as held:
+        streams = [held.enter_context(many.stream("GET", f"/buffers/{buffer_id}/data",
+                                                  params={"follow": 1}))
+                   for _ in range(followers)]
+        assert all(s.status_code == 200 for s in streams)
+        assert client.get("/codespecs", timeout=20).status_code == 200
+        client.post(f"/buffers/{buffer_id}/finish", json={"complete": True})
+        assert all(s.read() == b"" for s in streams)

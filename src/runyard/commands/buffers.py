@@ -265,33 +265,61 @@ def follow(registry: Registry, buffer_id: str, gone: WriterGone,
     """Yield the data chunks of a buffer as they are stored, until it is complete or
     incomplete (or ``stop()`` while waiting); ``gone`` says when a writer died so the buffer
     is marked incomplete."""
-    part = seq = 0
-    pause, checked = POLL_MIN_S, time.monotonic()
-    buffer: Buffer | None = None
+    reader = Follower(registry, buffer_id, gone)
     while True:
-        progressed = False
-        for chunk in registry.chunks_after(buffer_id, part, seq):
-            if (chunk.part, chunk.seq) != (part, seq):
+        chunks, wait = reader.step()
+        yield from chunks
+        if wait is None:
+            return
+        if wait:
+            if stop is not None and stop():
+                return
+            time.sleep(wait)
+
+
+class Follower:
+    """A reader's place in a buffer: ``follow`` one step at a time, for a caller that waits
+    its own way between steps (the server's event loop, where a sleeping thread per reader
+    would use up the thread pool)."""
+
+    def __init__(self, registry: Registry, buffer_id: str, gone: WriterGone) -> None:
+        self.registry, self.buffer_id, self.gone = registry, buffer_id, gone
+        self.part = self.seq = 0
+        self.pause, self.checked = POLL_MIN_S, time.monotonic()
+        self.buffer: Buffer | None = None  # as read when no new chunk was found
+
+    def step(self) -> tuple[list[Chunk], float | None]:
+        """The data chunks stored since the last step, and how many seconds to wait before the
+        next (0: go on at once; ``None``: the buffer has ended and every chunk was read)."""
+        chunks, progressed = self._read()
+        if progressed:
+            self.pause, self.buffer = POLL_MIN_S, None
+            return chunks, 0.0
+        if self.buffer is not None and self.buffer.state in FINAL_STATES:
+            return [], None  # it was final before the chunks were read: they were all recorded
+        self.buffer = self.registry.buffer(self.buffer_id)
+        if self.buffer.state in FINAL_STATES:
+            return [], 0.0  # read the chunks once more, then end
+        if time.monotonic() - self.checked >= LIVENESS_EVERY_S:
+            self.checked = time.monotonic()
+            _check_writer(self.registry, self.buffer, self.gone)
+        pause, self.pause = self.pause, min(self.pause * 2, POLL_MAX_S)
+        return [], pause
+
+    def _read(self) -> tuple[list[Chunk], bool]:
+        """The data chunks that follow on from where the reader is, and whether any chunk
+        (an end of a part included) was passed."""
+        chunks, progressed = [], False
+        for chunk in self.registry.chunks_after(self.buffer_id, self.part, self.seq):
+            if (chunk.part, chunk.seq) != (self.part, self.seq):
                 break
             progressed = True
-            part, seq = (part + 1, 0) if chunk.digest is None else (part, seq + 1)
-            if chunk.digest is not None:
-                yield chunk
-        if progressed:
-            pause, buffer = POLL_MIN_S, None
-            continue
-        if buffer is not None and buffer.state in FINAL_STATES:
-            return  # it was final before the chunks were read: they were all recorded
-        if stop is not None and stop():
-            return
-        buffer = registry.buffer(buffer_id)
-        if buffer.state in FINAL_STATES:
-            continue  # read the chunks once more, then end
-        if time.monotonic() - checked >= LIVENESS_EVERY_S:
-            checked = time.monotonic()
-            _check_writer(registry, buffer, gone)
-        time.sleep(pause)
-        pause = min(pause * 2, POLL_MAX_S)
+            if chunk.digest is None:
+                self.part, self.seq = self.part + 1, 0
+            else:
+                self.seq += 1
+                chunks.append(chunk)
+        return chunks, progressed
 
 
 def _check_writer(registry: Registry, buffer: Buffer, gone: WriterGone) -> None:

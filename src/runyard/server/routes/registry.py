@@ -13,9 +13,8 @@ stream for a whole one.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
@@ -278,8 +277,8 @@ def read_data(buffer_id: str, request: Request, follow: bool = False,
     ctx = context_of(request)
     buffer = ctx.registry.buffer(buffer_id)
     _check_readable(buffer, follow, incomplete)
-    pieces = _pieces(ctx, buffer_id, incomplete, stop := threading.Event())
-    return StreamingResponse(_relay(pieces, stop), media_type="application/octet-stream",
+    return StreamingResponse(_relay(ctx, buffer_id, incomplete),
+                             media_type="application/octet-stream",
                              headers={"x-content-type-options": "nosniff"})
 
 
@@ -299,35 +298,33 @@ def _incomplete(buffer: Buffer) -> str:
             "what it holds")
 
 
-def _pieces(ctx: StoreContext, buffer_id: str, incomplete: bool,
-            stop: threading.Event) -> Iterator[bytes]:
-    """The buffer's bytes in pieces, chunk after chunk, as they are stored; ends (raising,
-    so the answer is cut short) if it turns out incomplete."""
-    for chunk in streams.follow(ctx.registry, buffer_id, writer_gone(ctx.store), stop.is_set):
-        yield from _blob_pieces(ctx.blobs, chunk)
-    if stop.is_set():
-        return
-    final = ctx.registry.buffer(buffer_id)
+async def _relay(ctx: StoreContext, buffer_id: str, incomplete: bool) -> AsyncIterator[bytes]:
+    """The buffer's bytes, chunk after chunk as they are stored (``streams.Follower``: its
+    steps run in worker threads, its waits on the event loop, so a reader waiting for a slow
+    writer holds no thread). A buffer that ends incomplete raises, cutting the answer short."""
+    reader = streams.Follower(ctx.registry, buffer_id, writer_gone(ctx.store))
+    while True:
+        chunks, wait = await anyio.to_thread.run_sync(reader.step)
+        for chunk in chunks:
+            async for piece in _blob_pieces(ctx.blobs, chunk):
+                yield piece
+        if wait is None:
+            break
+        if wait:
+            await anyio.sleep(wait)
+    final = await anyio.to_thread.run_sync(ctx.registry.buffer, buffer_id)
     if final.state == INCOMPLETE and not incomplete:
         raise ConflictError(_incomplete(final))
 
 
-def _blob_pieces(blobs: BlobStore, chunk: Chunk) -> Iterator[bytes]:
+async def _blob_pieces(blobs: BlobStore, chunk: Chunk) -> AsyncIterator[bytes]:
     assert chunk.digest is not None
-    with blobs.open(chunk.digest) as source:
-        while data := source.read(READ_PIECE):
-            yield data
-
-
-async def _relay(pieces: Iterator[bytes], stop: threading.Event) -> AsyncIterator[bytes]:
-    """``pieces`` read in worker threads; a reader that goes away stops the follower (the
-    thread waiting for the next chunk is left to notice ``stop``)."""
+    source = await anyio.to_thread.run_sync(blobs.open, chunk.digest)
     try:
-        while (piece := await anyio.to_thread.run_sync(
-                next, pieces, None, abandon_on_cancel=True)) is not None:
-            yield piece
+        while data := await anyio.to_thread.run_sync(source.read, READ_PIECE):
+            yield data
     finally:
-        stop.set()
+        source.close()
 
 
 # -- ids with a slash -------------------------------------------------------------------------
