@@ -91,10 +91,13 @@ def race_threads(store: RunStore, run_id: str) -> list[list[bool]]:
 
 
 # -- a chunked store's batch whose writer died part-way -------------------------------------------
-def crashed_batch(tmp_path: Path) -> tuple[RunStore, str, Path]:
-    """A run whose last batch was recorded and half written, as a killed writer leaves it."""
+def crashed_batch(tmp_path: Path, earlier: int = 0) -> tuple[RunStore, str, Path]:
+    """A run whose last batch was recorded and half written, as a killed writer leaves it,
+    after ``earlier`` whole batches."""
     store = open_store(f"chunked://{tmp_path}/store")
     run = store.create_run(make_run())
+    for i in range(earlier):
+        store.append_batch(run.id, f"earlier-{i:0100}")
     store.append_metrics(run.id, [Metric("x", 0.0, 0, 1.0)])
     folder = tmp_path / "store" / run.id
     lines = b'["x",1.0,1,2.0]\n["x",2.0,2,3.0]\n'
@@ -106,8 +109,10 @@ def crashed_batch(tmp_path: Path) -> tuple[RunStore, str, Path]:
     return store, run.id, folder
 
 
-def test_a_batch_cut_short_is_undone_and_can_be_sent_again(tmp_path: Path) -> None:
-    store, run_id, _ = crashed_batch(tmp_path)
+@pytest.mark.parametrize("earlier", [0, 100])
+def test_a_batch_cut_short_is_undone_and_can_be_sent_again(tmp_path: Path, earlier: int
+                                                           ) -> None:
+    store, run_id, _ = crashed_batch(tmp_path, earlier)
     again = MetricColumns(["x", "x"], [1.0, 2.0], [1, 2], [2.0, 3.0])
     assert store.append_batch(run_id, "half", metrics=again, events=[Event(2.0, "epoch")])
     assert [m.value for m in store.read_metrics(run_id)] == [0.0, 1.0, 2.0]
@@ -115,12 +120,14 @@ def test_a_batch_cut_short_is_undone_and_can_be_sent_again(tmp_path: Path) -> No
     assert not store.append_batch(run_id, "half", metrics=again)
 
 
-def test_a_plain_append_after_a_batch_cut_short_undoes_it_first(tmp_path: Path) -> None:
-    store, run_id, folder = crashed_batch(tmp_path)
+@pytest.mark.parametrize("earlier", [0, 100])
+def test_a_plain_append_after_a_batch_cut_short_undoes_it_first(tmp_path: Path, earlier: int
+                                                                ) -> None:
+    store, run_id, folder = crashed_batch(tmp_path, earlier)
     store.append_metrics(run_id, [Metric("x", 9.0, 9, 9.0)])
     assert [m.value for m in store.read_metrics(run_id)] == [0.0, 9.0]
     assert store.read_events(run_id) == []
-    assert chunkbatch.keys(folder) == set()
+    assert len(chunkbatch.keys(folder)) == earlier and "half" not in chunkbatch.keys(folder)
 
 
 def test_a_whole_batch_is_kept_by_the_next_writer(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ is appended whole. Readers may see a batch half-written until the next writer se
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from runyard.errors import StoreError
 from runyard.stores.files import append_records, cut_torn_tail, dumps, read_json_lines
 
 BATCHES = "batches.jsonl"
+TAIL = 4096  # bytes read from the end of BATCHES to find its last record (one is < 300)
 
 
 def keys(folder: Path) -> set[str]:
@@ -31,12 +33,10 @@ def keys(folder: Path) -> set[str]:
 def settle(folder: Path, streams: Sequence[str]) -> None:
     """Cut back a batch whose writer died part-way (see the module); hold the run's lock."""
     path = folder / BATCHES
-    if not path.exists():
+    last = _last_record(path)
+    if last is None:
         return
-    rows = read_json_lines(path)
-    if not rows:
-        return
-    _key, before, added = rows[-1]
+    _key, before, added = last
     sizes = [_size(folder / name) for name in streams]
     if all(size >= start + more for size, start, more in zip(sizes, before, added, strict=True)):
         return
@@ -53,6 +53,29 @@ def append(folder: Path, key: str, streams: Sequence[str], payloads: Sequence[by
     for name, payload in zip(streams, payloads, strict=True):
         if payload:
             append_records(folder / name, payload)
+
+
+def _last_record(path: Path) -> Any:
+    """The last complete record of ``path`` (None: it has none), read from its tail: a plain
+    append settles first, and reads a few hundred bytes for it, not every batch's record."""
+    try:
+        with path.open("rb") as file:
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - TAIL))
+            tail = file.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    complete = tail[: tail.rfind(b"\n") + 1]
+    start = _last_line_at(complete)
+    if not complete or (start == 0 and size > TAIL):  # a record longer than the tail read
+        rows = read_json_lines(path)
+        return rows[-1] if rows else None
+    try:
+        return json.loads(complete[start:])
+    except ValueError as exc:
+        raise StoreError(f"{path} ends with a malformed record ({exc})") from exc
 
 
 def _last_line_at(data: bytes) -> int:
