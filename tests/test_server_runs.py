@@ -191,7 +191,12 @@ def test_patch_sets_updatable_fields_and_refuses_the_others(api: httpx.Client,
     assert answer.json() == run_to_dict(stored)
     assert "update_run cannot change" in error_of(
         api.patch(f"/runs/{run['id']}", json={"name": "sneaky"}), 400, "ValidationError")
-    error_of(api.patch(f"/runs/{run['id']}", json={"kind": "alien"}), 400, "ValidationError")
+    for wrong in [{"kind": "alien"}, {"heartbeat": "soon"}, {"owner": {"host": "h"}},
+                  {"resources": [1]}]:
+        error_of(api.patch(f"/runs/{run['id']}", json=wrong), 422, "ValidationError")
+    error_of(api.post(f"/runs/{run['id']}/status", json={
+        "status": "running", "fields": {"heartbeat": "soon"}}), 422, "ValidationError")
+    assert server.store.get_run(run["id"]) == stored
     error_of(api.patch(f"/runs/{new_id()}", json={"description": "x"}), 404, "RunNotFound")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from runyard.model import Kind, Status
 
@@ -86,6 +86,25 @@ class StepList(BaseModel):
     steps: list[StepDoc]
 
 
+class RunPatch(BaseModel):
+    """Fields ``update_run`` may change (only those given are changed). Any other field is
+    passed on, for the store to refuse with its own message."""
+
+    model_config = ConfigDict(extra="allow")
+
+    description: Text | None = None
+    folder: Annotated[str, Field(max_length=1024)] = "/"
+    heartbeat: Time | None = None
+    owner: OwnerDoc | None = None
+    code: Json | None = None
+    environment: Json = {}
+    config: Json = {}
+    origin: Annotated[str, Field(max_length=26)] | None = None
+    resources: Json = {}
+    kind: Kind = Kind.TRACKED
+    internals: Json = {}
+
+
 class StatusChange(BaseModel):
     status: Status
     reason: Text | None = None
@@ -93,7 +112,7 @@ class StatusChange(BaseModel):
     now: Time | None = None
     metadata: Json | None = None
     internals: Json | None = None
-    fields: Json | None = None
+    fields: RunPatch | None = None
 
 
 class TagChange(BaseModel):

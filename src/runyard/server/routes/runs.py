@@ -33,6 +33,7 @@ from runyard.server.schemas import (
     RunCount,
     RunDoc,
     RunPage,
+    RunPatch,
     StatusChange,
     TagChange,
 )
@@ -137,26 +138,23 @@ def get_run(request: Request, ref: Annotated[str, Path(max_length=255)],
 
 
 @router.patch("/runs/{rid}", response_model=None, responses=RUN)
-def update_run(request: Request, rid: str, body: dict[str, Any]) -> Response:
-    """Set fields that ``update_run`` may change (``UPDATABLE``)."""
-    fields = decoded("fields", updatable, body)
-    return run_answer(store_of(request).update_run(run_id(rid), **fields))
+def update_run(request: Request, rid: str, body: RunPatch) -> Response:
+    """Set fields that ``update_run`` may change (``UPDATABLE``); only those given."""
+    return run_answer(store_of(request).update_run(run_id(rid), **updatable(body)))
 
 
-def updatable(data: dict[str, Any]) -> dict[str, Any]:
-    """The wire form of ``update_run``'s fields, decoded (an owner, a kind)."""
-    fields = dict(data)
+def updatable(patch: RunPatch) -> dict[str, Any]:
+    """The fields given in ``patch``, as ``update_run`` takes them (an owner record)."""
+    fields = patch.model_dump(exclude_unset=True)
     if fields.get("owner") is not None:
         fields["owner"] = owner_from_dict(fields["owner"])
-    if "kind" in fields:
-        fields["kind"] = Kind(fields["kind"])
     return fields
 
 
 @router.post("/runs/{rid}/status", response_model=None, responses=RUN_OR_CONFLICT)
 def update_status(request: Request, rid: str, body: StatusChange) -> Response:
     """A checked status transition (409 if illegal, or if the run is not ``expect``)."""
-    fields = None if body.fields is None else decoded("fields", updatable, body.fields)
+    fields = None if body.fields is None else updatable(body.fields)
     return run_answer(store_of(request).update_status(
         run_id(rid), body.status, body.reason, expect=body.expect, now=body.now,
         metadata=body.metadata, internals=body.internals, fields=fields))
