@@ -11,6 +11,7 @@ Run: ``.venv/bin/python benchmarks/bench_series.py``
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -69,7 +70,9 @@ def main() -> None:
                 lambda: (array("d", lists[0]), array("q", lists[1]), array("d", lists[2]))),
         }
         store.close()
-    print(f"one metric of {N:,} values in sqlite, median (best) of {REPEATS}:")
+    load = os.getloadavg()[0]
+    print(f"one metric of {N:,} values in sqlite, median (best) of {REPEATS} "
+          f"(load average {load:.1f} on {os.cpu_count()} CPUs):")
     for label, (ms, best) in figures.items():
         print(f"  {label:<40} {ms:8.1f} ms ({best:.1f})")
     verdict = "met" if figures["read_metric_series"][0] <= BUDGET_MS else "NOT met"
