@@ -418,3 +418,9 @@ def test_a_store_that_does_not_answer_is_503_with_its_password_hidden() -> None:
                             headers={"Authorization": "Bearer ry_" + "D" * 43})
         error_of(refused, 503, "StoreError")
         assert refused.headers["retry-after"] == "1"
+
+
+def test_an_integer_past_64_bits_in_metadata_is_answered_whole(api: httpx.Client) -> None:
+    run = posted(api, metadata={"big": 10**30, "small": 1, "nested": [-(10**40)]})
+    assert run["metadata"] == {"big": 10**30, "small": 1, "nested": [-(10**40)]}
+    assert api.get(f"/runs/{run['id']}").json()["metadata"]["big"] == 10**30
