@@ -168,7 +168,7 @@ def test_a_cursor_of_a_deleted_run_still_pages_on(api: httpx.Client, server: Ser
 @pytest.mark.parametrize("params, status", [
     ({"status": "sleeping"}, 400), ({"kind": "nope"}, 400), ({"folder": "no-slash"}, 400),
     ({"limit": 0}, 422), ({"limit": 1001}, 422), ({"offset": -1}, 422),
-    ({"order": "sideways"}, 422), ({"cursor": "not-a-cursor"}, 400),
+    ({"order": "sideways"}, 422), ({"cursor": "x" * 65}, 422),
     ({"created_since": "soon"}, 422), ({"limit": 10**30}, 422),
 ])
 def test_bad_list_queries_are_4xx_with_one_line(api: httpx.Client, params: dict[str, Any],
