@@ -147,6 +147,15 @@ def test_resumed_upload_with_wrong_content_is_refused_and_its_partial_file_remov
     assert temp_files(live_server) == []
 
 
+def test_a_piece_for_an_upload_never_started_is_409_and_leaves_nothing(
+        live_server: LiveServer, client: httpx.Client) -> None:
+    digest = sha(b"0123456789")
+    answer = client.put(f"/blobs/{digest}", content=b"56789",
+                        headers={"Content-Range": "bytes 5-9/10"})
+    assert answer.status_code == 409 and answer.json()["received"] == 0
+    assert temp_files(live_server) == []
+
+
 def test_a_piece_longer_than_its_content_range_is_refused_and_not_kept(
         client: httpx.Client) -> None:
     data = os.urandom(1000)
@@ -333,3 +342,22 @@ def test_streamed_uploads_are_not_held_to_the_json_body_limit(small_limit_server
         buffer = client.post("/buffers", json={}).json()["id"]
         assert client.put(f"/buffers/{buffer}/data", content=data).status_code == 201
         assert client.get(f"/buffers/{buffer}/data").content == data
+
+
+def test_slow_uploads_leave_the_server_answering(live_server: LiveServer,
+                                                 client: httpx.Client) -> None:
+    uploads = 25  # blobs, and as many buffers: more than the server's worker threads (40)
+    socks = []
+    try:
+        for _ in range(uploads):
+            data = os.urandom(1000)
+            socks.append(raw_put(live_server, f"/blobs/{sha(data)}",
+                                 {"Content-Length": str(len(data))}, data[:10]))
+            buffer_id = client.post("/buffers", json={}).json()["id"]
+            socks.append(raw_put(live_server, f"/buffers/{buffer_id}/data",
+                                 {"Content-Length": "1000"}, b"x" * 10))
+        assert client.get("/codespecs", timeout=20).status_code == 200
+    finally:
+        for sock in socks:
+            sock.close()
+    assert eventually(lambda: temp_files(live_server), lambda found: found == []) == []

@@ -1,34 +1,36 @@
-"""Resumable uploads into a blob store: a blob sent in pieces, checked against its digest.
+"""Blobs that arrive in pieces pushed by a writer (a server's request body), checked against
+their digest before they are kept, and resumable.
 
-A piece of an upload (the server's ``PUT /blobs/{digest}`` with ``Content-Range``) is appended
-to the upload's partial file, ``<root>/.tmp-upload-<digest>``: a name made from the checked
-digest alone (nothing else a client sends reaches a path), among the store's temporary files
-(``BlobStore.remove_stale_temp`` clears one left untouched for long). A writer holds an
-exclusive ``flock`` on the partial file while it appends, so a second uploader of the same
+``Incoming`` takes one whole upload: each ``write`` goes to a new temporary file of the store
+while it is hashed; ``finish`` keeps the file under its digest only if the hash matches (else
+``IntegrityError`` and the file is removed), made read-only, synced and linked into place
+(``BlobStore.place``) like any put.
+
+``Resumed`` takes one piece of a resumable upload (``Content-Range``): it is appended to the
+upload's partial file, ``<root>/.tmp-upload-<digest>``, a name made from the checked digest
+alone (nothing else a client sends reaches a path), among the store's temporary files
+(``BlobStore.remove_stale_temp`` clears one left untouched for long). The writer holds an
+exclusive ``flock`` on the partial file from start to end, so a second uploader of the same
 digest (another request, another server process) is refused instead of interleaving its bytes
 with the first's; the lock is taken on the file the name still names (a writer that finished
 removes the name, and a latecomer must not append to the removed file). Every piece is synced
-before its answer, so the ``received`` count a client resumes from is on the disk.
+before its answer, so the ``received`` count a client resumes from is on the disk. When the
+last byte is in, the whole file is hashed and kept or removed as above.
 
-When the last byte is in, the whole file is hashed: if it matches, the file is made read-only,
-synced and linked into place under its digest (``BlobStore.place``); if not, it is removed
-and ``IntegrityError`` says so. Either way the partial file is gone.
+Writes block (disk I/O, hashing): an event loop calls them in worker threads, one at a time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from runyard.blobs.digests import BlobRef, algorithm, check_digest, digest_of, hasher
-from runyard.blobs.local import BLOB_MODE, CHUNK, TEMP_PREFIX, BlobStore
+from runyard.blobs.local import BLOB_MODE, CHUNK, TEMP_PREFIX, BlobStore, make_temp
 from runyard.errors import ConflictError, IntegrityError, StoreError, ValidationError
 from runyard.fsio import fsync_dir
 
@@ -73,34 +75,133 @@ def received(blobs: BlobStore, digest: str) -> int:
     return info.st_size if stat.S_ISREG(info.st_mode) else 0
 
 
-def receive(blobs: BlobStore, digest: str, piece: Piece, stream: IO[bytes]) -> BlobRef | int:
-    """Append ``piece`` (read from ``stream``) to the upload of ``digest``: the stored blob
-    once the last byte is in and it hashed right, else the bytes received so far.
+def mismatch(digest: str, actual: str) -> IntegrityError:
+    return IntegrityError(f"the uploaded content hashes to {actual}, not {digest}; nothing "
+                          "was kept: upload the right content again")
 
-    ``UploadConflict`` if the piece does not start where the upload stands, or another writer
-    is appending; ``ValidationError`` if ``stream`` holds more than the piece (the extra bytes
-    are not kept); ``IntegrityError`` if the whole blob does not hash to ``digest`` (nothing
-    kept). A stream that fails midway (the client went away) keeps the bytes read before."""
-    digest = check_digest(digest)
-    with _locked(blobs, digest) as (fd, path):
-        if blobs.exists(digest):  # another upload finished it meanwhile
-            path.unlink(missing_ok=True)
-            return BlobRef(digest, blobs.size(digest))
-        size = os.fstat(fd).st_size
-        if piece.start != size:
-            raise UploadConflict(f"this upload of {digest} holds {size} bytes; send the piece "
-                                 f"that starts there, not at {piece.start}", size)
+
+class Incoming:
+    """One whole upload of the blob ``digest`` (see the module docstring)."""
+
+    def __init__(self, blobs: BlobStore, digest: str) -> None:
+        self.blobs, self.digest = blobs, check_digest(digest)
+        self._sha = hasher(algorithm(self.digest))
+        self.size = 0
         try:
-            size = _append(fd, size, piece, stream)
+            blobs.root.mkdir(parents=True, exist_ok=True)
+            self._fd, self._temp = make_temp(blobs.root)
+        except OSError as exc:
+            raise _write_error(blobs, exc) from exc
+
+    def write(self, data: bytes) -> None:
+        self._sha.update(data)
+        try:
+            _write_at(self._fd, memoryview(data), self.size)
+        except OSError as exc:
+            raise _write_error(self.blobs, exc) from exc
+        self.size += len(data)
+
+    def finish(self) -> BlobRef:
+        """Keep the blob if it hashed to its digest (``IntegrityError`` otherwise)."""
+        try:
+            actual = digest_of(self._sha, algorithm(self.digest))
+            if actual != self.digest:
+                raise mismatch(self.digest, actual)
+            return _place(self.blobs, self._fd, self._temp, BlobRef(actual, self.size))
         finally:
-            os.fsync(fd)
-        if piece.total is None or size < piece.total:
-            return size
-        return _finish(blobs, fd, path, digest)
+            self.discard()
+
+    def discard(self) -> None:
+        """Drop the upload (its temporary file is removed)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._temp.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _locked(blobs: BlobStore, digest: str) -> Iterator[tuple[int, Path]]:
+class Resumed:
+    """One piece of a resumable upload of ``digest``, its partial file held by this writer
+    alone (``UploadConflict`` if the piece does not start where the upload stands, or another
+    writer holds it). ``done``: the stored blob, when it is stored already (the piece is not
+    needed). ``end()`` syncs what was written and returns the bytes held so far, or the blob
+    once the last byte is in and it hashed right (``IntegrityError``: nothing kept)."""
+
+    def __init__(self, blobs: BlobStore, digest: str, piece: Piece) -> None:
+        self.blobs, self.digest, self.piece = blobs, check_digest(digest), piece
+        self.done: BlobRef | None = None
+        self._fd, self._path = _open_locked(blobs, self.digest)
+        try:
+            self.size = self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> int:
+        if self.blobs.exists(self.digest):  # another upload finished it meanwhile
+            self._path.unlink(missing_ok=True)
+            self.done = BlobRef(self.digest, self.blobs.size(self.digest))
+        size = os.fstat(self._fd).st_size
+        if self.done is None and self.piece.start != size:
+            if size == 0:
+                self._path.unlink(missing_ok=True)  # (made by this open: no upload to keep)
+            raise UploadConflict(f"this upload of {self.digest} holds {size} bytes; send the "
+                                 f"piece that starts there, not at {self.piece.start}", size)
+        return size
+
+    def write(self, data: bytes) -> None:
+        if self.done is not None:
+            return
+        if self.size + len(data) > self.piece.end + 1:
+            raise ValidationError(f"the body holds more than the {self.piece.length} bytes "
+                                  f"its Content-Range bytes {self.piece.start}-"
+                                  f"{self.piece.end} says; the piece was not kept")
+        try:
+            _write_at(self._fd, memoryview(data), self.size)
+        except OSError as exc:
+            raise _write_error(self.blobs, exc) from exc
+        self.size += len(data)
+
+    def end(self) -> BlobRef | int:
+        try:
+            if self.done is not None:
+                return self.done
+            os.fsync(self._fd)
+            total = self.piece.total
+            if total is None or self.size < total:
+                return self.size
+            return self._finish()
+        finally:
+            self.close()
+
+    def abandon(self, keep: bool) -> None:
+        """Stop here: with ``keep`` the bytes written so far stay for a resume (the client
+        went away), else the piece is cut off (it was refused)."""
+        if self._fd >= 0 and self.done is None:
+            if not keep and self.piece.start == 0:
+                self._path.unlink(missing_ok=True)  # (nothing left to resume)
+            elif not keep:
+                os.ftruncate(self._fd, self.piece.start)
+            os.fsync(self._fd)
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # (releases the lock)
+            self._fd = -1
+
+    def _finish(self) -> BlobRef:
+        """Check the whole upload and place it under its digest; the partial name is
+        removed either way."""
+        try:
+            ref = BlobRef(_hash_file(self._fd, algorithm(self.digest)), self.size)
+            if ref.digest != self.digest:
+                raise mismatch(self.digest, ref.digest)
+            return _place(self.blobs, self._fd, self._path, ref)
+        finally:
+            self._path.unlink(missing_ok=True)
+
+
+def _open_locked(blobs: BlobStore, digest: str) -> tuple[int, Path]:
     """The partial file of ``digest``, open and locked for this writer alone."""
     path = partial_path(blobs, digest)
     for _ in range(100):
@@ -110,10 +211,11 @@ def _locked(blobs: BlobStore, digest: str) -> Iterator[tuple[int, Path]]:
                 raise UploadConflict(f"another upload of {digest} is in progress; retry later",
                                      os.fstat(fd).st_size)
             if _still_named(fd, path):
-                yield fd, path
-                return
-        finally:
-            os.close(fd)  # (releases the lock)
+                return fd, path
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
     raise StoreError(f"cannot hold the partial upload {path}; retry")
 
 
@@ -127,7 +229,7 @@ def _open(blobs: BlobStore, path: Path) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StoreError(f"{path} is a symbolic link; remove it") from None
-        raise StoreError(f"cannot open the partial upload {path}: {exc}") from exc
+        raise _write_error(blobs, exc) from exc
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise StoreError(f"{path} is not a regular file; remove it")
@@ -152,46 +254,27 @@ def _still_named(fd: int, path: Path) -> bool:
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
-def _append(fd: int, size: int, piece: Piece, stream: IO[bytes]) -> int:
-    """Copy ``stream`` to the end of the file (``size`` bytes now); the new size."""
-    left = piece.length
-    buf = bytearray(min(CHUNK, left + 1))
-    view = memoryview(buf)
-    while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
-        if not n:
-            return size
-        if n > left:
-            os.ftruncate(fd, size)
-            raise ValidationError(f"the body holds more than the {piece.length} bytes its "
-                                  f"Content-Range bytes {piece.start}-{piece.end} says")
-        _write_at(fd, view[:n], size)
-        size, left = size + n, left - n
-
-
 def _write_at(fd: int, data: memoryview, offset: int) -> None:
     while data:
         done = os.pwrite(fd, data, offset)
         data, offset = data[done:], offset + done
 
 
-def _finish(blobs: BlobStore, fd: int, path: Path, digest: str) -> BlobRef:
-    """Check the whole upload and place it under its digest; the partial name is removed."""
+def _place(blobs: BlobStore, fd: int, temp: Path, ref: BlobRef) -> BlobRef:
+    """Make the checked file ``temp`` read-only and durable, and link it under its digest."""
     try:
-        ref = BlobRef(_hash_file(fd, algorithm(digest)), os.fstat(fd).st_size)
-        if ref.digest != digest:
-            raise IntegrityError(f"the uploaded content hashes to {ref.digest}, not {digest}; "
-                                 "nothing was kept: upload the right content again")
         os.fchmod(fd, BLOB_MODE)
         os.fsync(fd)
-        folder = blobs.place(path, ref)
+        folder = blobs.place(temp, ref)
         if folder is not None:
             fsync_dir(Path(folder))
-        return ref
     except OSError as exc:
-        raise StoreError(f"cannot store blob {digest} under {blobs.root}: {exc}") from exc
-    finally:
-        path.unlink(missing_ok=True)
+        raise _write_error(blobs, exc) from exc
+    return ref
+
+
+def _write_error(blobs: BlobStore, exc: OSError) -> StoreError:
+    return StoreError(f"cannot write a blob under {blobs.root}: {exc}")
 
 
 def _hash_file(fd: int, hash_name: str) -> str:

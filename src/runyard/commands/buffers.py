@@ -26,7 +26,7 @@ import select
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from runyard.blobs import BLAKE3, BlobRef, BlobStore, hash_bytes
 from runyard.commands.registry import (
@@ -231,33 +231,44 @@ def write_buffer(registry: Registry, blobs: BlobStore, buffer_id: str, fd: int,
     return registry.buffer(buffer_id)
 
 
-def pump_stream(stream: IO[bytes], sink: ChunkSink) -> None:
-    """Copy everything ``stream`` yields (a blocking file object, e.g. an HTTP body) into
-    ``sink`` until end of stream; chunks end only at their fixed offsets and at the end."""
-    while n := stream.readinto(sink.space()):  # type: ignore[attr-defined]
-        sink.filled(n)
-    sink.flush()
+class BufferWriter:
+    """A fresh buffer filled by bytes pushed to it (a server's request body), as this
+    ``owner`` (the server, claimed at once): ``write`` stores them in chunks like
+    ``write_buffer``; ``close`` marks the buffer complete; ``fail`` marks it incomplete with
+    why (the client went away midway), never passing it off as complete. Calls may come from
+    different threads, one at a time."""
 
+    def __init__(self, registry: Registry, blobs: BlobStore, buffer_id: str,
+                 owner: Owner | None) -> None:
+        registry.claim(buffer_id, owner)
+        self.registry, self.buffer_id = registry, buffer_id
+        self.sink = ChunkSink(registry, blobs, buffer_id)
 
-def write_buffer_stream(registry: Registry, blobs: BlobStore, buffer_id: str,
-                        stream: IO[bytes], owner: Owner | None) -> Buffer:
-    """Like ``write_buffer``, from a file object: claim the fresh buffer for ``owner`` (the
-    server writing it), fill it from ``stream`` and mark it complete; if reading fails (the
-    client went away midway) it is marked incomplete, never passed off as complete."""
-    registry.claim(buffer_id, owner)
-    sink = ChunkSink(registry, blobs, buffer_id)
-    try:
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            space = self.sink.space()
+            n = min(len(space), len(view))
+            space[:n] = view[:n]
+            self.sink.filled(n)
+            view = view[n:]
+
+    def close(self) -> Buffer:
         try:
-            pump_stream(stream, sink)
+            self.sink.close()
         except BaseException as exc:
-            sink.abandon(exc)
+            self.registry.finish(self.buffer_id, False, _failed(exc))
             raise
-        sink.close()
-    except BaseException as exc:
-        registry.finish(buffer_id, False, f"writing failed: {type(exc).__name__}: {exc}")
-        raise
-    registry.finish(buffer_id, True)
-    return registry.buffer(buffer_id)
+        self.registry.finish(self.buffer_id, True)
+        return self.registry.buffer(self.buffer_id)
+
+    def fail(self, why: BaseException) -> None:
+        self.sink.abandon(why)
+        self.registry.finish(self.buffer_id, False, _failed(why))
+
+
+def _failed(exc: BaseException) -> str:
+    return f"writing failed: {type(exc).__name__}: {exc}"
 
 
 def follow(registry: Registry, buffer_id: str, gone: WriterGone,

@@ -1,33 +1,35 @@
 """Blobs and run artifacts over HTTP: streamed, resumable, verified uploads; ranged downloads.
 
-``PUT /blobs/{digest}`` streams its body into the context's blob store in a worker thread
-(``BodyReader``): a whole body through ``BlobStore.put_stream(expect=digest)``, a piece with
-``Content-Range`` through ``runyard.blobs.uploads`` (a partial file named by the digest, locked
-while one writer appends). Nothing is kept unless it hashes to the digest in the path, and no
-body is ever whole in memory. Downloads are ``FileResponse``s of the blob's file: ``Range``
-(206) and ``ETag: "<digest>"``. An artifact is found by comparing names with the run's
-catalog, never by joining a name to a path; its content is the blob its catalog entry names.
+``PUT /blobs/{digest}`` reads its body on the event loop and writes it into the context's blob
+store from worker threads (``runyard.server.bodies.feed``), a megabyte at a time: a whole body
+through ``blobs.uploads.Incoming``, a piece with ``Content-Range`` through ``Resumed`` (a
+partial file named by the digest, locked while one writer appends). Nothing is kept unless it
+hashes to the digest in the path, and no body is ever whole in memory. Downloads are
+``FileResponse``s of the blob's file: ``Range`` (206) and ``ETag: "<digest>"``. An artifact is
+found by comparing names with the run's catalog, never by joining a name to a path; its
+content is the blob its catalog entry names.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from runyard.blobs import BlobRef, BlobStore, check_digest
-from runyard.blobs.uploads import Piece, UploadConflict, receive, received
-from runyard.errors import BlobNotFound, IntegrityError, NotFoundError, ValidationError
+from runyard.blobs.uploads import Incoming, Piece, Resumed, UploadConflict, received
+from runyard.errors import BlobNotFound, NotFoundError, RunyardError, ValidationError
 from runyard.model import Artifact
 from runyard.model.codec import artifact_to_dict
 from runyard.model.records import Stage
 from runyard.model.validate import artifact_name
-from runyard.server.bodies import BodyReader, ClientGone
+from runyard.server.bodies import ClientGone, drain, feed
 from runyard.server.errors import one_line, responses
 from runyard.server.routes import context_of, json_answer, no_content
 from runyard.server.routes import run_id as check_run
@@ -68,24 +70,35 @@ class Received(BaseModel):
     summary="Upload a blob (streamed; resumable with Content-Range; verified)",
 )
 async def put_blob(digest: str, request: Request) -> Response:
+    body = request.stream()
+    try:
+        return await _put(request, digest, body)
+    except ClientGone:
+        return Response(status_code=400)  # (nobody is there to read it)
+    except RunyardError:
+        await drain(body)  # (the answer is read once the client has sent its body)
+        raise
+
+
+async def _put(request: Request, digest: str, body: AsyncIterator[bytes]) -> Response:
     blobs, digest = blob_store(request), check_digest(digest)
     given = request.headers.get("content-range")
     piece = None if given is None else parse_content_range(given)
-    reader = BodyReader(request.stream(), gather=piece is None)
     try:
-        if piece is None:
-            ref = await run_in_threadpool(_put_whole, blobs, digest, reader)
+        if await anyio.to_thread.run_sync(blobs.exists, digest):
+            await drain(body)
+            ref = BlobRef(digest, await anyio.to_thread.run_sync(blobs.size, digest))
+        elif piece is None:
+            ref = await _put_whole(blobs, digest, body)
         else:
-            got = await run_in_threadpool(_put_piece, blobs, digest, piece, reader)
+            got = await _put_piece(blobs, digest, piece, body)
             if isinstance(got, int):
                 return json_answer({"received": got}, 202)
             ref = got
     except UploadConflict as exc:
-        await run_in_threadpool(reader.drain)
+        await drain(body)
         return json_answer({"detail": one_line(str(exc)), "type": "ConflictError",
                             "received": exc.received}, 409)
-    except ClientGone:
-        return Response(status_code=400)  # (nobody is there to read it)
     return json_answer({"digest": ref.digest, "size": ref.size}, 201)
 
 
@@ -101,25 +114,28 @@ def parse_content_range(text: str) -> Piece:
     return Piece(start, end, total)
 
 
-def _put_whole(blobs: BlobStore, digest: str, reader: BodyReader) -> BlobRef:
-    if blobs.exists(digest):
-        reader.drain()
-        return BlobRef(digest, blobs.size(digest))
+async def _put_whole(blobs: BlobStore, digest: str, body: AsyncIterator[bytes]) -> BlobRef:
+    incoming = await anyio.to_thread.run_sync(Incoming, blobs, digest)
     try:
-        return blobs.put_stream(reader.stream(), expect=digest)
-    except IntegrityError:
-        raise IntegrityError(f"the uploaded content does not hash to {digest}; nothing was "
-                             "kept: upload the right content again") from None
+        await feed(body, incoming.write)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(incoming.discard)
+        raise
+    return await anyio.to_thread.run_sync(incoming.finish)
 
 
-def _put_piece(blobs: BlobStore, digest: str, piece: Piece, reader: BodyReader
-               ) -> BlobRef | int:
-    if blobs.exists(digest):
-        reader.drain()
-        return BlobRef(digest, blobs.size(digest))
-    got = receive(blobs, digest, piece, reader.stream())
-    reader.drain()
-    return got
+async def _put_piece(blobs: BlobStore, digest: str, piece: Piece, body: AsyncIterator[bytes]
+                     ) -> BlobRef | int:
+    """Append the piece (written as it arrives, so ``received`` keeps up with it)."""
+    writer = await anyio.to_thread.run_sync(Resumed, blobs, digest, piece)
+    try:
+        await feed(body, writer.write, gather=1)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):  # a client that went away: what came is kept
+            await anyio.to_thread.run_sync(writer.abandon, isinstance(exc, ClientGone))
+        raise
+    return await anyio.to_thread.run_sync(writer.end)
 
 
 @router.get("/blobs/{digest}/upload", response_model=Received, responses=responses(400, 503),

@@ -22,7 +22,6 @@ import anyio.to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from runyard.blobs import BlobStore
 from runyard.commands import buffers as streams
@@ -37,11 +36,11 @@ from runyard.commands.registry import (
     parse_tags,
 )
 from runyard.core.context import StoreContext
-from runyard.errors import BufferNotFound, CodespecNotFound, ConflictError
+from runyard.errors import BufferNotFound, CodespecNotFound, ConflictError, RunyardError
 from runyard.model import new_id
 from runyard.model.codec import owner_from_dict
 from runyard.model.registry import CodespecRecord, buffer_to_doc
-from runyard.server.bodies import BodyReader, ClientGone
+from runyard.server.bodies import ClientGone, drain, feed
 from runyard.server.errors import responses
 from runyard.server.routes import context_of, json_answer, no_content
 from runyard.server.schemas import OwnerDoc, Small, Time
@@ -251,22 +250,27 @@ _BYTES = {"content": {"application/octet-stream": {"schema": {"type": "string",
 async def write_data(buffer_id: str, request: Request) -> Response:
     from runyard.processes.owners import this_owner
 
-    ctx = context_of(request)
-    reader = BodyReader(request.stream())
+    ctx, body = context_of(request), request.stream()
     try:
-        done = await run_in_threadpool(_write, ctx, buffer_id, reader, this_owner())
-    except ConflictError:
-        await run_in_threadpool(reader.drain)
+        writer = await anyio.to_thread.run_sync(_writer, ctx, buffer_id, this_owner())
+    except RunyardError:
+        await drain(body)  # (the answer is read once the client has sent its body)
         raise
-    except ClientGone:
-        return Response(status_code=400)  # (nobody is there to read it)
+    try:
+        await feed(body, writer.write)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(writer.fail, exc)
+        if isinstance(exc, ClientGone):
+            return Response(status_code=400)  # (nobody is there to read it)
+        raise
+    done = await anyio.to_thread.run_sync(writer.close)
     return json_answer(buffer_to_doc(done), 201)
 
 
-def _write(ctx: StoreContext, buffer_id: str, reader: BodyReader, owner: Any) -> Buffer:
+def _writer(ctx: StoreContext, buffer_id: str, owner: Any) -> streams.BufferWriter:
     ctx.registry.buffer(buffer_id)  # (BufferNotFound before anything is claimed)
-    return streams.write_buffer_stream(ctx.registry, ctx.blobs, buffer_id, reader.stream(),
-                                        owner)
+    return streams.BufferWriter(ctx.registry, ctx.blobs, buffer_id, owner)
 
 
 @router.get("/buffers/{buffer_id}/data", response_class=StreamingResponse,
