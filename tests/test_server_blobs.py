@@ -92,6 +92,8 @@ def test_streamed_upload_is_stored_and_downloads_whole_ranged_and_tagged(
     part = client.get(f"/blobs/{digest}", headers={"Range": "bytes=1000-1999"})
     assert part.status_code == 206 and part.content == data[1000:2000]
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
+    beyond = client.get(f"/blobs/{digest}", headers={"Range": f"bytes={len(data)}-"})
+    assert beyond.status_code == 416
     assert client.get(f"/blobs/{digest}", headers={"If-None-Match": f'"{digest}"'}
                       ).status_code == 304
     again = client.put(f"/blobs/{digest}", content=data)  # stored already: nothing to do

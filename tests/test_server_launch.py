@@ -44,6 +44,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     modules = folder / "modules"
     modules.mkdir()
     (modules / "ry_api_flows.py").write_text(FLOWS)
+    (modules / "ry_api_exits.py").write_text("raise SystemExit(3)\n")
     with running(f"sqlite://{folder}/store/runyard.db", folder,
                  env={"PYTHONPATH": str(modules)}) as started:
         yield started
@@ -135,11 +136,13 @@ def test_a_workflow_started_through_the_api_gives_its_results(server: LiveServer
     ("ry_api_flows:missing", "has no"),
     ("ry_api_flows:plain", "is not a @workflow"),
     ("ry_api_flows", "module:function"),
+    ("ry_api_exits:flow", "SystemExit"),
 ])
 def test_a_workflow_that_cannot_be_imported_is_a_clear_400(client: httpx.Client, target: str,
                                                            says: str) -> None:
     answer = client.post("/runs/workflow", json={"workflow": target})
     assert answer.status_code == 400 and says in answer.json()["detail"]
+    assert client.get("/codespecs").status_code == 200  # the server is still there
 
 
 def test_a_workflow_called_with_the_wrong_arguments_is_a_400(client: httpx.Client) -> None:

@@ -47,7 +47,7 @@ def import_workflow(target: str) -> WorkflowDef:
         raise ValidationError(f"module {module_name!r} has no {attr!r}") from None
     except SyntaxError as exc:
         raise ValidationError(f"cannot import {module_name!r}: {syntax_problem(exc)}") from None
-    except Exception as exc:  # the user's module failed as it was imported: their code, not ours
+    except (Exception, SystemExit) as exc:  # the module failed as it was imported: its code
         raise ValidationError(f"cannot import {module_name!r}: importing it raised "
                               f"{type(exc).__name__}: {exc}") from None
     if not isinstance(found, WorkflowDef):
@@ -79,7 +79,7 @@ def start_detached(store: RunStore, target: str, args: Sequence[Any] = (),
         plan = definition(*args, **dict(kwargs or {}))
     except RunyardError:
         raise
-    except Exception as exc:  # the workflow's own code, or arguments it does not take
+    except (Exception, SystemExit) as exc:  # the workflow's code, or arguments it refuses
         raise ValidationError(f"calling workflow {target} raised {type(exc).__name__}: "
                               f"{exc}") from None
     prepared = WorkflowRun.prepare(plan, config, store=store, name=name, folder=folder,

@@ -173,6 +173,7 @@ def head_blob(digest: str, request: Request) -> Response:
 
 @router.get("/blobs/{digest}", response_class=Response,
             responses={200: _BYTES, 206: _BYTES, 304: {"description": "Not modified."},
+                       416: {"description": "The Range is outside the content."},
                        **responses(400, 404, 503)},
             summary="Download a blob (streamed; Range gives 206)")
 def get_blob(digest: str, request: Request) -> Response:
@@ -243,6 +244,7 @@ def list_artifacts(run_id: str, request: Request) -> Response:
 
 @router.get("/runs/{run_id}/artifacts/content", response_class=Response,
             responses={200: _BYTES, 206: _BYTES, 304: {"description": "Not modified."},
+                       416: {"description": "The Range is outside the content."},
                        **responses(400, 404, 503)},
             summary="Download an artifact's content (streamed; Range gives 206)")
 def artifact_content(run_id: str, request: Request,
