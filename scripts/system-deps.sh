@@ -8,6 +8,9 @@ fi
 if ! command -v bwrap >/dev/null 2>&1; then
   missing+=(bubblewrap)
 fi
+if ! command -v curl >/dev/null 2>&1; then
+  missing+=(curl)  # docs/server.md calls the REST API as a user would
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
