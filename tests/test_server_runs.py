@@ -343,9 +343,10 @@ def test_an_unknown_route_is_a_one_line_404(api: httpx.Client) -> None:
 
 
 def test_healthz_answers_without_a_token_and_redacts_the_store(server: Served) -> None:
-    answer = httpx.get(f"{server.base}/api/v1/healthz")
-    assert answer.status_code == 200
-    assert answer.json() == {"status": "ok", "store": server.context.url}
+    for path in ["/api/v1/healthz", "/healthz"]:
+        answer = httpx.get(f"{server.base}{path}")
+        assert answer.status_code == 200
+        assert answer.json() == {"status": "ok", "store": server.context.url}
 
 
 def test_every_route_declares_its_errors_in_the_published_schema(api: httpx.Client) -> None:

@@ -47,6 +47,8 @@ def create_app(context: StoreContext, *, access_log: bool = True,
     app.state.context = context
     errors.install(app)
     app.include_router(open_routes(), prefix=API)
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)  # (for
+    # load balancers and scripts that probe the root)
     app.include_router(protected_routes(), prefix=API, responses=errors.COMMON,
                        dependencies=[Depends(require_token)])
     app.add_middleware(BodyLimit, max_body=max_body)
