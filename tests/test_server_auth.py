@@ -127,6 +127,8 @@ def test_login_sets_a_cookie_that_works_like_the_header(server: Served) -> None:
     name = f"browser-{uuid.uuid4().hex[:8]}"
     text = token(server.store, name, read_only=True)
     with httpx.Client(base_url=server.base, timeout=30) as browser:
+        root = browser.get("/login", params={"token": text}, follow_redirects=False)
+        assert root.status_code == 303 and root.headers["location"] == "/"
         answer = browser.get(f"{API}/login", params={"token": text, "next": "/runs?x=1"})
         assert answer.status_code == 303 and answer.headers["location"] == "/runs?x=1"
         cookie = answer.headers["set-cookie"]

@@ -24,7 +24,7 @@ from runyard.errors import ConfigError, RunyardError
 from runyard.server import errors
 from runyard.server.access import AccessLog
 from runyard.server.answers import OrjsonAnswer, json_answer
-from runyard.server.auth import TokenGate, login_router, require_token
+from runyard.server.auth import TokenGate, login, login_router, require_token
 from runyard.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from runyard.stores import redact_url
 
@@ -47,8 +47,10 @@ def create_app(context: StoreContext, *, access_log: bool = True,
     app.state.context = context
     errors.install(app)
     app.include_router(open_routes(), prefix=API)
-    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)  # (for
-    # load balancers and scripts that probe the root)
+    # at the root too, outside the schema: load balancers probe /healthz, and a link that
+    # hands a browser its token reads best as /login?token=…
+    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/login", login, methods=["GET"], include_in_schema=False)
     app.include_router(protected_routes(), prefix=API, responses=errors.COMMON,
                        dependencies=[Depends(require_token)])
     app.add_middleware(BodyLimit, max_body=max_body)
