@@ -22,6 +22,9 @@ from runyard.server import app as factory
 from runyard.stores.location import parse_url
 
 GRACEFUL_S = 30
+# Idle keep-alive connections are kept longer than the http store keeps them (60 s), so the
+# client closes first and never sends on a connection the server is closing.
+KEEP_ALIVE_S = 75
 
 LOG_CONFIG: dict[str, Any] = {
     "version": 1,
@@ -92,7 +95,7 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8765, workers: int =
     config = uvicorn.Config(
         f"{factory.__name__}:from_env", factory=True, workers=workers, log_config=LOG_CONFIG,
         access_log=False, server_header=False, timeout_graceful_shutdown=graceful_s,
-        proxy_headers=False, lifespan="on")
+        proxy_headers=False, lifespan="on", timeout_keep_alive=KEEP_ALIVE_S)
     announce(url_of(sock))
     with sock, _quiet_stop():
         if workers == 1:
