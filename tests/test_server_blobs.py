@@ -28,7 +28,8 @@ def sha(data: bytes) -> str:
 
 
 def blob_root(server: LiveServer) -> Path:
-    return blob_location(server.store_url)
+    configured = server.env.get("RUNYARD_BLOBS")  # (PostgreSQL keeps no folder of its own)
+    return Path(configured) if configured else blob_location(server.store_url)
 
 
 def temp_files(server: LiveServer) -> list[str]:
@@ -78,6 +79,16 @@ def client(live_server: LiveServer) -> Iterator[httpx.Client]:
         yield made
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def either(request: pytest.FixtureRequest) -> Iterator[tuple[LiveServer, httpx.Client]]:
+    """The SQLite server (one worker) or the PostgreSQL one (four worker processes: the
+    requests of one test land on different processes), emptied; and a client of it."""
+    server: LiveServer = request.getfixturevalue(f"live_{request.param}")
+    server.wipe()
+    with server.client() as made:
+        yield server, made
+
+
 # -- uploads and downloads --------------------------------------------------------------------
 def test_streamed_upload_is_stored_and_downloads_whole_ranged_and_tagged(
         client: httpx.Client) -> None:
@@ -112,8 +123,9 @@ def test_upload_that_does_not_hash_to_its_digest_is_refused_and_nothing_is_kept(
     assert temp_files(live_server) == []
 
 
-def test_upload_resumes_from_what_the_server_received(live_server: LiveServer,
-                                                     client: httpx.Client) -> None:
+def test_upload_resumes_from_what_the_server_received(
+        either: tuple[LiveServer, httpx.Client]) -> None:
+    live_server, client = either
     data = os.urandom(MB + 333)
     digest, total = sha(data), len(data)
     first = client.put(f"/blobs/{digest}", content=data[:500_000],
@@ -193,7 +205,8 @@ def test_an_upload_cut_off_midway_keeps_what_arrived_and_resumes(
 
 
 def test_a_second_uploader_of_the_same_blob_is_refused_while_the_first_writes(
-        live_server: LiveServer, client: httpx.Client) -> None:
+        either: tuple[LiveServer, httpx.Client]) -> None:
+    live_server, client = either
     data = os.urandom(400_000)
     digest, half = sha(data), 200_000
     whole = f"bytes 0-{len(data) - 1}/{len(data)}"

@@ -128,7 +128,18 @@ def test_buffer_data_is_written_once_and_read_back_in_order(client: httpx.Client
     assert client.get(f"/buffers/{buffer_id}/data").content == data
 
 
-def test_follow_waits_for_a_buffer_being_written_and_ends_with_it(client: httpx.Client) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+def either(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
+    """A client of the SQLite server or of the PostgreSQL one (four worker processes)."""
+    server: LiveServer = request.getfixturevalue(f"live_{request.param}")
+    server.wipe()
+    with server.client() as made:
+        yield made
+
+
+def test_follow_waits_for_a_buffer_being_written_and_ends_with_it(either: httpx.Client
+                                                                   ) -> None:
+    client = either
     buffer_id = client.post("/buffers", json={}).json()["id"]
     data = os.urandom(3 * MB)
     go_on = threading.Event()
