@@ -237,9 +237,12 @@ CASES = {"ingest": bench_ingest, "parallel": bench_parallel, "list": bench_list,
 
 def main() -> None:
     chosen = sys.argv[1:] or list(CASES)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start "
+          "(other work on the machine slows every figure)")
     with tempfile.TemporaryDirectory(prefix="bench-server.") as tmp:
         for name in chosen:
             CASES[name](Path(tmp) / name)
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":
