@@ -1,8 +1,9 @@
 """The shipped store contract over ``http://``, against live ``runyard server`` processes.
 
 Two servers for the session (``tests/live_servers.py``): one over SQLite with one worker, one
-over the tests' real PostgreSQL with four workers, so consecutive calls of one test land on
-different processes and anything a worker kept in memory would show. Every test starts from an
+over the tests' real PostgreSQL with four workers, so connections (the pooled client's, the
+race tests' processes') are served by different processes and anything a worker kept in
+memory would show. Every test starts from an
 empty store (wiped through a connection of its own) and reaches it only through the
 ``HttpStore`` that ``open_store`` gives for the server's URL, with the writer's token from
 ``RUNYARD_TOKEN`` (inherited by the processes the race tests spawn).
