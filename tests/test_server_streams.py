@@ -98,6 +98,8 @@ BAD_BODIES = [
     {"metrics": {"names": ["a"], "values": [True], "steps": [0], "times": [1.0]}},
     {"metrics": {"names": ["a"], "values": ["nan"], "steps": [0], "times": [1.0]}},
     {"metrics": {"names": ["a"], "values": [1.0], "steps": [2**70], "times": [1.0]}},
+    {"metrics": {"names": ["a"], "values": [1.0], "steps": [2**63], "times": [1.0]}},
+    {"metrics": {"names": ["a"], "values": [1e308 * 10], "steps": [0], "times": [1.0]}},
     {"metrics": {"names": ["a"], "values": [1.0], "steps": [0.5], "times": [1.0]}},
     {"metrics": {"names": [""], "values": [1.0], "steps": [0], "times": [1.0]}},
     {"metrics": {"names": ["a"], "values": [1.0], "steps": [0], "times": ["Infinity"]}},
@@ -232,6 +234,8 @@ def test_streams_missing_appends_only_what_the_run_lacks_and_reads_from_a_positi
     assert api.get(url, params={"start": 1, "limit": 1}).json() == {"items": items[1:2],
                                                                     "next": 2}
     assert api.get(url, params={"start": 5}).json() == {"items": [], "next": 5}
+    assert api.get(url, params={"start": 2**70, "limit": 2**70}).json() == {
+        "items": [], "next": 2**62}
     assert api.get(f"/runs/{run.id}/streams/secrets").status_code == 422
 
 

@@ -43,6 +43,7 @@ High = Annotated[float | None, Query(alias="max", allow_inf_nan=False,
                                      description="the x range's high end")]
 Tail = Annotated[int | None, Query(ge=0, le=10_000_000)]
 NO_CONTENT: dict[int | str, dict[str, Any]] = {204: {"description": "Appended."}}
+MAX_POSITION = 2**62  # no stream holds this many rows
 BATCH_FIELDS = frozenset({"metrics", "events", "logs"})
 
 
@@ -251,9 +252,12 @@ async def post_missing(run_id: str, kind: Kind, request: Request) -> Appended:
                 ["items", "next"], items=wire.array(wire.ITEM), next={"type": "integer"}))},
             summary="The rows of a stream from position start on (for followers and copies)")
 def get_stream(request: Request, run_id: str, kind: Kind,
-               start: Annotated[int, Query(ge=0, le=MAX_STEP)] = 0,
-               limit: Annotated[int | None, Query(ge=0, le=1_000_000)] = None
-               ) -> ORJSONResponse:
-    rows = store_of(request).read_from(run_id, kind, start, limit)
+               start: Annotated[int, Query(ge=0)] = 0,
+               limit: Annotated[int | None, Query(ge=0)] = None) -> ORJSONResponse:
+    """Positions past the end, however large, read nothing (``next`` then stays at most
+    2**62, which JSON's 64-bit integers carry)."""
+    start = min(start, MAX_POSITION)
+    rows = store_of(request).read_from(run_id, kind, start,
+                                       None if limit is None else min(limit, MAX_POSITION))
     return ORJSONResponse({"items": [ENCODE[kind](row) for row in rows],
                            "next": start + len(rows)})
