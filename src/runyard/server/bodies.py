@@ -8,7 +8,10 @@ bytes are written, not while the server waits for them (forty slow uploads would
 every thread of the pool, and every other route would wait).
 
 A trip to a worker thread costs 90-140 us here and the socket gives chunks of about 64 KB: one
-trip per chunk would be 1.5-2 ms per MB, half what hashing the MB costs, hence the gathering.
+trip per chunk would be 1.5-2 ms per MB, more than hashing the MB (SHA-256 at 1.1 GB/s here),
+hence the gathering. A 256 MB blob over loopback: 290-360 MB/s in, 450-480 MB/s out (buffers,
+hashed with BLAKE3: 460-700 in, 590-650 out), against 120 MB/s in with one trip per chunk
+(a busier machine then: load 7 against 4 on its 2 cores).
 A client that goes away midway raises ``ClientGone`` once what it sent was written.
 """
 
