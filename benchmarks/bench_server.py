@@ -72,20 +72,25 @@ def columns(n: int, start: int = 0) -> MetricColumns:
                          [1.7e9 + i for i in steps])
 
 
-def ingest(url: str, total: int, token: str | None = None) -> float:
-    """Values/s of ``append_batch`` (``BATCH`` values each) into a new run at ``url``."""
+def ingest(url: str, total: int, token: str | None = None) -> tuple[float, float]:
+    """When ``append_batch`` (``BATCH`` values each) of ``total`` values into a new run at
+    ``url`` began and ended (epoch seconds; the store opened and the run made before)."""
     if token:
         os.environ["RUNYARD_TOKEN"] = token
     store = open_store(url)
     try:
         run = store.create_run(make_run())
         batches = [columns(BATCH, start) for start in range(0, total, BATCH)]
-        begin = time.perf_counter()
+        begin = time.time()
         for i, batch in enumerate(batches):
             store.append_batch(run.id, f"b{i}-{uuid.uuid4().hex}", metrics=batch)
-        return total / (time.perf_counter() - begin)
+        return begin, time.time()
     finally:
         store.close()
+
+
+def rate(total: int, span: tuple[float, float]) -> float:
+    return total / (span[1] - span[0])
 
 
 def median_ms(call: Callable[[], Any], repeats: int = REPEATS) -> float:
@@ -110,8 +115,8 @@ def sqlite_server(folder: Path, **kwargs: Any) -> Iterator[LiveServer]:
 def bench_ingest(folder: Path) -> None:
     print(f"metric ingest, one client: {VALUES:,} values in batches of {BATCH:,}")
     with sqlite_server(folder / "one") as server:
-        remote = ingest(server.url, VALUES, server.token)
-    local = ingest(f"sqlite://{folder}/local/runyard.db", VALUES)
+        remote = rate(VALUES, ingest(server.url, VALUES, server.token))
+    local = rate(VALUES, ingest(f"sqlite://{folder}/local/runyard.db", VALUES))
     report("ingest", remote, local, "values/s", BUDGETS["ingest"], True)
 
 
@@ -119,9 +124,7 @@ def _client(url: str, token: str | None, total: int, go: Any, out: Any) -> None:
     if token:
         os.environ["RUNYARD_TOKEN"] = token
     go.wait()
-    begin = time.time()
-    rate = ingest(url, total)
-    out.put((begin, time.time(), rate))
+    out.put(ingest(url, total))
 
 
 def parallel_rate(url: str, token: str | None) -> float:
@@ -137,10 +140,10 @@ def parallel_rate(url: str, token: str | None) -> float:
     spans = [out.get(timeout=600) for _ in procs]
     for proc in procs:
         proc.join()
-    # each client's own time excludes its imports; together: the first start to the last end
-    first = min(start for start, _, _ in spans)
-    last = max(end for _, end, _ in spans)
-    return float(PARALLEL * PARALLEL_VALUES / (last - first))
+    # together: from the first client's first batch to the last client's last
+    first = min(start for start, _ in spans)
+    last = max(end for _, end in spans)
+    return rate(PARALLEL * PARALLEL_VALUES, (first, last))
 
 
 @contextmanager
