@@ -25,7 +25,6 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests")]
 
 from live_servers import running  # noqa: E402
-
 from runyard.core.context import open_context  # noqa: E402
 
 SIZE = 256 << 20
