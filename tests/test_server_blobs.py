@@ -376,3 +376,24 @@ def test_slow_uploads_leave_the_server_answering(live_server: LiveServer,
         for sock in socks:
             sock.close()
     assert eventually(lambda: temp_files(live_server), lambda found: found == []) == []
+
+
+def test_blake3_blobs_upload_whole_and_in_pieces(live_server: LiveServer,
+                                                 client: httpx.Client) -> None:
+    from runyard.blobs import BLAKE3, hash_bytes
+
+    whole, pieced = os.urandom(300_000), os.urandom(300_000)
+    first = hash_bytes(whole, BLAKE3).digest
+    assert first.startswith("blake3:")
+    assert client.put(f"/blobs/{first}", content=whole).status_code == 201
+    second = hash_bytes(pieced, BLAKE3).digest
+    for start, end in ((0, 99_999), (100_000, 299_999)):
+        answer = client.put(f"/blobs/{second}", content=pieced[start:end + 1],
+                            headers={"Content-Range": f"bytes {start}-{end}/300000"})
+        assert answer.status_code in (201, 202)
+    assert answer.json() == {"digest": second, "size": 300_000}
+    assert client.get(f"/blobs/{first}").content == whole
+    assert client.get(f"/blobs/{second}").content == pieced
+    wrong = hash_bytes(b"other", BLAKE3).digest
+    assert client.put(f"/blobs/{wrong}", content=whole).status_code == 422
+    assert temp_files(live_server) == []
