@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from runyard.errors import NotFoundError
+from runyard.errors import NotFoundError, StoreError
 from runyard.model import codec
 from runyard.server.routes.runs import DEFAULT_LIMIT, MAX_LIMIT, run_filter
 from runyard.stores.base import STREAMS, RunFilter
@@ -126,38 +126,59 @@ async def watch_run(
 
 async def follow_run(store: RunStore, run_id: str, positions: dict[str, int],
                      stopping: Callable[[], bool]) -> AsyncIterator[bytes]:
-    shown: dict[str, Any] | None = None
+    follower = RunFollower(store, run_id, positions)
     quiet_since = time.monotonic()
     while True:
-        try:
-            run = await run_in_threadpool(store.get_run, run_id)
-        except NotFoundError:
-            yield sse("removed", {"id": run_id})
-            return
-        sent = []
-        if face(run) != shown:
-            shown = face(run)
-            sent.append(sse("status", codec.run_to_dict(run)))
-        drained = True
-        for kind in positions:
-            rows = await run_in_threadpool(store.read_from, run_id, kind, positions[kind], BATCH)
-            if rows:
-                positions[kind] += len(rows)
-                sent.append(sse(kind, PAYLOAD[kind](rows), position_id(positions)))
-                drained = drained and len(rows) < BATCH
+        sent, over, drained = await follower.poll()
         for chunk in sent:
             yield chunk
-        if run.status.is_final and drained:  # the status was read before the rows
-            yield sse("end", {"id": run_id, "status": run.status.value})
+        if over:
             return
         quiet_since = time.monotonic() if sent else quiet_since
         if time.monotonic() - quiet_since >= HEARTBEAT:
             yield b": keep-alive\n\n"
             quiet_since = time.monotonic()
-        if drained and not await pause(POLL, stopping):
+        if stopping() or (drained and not await pause(POLL, stopping)):
             return
-        if stopping():
-            return
+
+
+class RunFollower:
+    """What one watcher of a run has been sent: the run as last shown, each stream's
+    position."""
+
+    def __init__(self, store: RunStore, run_id: str, positions: dict[str, int]) -> None:
+        self.store, self.run_id, self.positions = store, run_id, positions
+        self.shown: dict[str, Any] | None = None
+
+    async def poll(self) -> tuple[list[bytes], bool, bool]:
+        """The events of one look at the store; whether the stream is over; whether every
+        stream was read to its end. A store error (busy, restarting) ends the look early,
+        keeping what was read: the next poll goes on from there."""
+        sent: list[bytes] = []
+        try:
+            run = await run_in_threadpool(self.store.get_run, self.run_id)
+        except NotFoundError:
+            return [sse("removed", {"id": self.run_id})], True, True
+        except StoreError:
+            return sent, False, True
+        if face(run) != self.shown:
+            self.shown = face(run)
+            sent.append(sse("status", codec.run_to_dict(run)))
+        drained = True
+        for kind in self.positions:
+            try:
+                rows = await run_in_threadpool(self.store.read_from, self.run_id, kind,
+                                               self.positions[kind], BATCH)
+            except StoreError:
+                return sent, False, True
+            if rows:
+                self.positions[kind] += len(rows)
+                sent.append(sse(kind, PAYLOAD[kind](rows), position_id(self.positions)))
+                drained = drained and len(rows) < BATCH
+        if run.status.is_final and drained:  # the status was read before the rows
+            sent.append(sse("end", {"id": self.run_id, "status": run.status.value}))
+            return sent, True, True
+        return sent, False, drained
 
 
 @router.get("/watch/runs", response_class=StreamingResponse, responses=SSE_ANSWER,
@@ -177,7 +198,7 @@ async def follow_list(store: RunStore, chosen: RunFilter, limit: int, runs: list
     shown: dict[str, dict[str, Any]] = {}
     quiet_since = time.monotonic()
     while True:
-        sent = list(list_changes(shown, runs))
+        sent = list_changes(shown, runs)
         for chunk in sent:
             yield chunk
         quiet_since = time.monotonic() if sent else quiet_since
@@ -186,7 +207,10 @@ async def follow_list(store: RunStore, chosen: RunFilter, limit: int, runs: list
             quiet_since = time.monotonic()
         if not await pause(LIST_POLL, stopping):
             return
-        runs = await run_in_threadpool(store.list_runs, chosen, limit=limit)
+        try:
+            runs = await run_in_threadpool(store.list_runs, chosen, limit=limit)
+        except StoreError:  # busy or restarting: the same list again, and a look later
+            continue
 
 
 def list_changes(shown: dict[str, dict[str, Any]], runs: list[RunRecord]) -> list[bytes]:
