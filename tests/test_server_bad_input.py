@@ -9,6 +9,7 @@ over a raw socket, since an HTTP client would not send a false ``Content-Length`
 
 from __future__ import annotations
 
+import hashlib
 import select
 import socket
 from typing import Any
@@ -217,6 +218,23 @@ def test_a_chunked_body_too_large_is_refused_while_it_is_read(live_server: LiveS
     assert _status(answer) == 413
     with live_server.client() as api:
         assert api.get(f"/runs/{run_id}/metrics").json()["values"] == []
+
+
+@pytest.mark.parametrize("bad_range", ["bytes=abc", "bytes=5-2", "items=0-1", "bytes=100-200",
+                                       "bytes=-0"])
+def test_a_bad_range_is_refused_with_one_line(api: Any, bad_range: str) -> None:
+    data = b"hello world"
+    digest = hashlib.sha256(data).hexdigest()
+    assert api.put(f"/blobs/{digest}", content=data).status_code == 201
+    assert_refused(api.get(f"/blobs/{digest}", headers={"Range": bad_range}), 400, 416)
+
+
+@pytest.mark.parametrize("content_range", ["bytes 0-2/x", "bytes 5-2/11", "garbage",
+                                           "bytes 0-100/11", "bytes */11"])
+def test_a_bad_content_range_is_refused_with_one_line(api: Any, content_range: str) -> None:
+    response = api.put(f"/blobs/{'cd' * 32}", content=b"abc",
+                       headers={"Content-Range": content_range})
+    assert_refused(response, 400, 409, 416)
 
 
 # -- unknown ids -----------------------------------------------------------------------------
