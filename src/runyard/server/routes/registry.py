@@ -185,7 +185,8 @@ def create_buffer(body: BufferIn, request: Request) -> Response:
 @router.get("/buffers", response_model=BufferList, responses=responses(400, 503),
             summary="Buffers, newest first; `tag=k=v` (repeat: all of them)")
 def list_buffers(request: Request,
-                 tag: Annotated[list[Annotated[str, Query(max_length=511)]], Query()] = [],  # noqa: B006
+                 tag: Annotated[list[Annotated[str, Query(max_length=255)]],
+                                Query(max_length=32)] = [],  # noqa: B006
                  limit: Annotated[int | None, Query(ge=0, lt=2**31)] = None) -> Response:
     found = registry_of(request).buffers(parse_tags(tag) or None, limit)
     return json_answer({"buffers": [buffer_to_doc(b) for b in found]})
