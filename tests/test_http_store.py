@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -357,3 +358,42 @@ def test_writes_whose_answer_was_lost_are_resent_without_doing_them_twice(
     finally:
         store.close()
         proxy.stop()
+
+
+def test_a_forked_child_spools_apart_from_its_parent(server: ThreadServer, home: Path) -> None:
+    from runyard.stores.http import HttpStore
+
+    store = HttpStore(server.url)
+    run = store.create_run(make_run())
+    server.stop()
+    store.append_logs(run.id, [LogLine(1.0, "parent-1", "stdout", None)])
+    pid = os.fork()
+    if pid == 0:  # the child: its batch goes to a folder of its own, left for another store
+        try:
+            store.append_logs(run.id, [LogLine(2.0, "child", "stdout", None)])
+            store.close(drain=0)
+        finally:
+            os._exit(0)
+    assert wait_child(pid, 60), "the forked child did not finish"
+    store.append_logs(run.id, [LogLine(3.0, "parent-2", "stdout", None)])
+    assert len(list((home / "spool").rglob("*.batch"))) == 3  # none written over another
+    server.start()
+    assert store.flush(30)
+    assert HttpStore(server.url).flush(30)  # adopts what the child left
+    texts = [x.text for x in server.context.store.read_logs(run.id)]
+    assert sorted(texts) == ["child", "parent-1", "parent-2"]
+    assert texts.index("parent-1") < texts.index("parent-2")
+
+
+def wait_child(pid: int, timeout: float) -> bool:
+    """Whether the child ``pid`` ended within ``timeout`` seconds (else it is killed)."""
+    import signal
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return False

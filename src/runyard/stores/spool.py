@@ -21,6 +21,7 @@ opened for that server, or by ``runyard sync``, and resent before that store's o
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -90,6 +91,7 @@ class Spool:
         self._seq = 0
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._pid = os.getpid()
         self.sent = self.rejected = 0
 
     def __repr__(self) -> str:
@@ -97,11 +99,13 @@ class Spool:
 
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._pid == os.getpid() else 0
 
     # -- taking batches ------------------------------------------------------------------------
     def add(self, run_id: str, key: str, body: bytes) -> None:
         """Keep one batch on disk behind the ones already here; the thread sends it."""
+        if self._pid != os.getpid():
+            self._forget_parent()
         with self._cond:
             own = self._own or self._make_own()
             self._seq += 1
@@ -111,6 +115,17 @@ class Spool:
             self._queue.append(path)
             self._start()
             self._cond.notify_all()
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's folders, batches and thread stay the parent's;
+        the child spools into a folder of its own (and lets go of its copies of the parent's
+        locks, so they end with the parent)."""
+        for _, fd in self._held:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._cond = threading.Condition()
+        self._queue, self._held, self._own, self._thread = deque(), [], None, None
+        self._seq, self._pid = 0, os.getpid()
 
     def adopt(self) -> int:
         """Take over the folders of this server whose owner is gone; how many batches."""
