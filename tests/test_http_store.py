@@ -29,6 +29,7 @@ from runyard.errors import (
     ValidationError,
 )
 from runyard.model import Artifact, Event, LogLine, Metric, Stage, Status, Step
+from runyard.model.registry import Buffer, Chunk
 from runyard.stores import open_store, redact_url
 from runyard.testing.factories import make_run
 
@@ -352,6 +353,14 @@ def test_writes_whose_answer_was_lost_are_resent_without_doing_them_twice(
         proxy.lose = 1
         store.delete_run(run.id)
         assert held.list_runs() == []
+        buffer = Buffer(id="buf-1", created=1.0)
+        proxy.lose = 1
+        assert store.create_buffer(buffer) == buffer
+        proxy.lose = 1
+        assert store.claim_buffer("buf-1", None, parts=1).state == "writing"
+        proxy.lose = 1
+        store.add_buffer_chunk("buf-1", Chunk(0, 0, "b" * 64, 10))
+        assert held.get_buffer("buf-1").size == 10  # counted once
         with pytest.raises(NameTaken):  # a real conflict is still one
             other = store.create_run(make_run(name="first"))
             store.create_run(make_run(name=other.name))

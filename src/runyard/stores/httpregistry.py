@@ -2,7 +2,8 @@
 
 Kept apart from ``http`` to keep each module small; ``HttpStore`` inherits it. The writes that
 are not naturally idempotent (creating and claiming a buffer, adding a chunk) check, after a
-conflict that an earlier try of theirs may have caused, whether that try did the work.
+conflict that an earlier try of theirs may have caused, whether that try did the work (a chunk
+is recorded once per part and number, so a resent one is never counted twice).
 """
 
 from __future__ import annotations
@@ -81,7 +82,12 @@ class RegistryOverHttp:
                          {"owner": owner_to_dict(owner)})
 
     def add_buffer_chunk(self, buffer_id: str, chunk: Chunk) -> None:
-        self.client.send("POST", f"/buffers/{segment(buffer_id)}/chunks", asdict(chunk))
+        try:
+            self.client.send("POST", f"/buffers/{segment(buffer_id)}/chunks", asdict(chunk))
+        except ConflictError as exc:  # chunks are recorded once: was it my earlier try?
+            if not getattr(exc, "resent", False) or \
+                    chunk not in self.buffer_chunks(buffer_id, chunk.part, chunk.seq)[:1]:
+                raise
 
     def buffer_chunks(self, buffer_id: str, part: int = 0, seq: int = 0) -> list[Chunk]:
         doc = self.client.call("GET", f"/buffers/{segment(buffer_id)}/chunks",
