@@ -361,6 +361,9 @@ def test_writes_whose_answer_was_lost_are_resent_without_doing_them_twice(
         proxy.lose = 1
         store.add_buffer_chunk("buf-1", Chunk(0, 0, "b" * 64, 10))
         assert held.get_buffer("buf-1").size == 10  # counted once
+        proxy.lose = 1
+        assert store.finish_buffer("buf-1", True)  # finished by the try whose answer was lost
+        assert not store.finish_buffer("buf-1", True)  # (but not twice)
         with pytest.raises(NameTaken):  # a real conflict is still one
             other = store.create_run(make_run(name="first"))
             store.create_run(make_run(name=other.name))

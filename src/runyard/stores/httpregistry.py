@@ -15,7 +15,15 @@ from typing import Any
 from runyard.errors import CodespecNotFound, ConflictError
 from runyard.model import Owner
 from runyard.model.codec import owner_to_dict
-from runyard.model.registry import Buffer, Chunk, CodespecRecord, buffer_from_doc, buffer_to_doc
+from runyard.model.registry import (
+    COMPLETE,
+    INCOMPLETE,
+    Buffer,
+    Chunk,
+    CodespecRecord,
+    buffer_from_doc,
+    buffer_to_doc,
+)
 from runyard.stores.httpclient import HttpClient, segment
 
 
@@ -95,6 +103,11 @@ class RegistryOverHttp:
         return [Chunk(**c) for c in doc["chunks"]]
 
     def finish_buffer(self, buffer_id: str, complete: bool, reason: str | None = None) -> bool:
-        doc = self.client.call("POST", f"/buffers/{segment(buffer_id)}/finish",
-                               {"complete": complete, "reason": reason})
-        return bool(doc["finished"])
+        reply = self.client.send("POST", f"/buffers/{segment(buffer_id)}/finish",
+                                 {"complete": complete, "reason": reason})
+        if reply.json()["finished"]:
+            return True
+        if not reply.resent:
+            return False
+        found = self.get_buffer(buffer_id)  # an earlier try of mine may have finished it
+        return found.state == (COMPLETE if complete else INCOMPLETE) and found.reason == reason
