@@ -104,7 +104,13 @@ def test_streamed_upload_is_stored_and_downloads_whole_ranged_and_tagged(
     assert part.status_code == 206 and part.content == data[1000:2000]
     assert part.headers["content-range"] == f"bytes 1000-1999/{len(data)}"
     beyond = client.get(f"/blobs/{digest}", headers={"Range": f"bytes={len(data)}-"})
-    assert beyond.status_code == 416
+    assert beyond.status_code == 416 and beyond.json()["type"] == "ValidationError"
+    assert beyond.headers["content-range"] == f"bytes */{len(data)}"
+    several = client.get(f"/blobs/{digest}", headers={"Range": "bytes=0-1, 10-11"})
+    assert several.status_code == 206
+    assert several.headers["content-type"].startswith("multipart/byteranges")
+    bad = client.get(f"/blobs/{digest}", headers={"Range": "bytes=9-1"})
+    assert bad.status_code == 400 and "\n" not in bad.json()["detail"]
     assert client.get(f"/blobs/{digest}", headers={"If-None-Match": f'"{digest}"'}
                       ).status_code == 304
     again = client.put(f"/blobs/{digest}", content=data)  # stored already: nothing to do

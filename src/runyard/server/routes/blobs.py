@@ -30,7 +30,7 @@ from runyard.model.codec import artifact_to_dict
 from runyard.model.records import Stage
 from runyard.model.validate import artifact_name
 from runyard.server.bodies import ClientGone, drain, feed
-from runyard.server.errors import one_line, responses
+from runyard.server.errors import answer, one_line, responses
 from runyard.server.routes import context_of, json_answer, no_content
 from runyard.server.routes import run_id as check_run
 
@@ -38,6 +38,7 @@ router = APIRouter(tags=["blobs"])
 
 MAX_DIGESTS = 10_000
 _RANGE = re.compile(r"bytes (\d{1,19})-(\d{1,19})/(\d{1,19}|\*)")
+_RANGE_PART = re.compile(r"(\d{0,19})-(\d{0,19})")
 _BINARY_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 _BYTES = {"content": {"application/octet-stream": {"schema": {"type": "string",
@@ -193,6 +194,10 @@ def blob_response(request: Request, blobs: BlobStore, digest: str, *,
         raise BlobNotFound(digest) from None
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers={"etag": etag})
+    wanted = request.headers.get("range")
+    if wanted is not None and not satisfiable(wanted, info.st_size):
+        return answer(416, f"Range {wanted[:80]!r} is outside the {info.st_size} bytes of blob "
+                      f"{digest}", "ValidationError", {"content-range": f"bytes */{info.st_size}"})
     headers = {"etag": etag, "cache-control": "private, max-age=31536000, immutable",
                "x-content-type-options": "nosniff"}
     if filename is not None:  # user content: never rendered as a page of this origin
@@ -200,6 +205,24 @@ def blob_response(request: Request, blobs: BlobStore, digest: str, *,
     return FileResponse(path, stat_result=info, headers=headers, filename=filename,
                         media_type=media_type or "application/octet-stream",
                         content_disposition_type="attachment")
+
+
+def satisfiable(header: str, size: int) -> bool:
+    """Whether the ``Range`` header asks for bytes within ``size`` (``ValidationError`` if it
+    is malformed), checked here so a bad one is answered in the one error shape."""
+    unit, sep, ranges = header.partition("=")
+    parts = [_RANGE_PART.fullmatch(p.strip()) for p in ranges.split(",")] if sep else [None]
+    if unit.strip().lower() != "bytes" or len(parts) > 100 or not all(parts):
+        raise ValidationError(f"invalid Range {header[:80]!r}: use bytes=START-END, "
+                              "bytes=START- or bytes=-LENGTH")
+    fits = False
+    for part in parts:
+        assert part is not None
+        start, end = part[1], part[2]
+        if (not start and not end) or (start and end and int(end) < int(start)):
+            raise ValidationError(f"invalid Range {header[:80]!r}: START <= END")
+        fits = fits or (int(start) < size if start else int(end) > 0 and size > 0)
+    return fits
 
 
 # -- artifacts --------------------------------------------------------------------------------
