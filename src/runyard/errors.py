@@ -14,6 +14,7 @@ wrong and what to do. The CLI prints that line and exits non-zero, with no trace
     │   ├── BlobNotFound
     │   ├── CodespecNotFound
     │   ├── BufferNotFound
+    │   ├── VersionNotFound      no complete workspace version of that id or name
     │   └── TokenNotFound        no API token of that name
     ├── ConflictError
     │   ├── NameTaken
@@ -190,3 +191,10 @@ class TokenNotFound(NotFoundError):
     def __init__(self, name: str) -> None:
         super().__init__(f"no token named {name!r}; see `runyard server token list`")
         self.name = name
+
+
+class VersionNotFound(NotFoundError):
+    def __init__(self, ref: str, why: str = "") -> None:
+        detail = f" ({why})" if why else ""
+        super().__init__(f"no version {ref!r}{detail}; see `runyard version list`")
+        self.ref = ref

@@ -134,6 +134,7 @@ class BlobStore:
             raise ValidationError(f"a blob of {len(view)} bytes given as {ref.size} bytes")
         try:
             if self._intact(self.path(ref.digest), ref.size):
+                touch(self.path(ref.digest))
                 return ref
         except OSError as exc:
             raise self._write_error(exc) from exc
@@ -301,6 +302,7 @@ class BlobStore:
                 os.link(temp, target)
         except FileExistsError:
             if self._intact(Path(target), ref.size):
+                touch(target)
                 return None
             os.replace(temp, target)  # a leftover of the wrong size: repair it
         except OSError:
@@ -457,6 +459,14 @@ def _make_temp(folder: str, mode: int) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary file name in {folder}")
+
+
+def touch(path: Path | str) -> None:
+    """Renew the mtime of a blob found already there when put again: a garbage collection
+    (``runyard.recording.collect``) keeps blobs younger than its grace period, so a writer
+    that reuses an old blob before it writes the entry naming it does not lose it."""
+    with contextlib.suppress(OSError):  # (another user's blob in a shared store)
+        os.utime(path)
 
 
 def _make_folder(folder: str) -> None:

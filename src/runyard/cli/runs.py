@@ -176,9 +176,12 @@ def delete(ctx: click.Context, ref: str, yes: bool) -> None:
         store.delete_run(ref)
         render.info(f"deleted run {ref} (its run log was damaged)")
         return
+    from runyard.core.runs import check_deletable, delete_run
+
+    check_deletable(store, run)
     if not yes:
         confirm_delete(run)
-    store.delete_run(run.id)
+    delete_run(store, run.id)
     render.info(f"deleted run {run.id} ({run.name})")
 
 

@@ -1,4 +1,6 @@
-"""Creating runs in a store: ids, generated names, validated fields."""
+"""Creating runs in a store (ids, generated names, validated fields), and deleting them: the
+one place every deletion (``runyard run delete``, the server's ``DELETE /runs/{id}``) goes
+through, so a recorded run or a version is never deleted alone."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from runyard.core.naming import with_unique_name
+from runyard.errors import ConflictError, RunNotFound
 from runyard.model import Kind, RunRecord, Status, new_id
 from runyard.stores import RunStore
 
@@ -49,3 +52,33 @@ def create_run(
         return store.create_run(run)
 
     return with_unique_name(attempt, name)
+
+
+DELETING = "deleting"  # set in a version's internals by ``version delete`` before it starts
+
+
+def delete_run(store: RunStore, run_id: str) -> None:
+    """Delete the run ``run_id`` and its run log, unless it is a version or one of a version's
+    recorded runs: those go only with their version (``runyard version delete``), which marks
+    the version ``deleting`` first. ``RunNotFound`` if there is no such run."""
+    check_deletable(store, store.get_run(run_id))
+    store.delete_run(run_id)
+
+
+def check_deletable(store: RunStore, run: RunRecord) -> None:
+    """ConflictError if ``run`` may not be deleted alone (see ``delete_run``)."""
+    if run.kind is Kind.VERSION and not run.internals.get(DELETING):
+        _refuse(run, run.name)
+    if run.kind is Kind.RECORDED:
+        version_id = str(run.internals.get("version") or "")
+        try:
+            version = store.get_run(version_id) if version_id else None
+        except RunNotFound:
+            version = None
+        if version is not None and not version.internals.get(DELETING):
+            _refuse(run, version.name)
+
+
+def _refuse(run: RunRecord, version: str) -> None:
+    raise ConflictError(f"run {run.name} is a {run.kind.value} run and cannot be deleted "
+                        f"alone; delete its version with `runyard version delete {version}`")

@@ -16,6 +16,7 @@ class Kind(StrEnum):
     WORKFLOW = "workflow"
     COMMAND = "command"
     RECORDED = "recorded"
+    VERSION = "version"
 
 
 class Stage(StrEnum):

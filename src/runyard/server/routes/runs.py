@@ -206,5 +206,7 @@ def cancel_workflow(store: Any, run: RunRecord) -> RunRecord:
                responses={204: {"description": "Deleted."}})
 def delete_run(request: Request, rid: str) -> Response:
     """Delete a run and its run log (its blobs stay: other runs may share them)."""
-    store_of(request).delete_run(run_id(rid))
+    from runyard.core.runs import delete_run as delete_checked
+
+    delete_checked(store_of(request), run_id(rid))  # (a version's runs go only with it)
     return no_content()

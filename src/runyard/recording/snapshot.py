@@ -1,0 +1,145 @@
+"""Snapshotting a workspace into the blob store: the manifest of a new version.
+
+Each file is read once: copied into the blob store while it is hashed (``BlobBatch``: every
+file of the version made durable together, not one fsync per file), so the digest is always
+that of the bytes stored. A file whose size or mtime changed while it was read is read again
+(``RETRIES`` times, then refused): the version holds what a file held at one moment. A file
+the stat cache knows unchanged is not read at all; its blob is touched instead (its mtime
+renewed), so a garbage collection running meanwhile sees it young and keeps it
+(``runyard.recording.collect``), and a blob that is gone is put again.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runyard.blobs import BlobStore
+from runyard.blobs.batch import BlobBatch
+from runyard.errors import ValidationError
+from runyard.recording import workspace as ws
+from runyard.recording.manifest import LINK_MODE, FileEntry, Manifest
+
+RETRIES = 3
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+@dataclass
+class Snapshot:
+    manifest: Manifest
+    skipped: list[str]
+    read: int  # files read (not known from the stat cache)
+
+    @property
+    def bytes(self) -> int:
+        return sum(e.size for e in self.manifest.values())
+
+
+def snapshot(blobs: BlobStore, workspace: Path, tick: Callable[[], object] = lambda: None
+             ) -> Snapshot:
+    """Put every file of ``workspace`` into ``blobs``; the manifest (see the module doc)."""
+    started = time.time_ns()
+    found = ws.scan(workspace)
+    cache = ws.load_cache(workspace)
+    known = {f.path: d for f in found.files if (d := ws.cached_digest(cache, f)) is not None}
+    present = _present(blobs, set(known.values()))
+    manifest: Manifest = {}
+    fresh: dict[str, ws.CacheEntry] = {}
+    skipped, read = list(found.skipped), 0
+    root = str(workspace)
+    with blobs.batch() as batch:
+        for item in found.files:
+            tick()
+            digest = known.get(item.path)
+            if digest is not None and digest in present and not item.is_link:
+                info = item.info
+            else:
+                got = _put(batch, root, item, skipped)
+                if got is None:
+                    continue
+                digest, info = got
+                read += 1
+            manifest[item.path] = _entry(digest, info)
+            if not item.is_link and (kept := ws.cache_entry(info, digest, started)):
+                fresh[item.path] = kept
+    ws.save_cache(workspace, fresh)
+    return Snapshot(manifest, skipped, read)
+
+
+def _entry(digest: str, info: os.stat_result) -> FileEntry:
+    mode = LINK_MODE if stat.S_ISLNK(info.st_mode) else stat.S_IMODE(info.st_mode)
+    return FileEntry(digest, info.st_size, mode)
+
+
+def _present(blobs: BlobStore, digests: set[str]) -> set[str]:
+    """Those of ``digests`` the blob store holds, each touched (see the module docstring)."""
+    server = getattr(blobs, "server", None)
+    if server is not None:  # a runyard server's blobs: asked for in one request
+        return digests - set(server.missing(sorted(digests))) if digests else set()
+    held = set()
+    for digest in digests:
+        try:
+            os.utime(blobs.path(digest))
+            held.add(digest)
+        except FileNotFoundError:
+            continue
+        except OSError:  # another user's blob (a shared store): it is there
+            if blobs.exists(digest):
+                held.add(digest)
+    return held
+
+
+def _put(batch: BlobBatch, root: str, item: ws.Found, skipped: list[str]
+         ) -> tuple[str, os.stat_result] | None:
+    """Put ``item`` into ``batch``: its digest and its ``stat`` as read (None: skipped)."""
+    path = os.path.join(root, item.path)
+    if item.is_link:
+        try:
+            target = os.fsencode(os.readlink(path))
+        except OSError as exc:
+            skipped.append(f"{item.path!r}: cannot read the link ({exc.strerror})")
+            return None
+        ref = batch.put_stream(io.BytesIO(target))
+        return ref.digest, _with_size(item.info, len(target))
+    for _ in range(RETRIES):
+        try:
+            got = _put_once(batch, path)
+        except FileNotFoundError:
+            skipped.append(f"{item.path!r}: removed while the version was made")
+            return None
+        except OSError as exc:  # (ELOOP: it became a link since the scan)
+            skipped.append(f"{item.path!r}: cannot read it ({exc.strerror})")
+            return None
+        if got is not None:
+            return got
+    raise ValidationError(f"file {item.path!r} kept changing while it was read; stop what "
+                          "writes it and create the version again")
+
+
+def _put_once(batch: BlobBatch, path: str) -> tuple[str, os.stat_result] | None:
+    """One read of the file at ``path``; None if it changed meanwhile."""
+    fd = os.open(path, _OPEN)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise OSError(0, "it is no longer a regular file")
+        with open(fd, "rb", buffering=0, closefd=False) as stream:
+            ref = batch.put_stream(stream)
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) \
+            or ref.size != after.st_size:
+        return None
+    return ref.digest, after
+
+
+def _with_size(info: os.stat_result, size: int) -> os.stat_result:
+    fields = list(info)
+    fields[stat.ST_SIZE] = size
+    return os.stat_result(fields)

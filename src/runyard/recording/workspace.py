@@ -1,0 +1,193 @@
+"""The workspace a version snapshots: where it is, what is left out, what it holds now.
+
+A workspace is the folder holding ``runyard.yaml`` (looked for upwards from the working
+directory), a folder given with ``--workspace``, or else the working directory. Left out of
+every scan: ``.runyard/`` and ``runs/`` at its top, ``.git/`` anywhere, virtual environments
+(a folder holding ``pyvenv.cfg``), and the patterns of its ``.runyardignore`` (gitignore
+syntax, read with ``pathspec``).
+
+The scan never follows a symbolic link: a link is reported as a link (kept as one by the
+version), so nothing outside the workspace is read through it. Fifos, sockets and devices are
+skipped with a note, as are names that are not UTF-8 (a manifest is JSON text).
+
+The stat cache (``.runyard/version-cache.json`` in the workspace, replaced atomically) maps
+each path to the size, ``mtime_ns`` and inode it had when it was hashed, and its digest, so a
+file that has not changed is not read again. A file changed less than ``RACY_NS`` before the
+scan that cached it is not cached (its next change could keep the same size and mtime within
+the clock's tick): it is read again next time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runyard.errors import NotFoundError, StoreError, ValidationError
+from runyard.fsio import atomic_write_bytes
+
+CONFIG_FILE = "runyard.yaml"
+IGNORE_FILE = ".runyardignore"
+TOP_IGNORED = frozenset({".runyard", "runs"})
+ALWAYS_IGNORED = frozenset({".git"})
+VENV_MARK = "pyvenv.cfg"
+CACHE_NAME = "version-cache.json"
+RACY_NS = 1_000_000_000
+
+CacheEntry = tuple[int, int, int, str]  # size, mtime_ns, inode, sha256
+
+
+def find_workspace(path: Path | str | None = None) -> Path:
+    """The workspace: ``path`` if given (it must be a folder), else the nearest folder up
+    from the working directory holding ``runyard.yaml``, else the working directory."""
+    if path is not None:
+        given = Path(path).expanduser()
+        if not given.exists():
+            raise NotFoundError(f"workspace {str(given)!r} does not exist; give an existing "
+                                "folder with --workspace")
+        if not given.is_dir():
+            raise ValidationError(f"workspace {str(given)!r} is not a folder; give a folder "
+                                  "with --workspace")
+        return given.resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    return here
+
+
+@dataclass
+class Found:
+    """One entry of a scan: a regular file or a symbolic link, and its ``lstat``."""
+
+    path: str  # relative, POSIX
+    info: os.stat_result
+
+    @property
+    def is_link(self) -> bool:
+        return stat.S_ISLNK(self.info.st_mode)
+
+
+@dataclass
+class Scan:
+    files: list[Found] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # one note per entry left out
+
+
+def ignore_rules(workspace: Path) -> Callable[[str], bool] | None:
+    """Whether a relative path (a folder's ends with ``/``) matches ``.runyardignore``;
+    ``None`` when there is no such file."""
+    try:
+        lines = (workspace / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"cannot read {workspace / IGNORE_FILE}: {exc}") from None
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    return spec.match_file
+
+
+def scan(workspace: Path) -> Scan:
+    """Every file and link of ``workspace`` a version keeps (see the module docstring)."""
+    found = Scan()
+    ignored = ignore_rules(workspace)
+    for item in _walk(str(workspace), "", ignored, found.skipped):
+        found.files.append(item)
+    found.files.sort(key=lambda f: f.path)
+    return found
+
+
+def _walk(folder: str, prefix: str, ignored: Callable[[str], bool] | None,
+          skipped: list[str]) -> Iterator[Found]:
+    try:
+        entries = list(os.scandir(folder))
+    except OSError as exc:
+        skipped.append(f"{prefix or '.'}: cannot list it ({exc.strerror})")
+        return
+    if prefix and any(e.name == VENV_MARK for e in entries):
+        return  # a virtual environment
+    for entry in entries:
+        rel = prefix + entry.name
+        if _left_out(entry.name, prefix, rel, entry.is_dir(follow_symlinks=False), ignored):
+            continue
+        if not _utf8(rel):
+            skipped.append(f"{rel!a}: its name is not UTF-8")
+            continue
+        info = entry.stat(follow_symlinks=False)
+        if stat.S_ISDIR(info.st_mode):
+            yield from _walk(entry.path, rel + "/", ignored, skipped)
+        elif stat.S_ISREG(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            yield Found(rel, info)
+        else:
+            skipped.append(f"{rel!r}: not a regular file, folder or link ({_type(info)})")
+
+
+def _left_out(name: str, prefix: str, rel: str, is_dir: bool,
+              ignored: Callable[[str], bool] | None) -> bool:
+    if is_dir and (name in ALWAYS_IGNORED or (not prefix and name in TOP_IGNORED)):
+        return True
+    return ignored is not None and ignored(rel + "/" if is_dir else rel)
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _type(info: os.stat_result) -> str:
+    mode = info.st_mode
+    for test, what in ((stat.S_ISFIFO, "a fifo"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return f"mode {mode:o}"
+
+
+# -- the stat cache ---------------------------------------------------------------------------
+def cache_path(workspace: Path) -> Path:
+    return workspace / ".runyard" / CACHE_NAME
+
+
+def load_cache(workspace: Path) -> dict[str, CacheEntry]:
+    """The stat cache of ``workspace`` (empty if missing or unreadable: it is only a cache)."""
+    try:
+        raw = json.loads(cache_path(workspace).read_bytes())
+        return {p: (int(e[0]), int(e[1]), int(e[2]), str(e[3])) for p, e in raw.items()}
+    except (OSError, ValueError, TypeError, IndexError, AttributeError):
+        return {}
+
+
+def cached_digest(cache: dict[str, CacheEntry], item: Found) -> str | None:
+    """The digest the cache holds for ``item`` if it has not changed since, else None."""
+    hit = cache.get(item.path)
+    info = item.info
+    if hit is None or hit[0] != info.st_size or hit[1] != info.st_mtime_ns \
+            or hit[2] != info.st_ino:
+        return None
+    return hit[3]
+
+
+def cache_entry(info: os.stat_result, digest: str, started_ns: int) -> CacheEntry | None:
+    """What the cache keeps for a file read with ``info`` (None if changed too recently)."""
+    if info.st_mtime_ns >= started_ns - RACY_NS or info.st_ctime_ns >= started_ns - RACY_NS:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino, digest
+
+
+def save_cache(workspace: Path, cache: dict[str, CacheEntry]) -> None:
+    """Replace the stat cache atomically (a failure only costs re-reading next time)."""
+    target = cache_path(workspace)
+    try:
+        target.parent.mkdir(exist_ok=True)
+        data = json.dumps({p: list(e) for p, e in cache.items()}, separators=(",", ":"))
+        atomic_write_bytes(target, data.encode("utf-8"))
+    except (OSError, ValueError, StoreError):  # (a read-only workspace: not cached)
+        pass
