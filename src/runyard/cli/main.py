@@ -40,6 +40,8 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
             "List, start and stop the local Ray clusters runyard starts."),
     "server": ("runyard.cli.server:server_group",
                "Serve the store over HTTP (REST API, bearer tokens); manage its tokens."),
+    "version": ("runyard.cli.versions:version_group",
+                "Snapshot a workspace as immutable versions; list, show, diff, restore, delete."),
 }
 
 

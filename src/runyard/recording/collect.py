@@ -63,7 +63,7 @@ def delete_version(context: StoreContext, ref: str) -> DeleteReport:
     folders and the blobs nothing else references (see the module docstring)."""
     from runyard.recording.versions import runs_of
 
-    version = _find(context, ref)
+    version = find_version(context, ref)
     store = context.store
     version = store.update_run(version.id, internals={**version.internals, DELETING: True})
     report = DeleteReport(version.id, version.name)
@@ -81,7 +81,9 @@ def delete_version(context: StoreContext, ref: str) -> DeleteReport:
     return report
 
 
-def _find(context: StoreContext, ref: str) -> RunRecord:
+def find_version(context: StoreContext, ref: str) -> RunRecord:
+    """The version run with id or name ``ref``, complete or not (VersionNotFound if none);
+    ConflictError while it is still being created."""
     try:
         run = context.store.find_run(ref)
     except RunNotFound:

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runyard.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from runyard.errors import ConflictError, IntegrityError, ValidationError
 from runyard.recording.manifest import FileEntry, Manifest
 
 if TYPE_CHECKING:
@@ -61,8 +61,6 @@ def restore(context: StoreContext, ref: str, dest: Path, *, force: bool = False)
         if not force and any(dest.iterdir()):
             raise ConflictError(f"{str(dest)!r} is not empty; restore into an empty folder "
                                 "or pass --force to overwrite what it holds")
-    elif not dest.parent.is_dir():
-        raise NotFoundError(f"{str(dest.parent)!r} does not exist; make it first")
     materialize(context, manifest, dest, read_only=False)
     return dest
 
