@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from live_servers import LiveServer, running
+from live_servers import GROUP, LiveServer, running
 
 FLOWS = '''
 from runyard import task, workflow
@@ -162,3 +162,20 @@ def test_a_read_only_token_cannot_launch(server: LiveServer, tmp_path: Path) -> 
     with httpx.Client(base_url=server.url + "/api/v1") as anonymous:
         assert anonymous.post("/runs/workflow", json={
             "workflow": "ry_api_flows:doubled", "args": [[1]]}).status_code == 401
+
+
+@pytest.mark.xdist_group(GROUP)
+def test_a_command_run_started_on_the_postgres_server_succeeds(live_postgres: LiveServer
+                                                               ) -> None:
+    live_postgres.wipe()
+    with live_postgres.client() as client:
+        source = client.post("/buffers", json={}).json()["id"]
+        client.put(f"/buffers/{source}/data", content=b"from four workers\n")
+        started = client.post("/runs/command", json={"codespec": SHOUT,
+                                                     "buffers": {"input": source}})
+        assert started.status_code == 202, started.text
+        run = started.json()
+        output = run["parameters"]["buffers"]["output"]
+        streamed = client.get(f"/buffers/{output}/data", params={"follow": 1}, timeout=120)
+        assert streamed.content == b"FROM FOUR WORKERS\n"
+        assert finished(client, run["id"])["status"] == "succeeded"
