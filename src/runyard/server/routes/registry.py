@@ -2,13 +2,15 @@
 
 The record routes are one registry call each, so the http store's registry behaves as a local
 one (versions numbered atomically by the store, one writer per buffer). ``PUT
-/buffers/{id}/data`` streams its body through ``runyard.commands.buffers`` in a worker thread:
-the server claims the buffer, stores the body as chunk blobs, and marks it complete at the
-end, or incomplete if the client goes away midway. ``GET /buffers/{id}/data`` streams the
-chunks in order; with ``follow=1`` it waits for chunks of a buffer still being written
-(polling the store, as ``runyard buffer read`` does) and ends when the buffer is finished; a
-followed buffer that ends incomplete cuts the answer short, so a client never takes a broken
-stream for a whole one.
+/buffers/{id}/data`` feeds its body to a ``runyard.commands.buffers.BufferWriter`` (read on the
+event loop, written from worker threads a megabyte at a time: ``runyard.server.bodies``): the
+server claims the buffer, stores the body as chunk blobs, and marks it complete at the end, or
+incomplete if the client goes away midway. ``GET /buffers/{id}/data`` streams the chunks in
+order; with ``follow=1`` it waits for chunks of a buffer still being written (polling the
+store as ``runyard buffer read`` does, one ``Follower`` step at a time, waiting on the event
+loop) and ends when the buffer is finished; a followed buffer that ends incomplete cuts the
+answer short, so a client never takes a broken stream for a whole one. Neither holds a thread
+while it waits for the network or the writer.
 """
 
 from __future__ import annotations
