@@ -403,3 +403,18 @@ def test_blake3_blobs_upload_whole_and_in_pieces(live_server: LiveServer,
     wrong = hash_bytes(b"other", BLAKE3).digest
     assert client.put(f"/blobs/{wrong}", content=whole).status_code == 422
     assert temp_files(live_server) == []
+
+
+def test_a_blob_sent_or_asked_about_again_is_renewed_for_garbage_collection(
+        live_server: LiveServer, client: httpx.Client) -> None:
+    data = os.urandom(1000)
+    digest = sha(data)
+    client.put(f"/blobs/{digest}", content=data)
+    stored = blob_root(live_server) / digest[:2] / digest[2:]
+    old = time.time() - 7 * 86400
+    os.utime(stored, (old, old))
+    assert client.put(f"/blobs/{digest}", content=data).status_code == 201
+    assert stored.stat().st_mtime > old + 86400
+    os.utime(stored, (old, old))
+    assert client.post("/blobs/missing", json={"digests": [digest]}).json() == {"missing": []}
+    assert stored.stat().st_mtime > old + 86400

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from runyard.blobs import BlobRef, BlobStore, check_digest
+from runyard.blobs.local import touch
 from runyard.blobs.uploads import Incoming, Piece, Resumed, UploadConflict, received
 from runyard.errors import BlobNotFound, NotFoundError, RunyardError, ValidationError
 from runyard.model import Artifact
@@ -88,7 +89,7 @@ async def _put(request: Request, digest: str, body: AsyncIterator[bytes]) -> Res
     try:
         if await anyio.to_thread.run_sync(blobs.exists, digest):
             await drain(body)
-            ref = BlobRef(digest, await anyio.to_thread.run_sync(blobs.size, digest))
+            ref = await anyio.to_thread.run_sync(_renewed, blobs, digest)
         elif piece is None:
             ref = await _put_whole(blobs, digest, body)
         else:
@@ -113,6 +114,13 @@ def parse_content_range(text: str) -> Piece:
     if end < start or (total is not None and end >= total):
         raise ValidationError(f"invalid Content-Range {text[:80]!r}: START <= END < TOTAL")
     return Piece(start, end, total)
+
+
+def _renewed(blobs: BlobStore, digest: str) -> BlobRef:
+    """A blob put again: its mtime renewed, as ``BlobStore`` puts do, so a garbage collection
+    beside us keeps it until the entry naming it is written (``blobs.local.touch``)."""
+    touch(blobs.path(digest))
+    return BlobRef(digest, blobs.size(digest))
 
 
 async def _put_whole(blobs: BlobStore, digest: str, body: AsyncIterator[bytes]) -> BlobRef:
@@ -158,7 +166,10 @@ class Missing(BaseModel):
 def missing_blobs(body: Digests, request: Request) -> dict[str, list[str]]:
     blobs = blob_store(request)
     wanted = [check_digest(d) for d in body.digests]
-    return {"missing": [d for d in wanted if not blobs.exists(d)]}
+    missing = [d for d in wanted if not blobs.exists(d)]
+    for digest in set(wanted) - set(missing):  # (the client names them next: see _renewed)
+        touch(blobs.path(digest))
+    return {"missing": missing}
 
 
 # -- downloads --------------------------------------------------------------------------------
