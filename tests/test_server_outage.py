@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,11 +39,23 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServ
     started.stop()
 
 
-def _restart(server: LiveServer) -> None:
-    """Kill the server (it is up) and start it again on its port, without waiting for it."""
+def _batches_served(server: LiveServer) -> int:
+    """How many ``/batch`` requests the server has answered, by its access log."""
+    return server.log.read_text(errors="replace").count('/batch", "status": 200')
+
+
+def _restart(server: LiveServer, served: int) -> int:
+    """Once the server has answered a batch past ``served`` (so the client is sending to it:
+    the next batch is likely in flight), kill it and start it again on its port, without
+    waiting for it; the count of batches answered by then."""
     server.wait_ready()
+    deadline = time.monotonic() + 60
+    while _batches_served(server) <= served and time.monotonic() < deadline:
+        time.sleep(0.01)
     server.kill()
+    served = _batches_served(server)
     server.start(wait=False)
+    return served
 
 
 @pytest.mark.slow
@@ -51,9 +64,10 @@ def test_a_million_values_survive_two_kills_of_the_server(server: LiveServer) ->
     run = Run(server.url, **QUIET)  # type: ignore[arg-type]
     run.init(name="outage")
     log = run.log_metrics
+    served = 0
     for i in range(VALUES):
         if i in kills:
-            _restart(server)
+            served = _restart(server, served)
         log({"x": float(i)}, step=i)
     server.wait_ready()
     run.close()
