@@ -42,6 +42,10 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
                "Serve the store over HTTP (REST API, bearer tokens); manage its tokens."),
     "version": ("runyard.cli.versions:version_group",
                 "Snapshot a workspace as immutable versions; list, show, diff, restore, delete."),
+    "record": ("runyard.cli.record:record_cmd",
+               "Run an entrypoint on a version of the workspace, isolated; keep its outputs."),
+    "reproduce": ("runyard.cli.record:reproduce_cmd",
+                  "Run a recorded run again and compare its outputs file by file."),
 }
 
 

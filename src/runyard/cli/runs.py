@@ -150,7 +150,13 @@ def rename(ctx: click.Context, ref: str, new_name: str) -> None:
     validate.run_name(new_name)
     store = open_ctx_store(ctx)
     run = store.find_run(ref)
-    renamed = store.rename_run(run.id, new_name)
+    if run.kind.value == "recorded":  # its runs/<name>/ folder is renamed with it
+        from runyard.cli.versions import version_context
+        from runyard.recording.record import rename as rename_recorded
+
+        renamed = rename_recorded(version_context(ctx), run, new_name)
+    else:
+        renamed = store.rename_run(run.id, new_name)
     render.info(f"renamed run {run.id}: {run.name} -> {renamed.name}")
 
 

@@ -65,13 +65,15 @@ def which(program: str, path: str | None = None) -> str | None:
     return shutil.which(program, path=path)
 
 
-def argv(executor: str, command: Sequence[str], work: Path) -> list[str]:
-    """The job's command line: the sandbox's options first, if it runs in the sandbox."""
+def argv(executor: str, command: Sequence[str], work: Path, *, read_only: Sequence[str] = (),
+         network: bool = False) -> list[str]:
+    """The job's command line: the sandbox's options first, if it runs in the sandbox
+    (``read_only`` folders visible in it, the host's ``network`` kept: ``sandbox_prefix``)."""
     if executor != "sandbox":
         return list(command)
     from runyard.processes.sandbox import sandbox_prefix
 
-    return [*sandbox_prefix(work), *command]
+    return [*sandbox_prefix(work, read_only=read_only, network=network), *command]
 
 
 def prepare() -> None:

@@ -137,6 +137,24 @@ def _v1_usage(folders: list[Path]) -> dict[str, Any]:
             "peak_rss_bytes": int((memory / "memory.max_usage_in_bytes").read_text())}
 
 
+IO_FIELDS = {"rchar": "read_bytes", "wchar": "write_bytes",
+             "read_bytes": "disk_read_bytes", "write_bytes": "disk_write_bytes"}
+
+
+def exited_io(pid: int) -> dict[str, int]:
+    """What a child that has exited, and is not reaped yet, read and wrote, with every
+    descendant it reaped (the kernel adds a reaped child's counts to its parent's: a warden
+    reaps its whole job). ``read_bytes``/``write_bytes``: bytes asked of the kernel;
+    ``disk_*``: those that reached storage. Wait with ``os.waitid(os.P_PID, pid, os.WEXITED |
+    os.WNOWAIT)`` first, reap after; empty where ``/proc`` cannot tell."""
+    try:
+        with open(f"/proc/{pid}/io") as io:
+            pairs = [line.split(":", 1) for line in io.read().splitlines()]
+    except OSError:
+        return {}
+    return {IO_FIELDS[k]: int(v) for k, v in pairs if k in IO_FIELDS}
+
+
 def _cpu(times: Any) -> float:
     """User and system seconds of a process and of its children that it has waited for."""
     return float(times.user + times.system + times.children_user + times.children_system)

@@ -17,14 +17,17 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 SANDBOX_ID = 1000  # the job's uid and gid inside the sandbox when the caller is root
 TOPS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64")
 
 
-def sandbox_prefix(work: Path) -> list[str]:
-    """bwrap options and ``--``: the command follows."""
+def sandbox_prefix(work: Path, *, read_only: Sequence[str] = (),
+                   network: bool = False) -> list[str]:
+    """bwrap options and ``--``: the command follows. ``read_only``: more folders the job may
+    read (a recorded run's environment); ``network``: keep the host's network (127.0.0.1)."""
     opts = ["bwrap", *_identity(), "--ro-bind", "/usr", "/usr"]
     for top in TOPS:
         if os.path.islink(top):
@@ -32,10 +35,11 @@ def sandbox_prefix(work: Path) -> list[str]:
         elif os.path.isdir(top):
             opts += ["--ro-bind", top, top]
     opts += ["--ro-bind", "/etc", "/etc", "--tmpfs", "/tmp"]
-    for root in python_roots():  # after the tmpfs: a root under /tmp stays visible
+    for root in [*python_roots(), *read_only]:  # after the tmpfs: one under /tmp stays visible
         opts += ["--ro-bind", root, root]
     opts += ["--bind", str(work), str(work), "--chdir", str(work),
-             "--proc", "/proc", "--dev", "/dev", "--unshare-net", "--unshare-pid",
+             "--proc", "/proc", "--dev", "/dev", *([] if network else ["--unshare-net"]),
+             "--unshare-pid",
              "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session",
              "--setenv", "HOME", str(work), "--setenv", "TMPDIR", "/tmp", "--"]
     return opts
