@@ -26,6 +26,7 @@ from runyard.recording import workspace as ws
 from runyard.recording.manifest import LINK_MODE, FileEntry, Manifest
 
 RETRIES = 3
+TOUCH_AGE_S = 60.0  # far below the collector's grace period (15 minutes)
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -46,29 +47,45 @@ def snapshot(blobs: BlobStore, workspace: Path, tick: Callable[[], object] = lam
     started = time.time_ns()
     found = ws.scan(workspace)
     cache = ws.load_cache(workspace)
-    known = {f.path: d for f in found.files if (d := ws.cached_digest(cache, f)) is not None}
-    present = _present(blobs, set(known.values()))
-    manifest: Manifest = {}
+    made = Snapshot({}, list(found.skipped), 0)
     fresh: dict[str, ws.CacheEntry] = {}
-    skipped, read = list(found.skipped), 0
-    root = str(workspace)
-    with blobs.batch() as batch:
-        for item in found.files:
-            tick()
-            digest = known.get(item.path)
-            if digest is not None and digest in present and not item.is_link:
-                info = item.info
-            else:
-                got = _put(batch, root, item, skipped)
-                if got is None:
-                    continue
-                digest, info = got
-                read += 1
-            manifest[item.path] = _entry(digest, info)
-            if not item.is_link and (kept := ws.cache_entry(info, digest, started)):
-                fresh[item.path] = kept
+    todo = _put_all(blobs, str(workspace), found.files, cache, made, fresh, started, tick)
+    if todo:  # known from the cache, but their blobs are gone (collected): read them again
+        _put_all(blobs, str(workspace), todo, {}, made, fresh, started, tick)
+    made.manifest = dict(sorted(made.manifest.items()))
     ws.save_cache(workspace, fresh)
-    return Snapshot(manifest, skipped, read)
+    return made
+
+
+def _put_all(blobs: BlobStore, root: str, files: list[ws.Found],
+             cache: dict[str, ws.CacheEntry], made: Snapshot, fresh: dict[str, ws.CacheEntry],
+             started: int, tick: Callable[[], object]) -> list[ws.Found]:
+    """Put ``files`` not known from ``cache`` into ``blobs`` in one batch, adding every one to
+    ``made``; the known ones whose blobs are gone, still to be read."""
+    known: list[tuple[ws.Found, str]] = []
+    with blobs.batch() as batch:
+        for item in files:
+            tick()
+            digest = None if item.is_link else ws.cached_digest(cache, item)
+            if digest is not None:
+                known.append((item, digest))
+                continue
+            got = _put(batch, root, item, made.skipped)
+            if got is not None:
+                made.read += 1
+                _add(made, fresh, item.path, got[0], got[1], started)
+    present = _present(blobs, {digest for _, digest in known})  # (after the batch: see doc)
+    for item, digest in known:
+        if digest in present:
+            _add(made, fresh, item.path, digest, item.info, started)
+    return [item for item, digest in known if digest not in present]
+
+
+def _add(made: Snapshot, fresh: dict[str, ws.CacheEntry], path: str, digest: str,
+         info: os.stat_result, started: int) -> None:
+    made.manifest[path] = _entry(digest, info)
+    if not stat.S_ISLNK(info.st_mode) and (kept := ws.cache_entry(info, digest, started)):
+        fresh[path] = kept
 
 
 def _entry(digest: str, info: os.stat_result) -> FileEntry:
@@ -77,20 +94,23 @@ def _entry(digest: str, info: os.stat_result) -> FileEntry:
 
 
 def _present(blobs: BlobStore, digests: set[str]) -> set[str]:
-    """Those of ``digests`` the blob store holds, each touched (see the module docstring)."""
+    """Those of ``digests`` the blob store holds. Each one older than ``TOUCH_AGE_S`` is
+    touched (its mtime renewed), so a garbage collection keeps it while the manifest that
+    names it is written (see the module docstring)."""
     server = getattr(blobs, "server", None)
     if server is not None:  # a runyard server's blobs: asked for in one request
         return digests - set(server.missing(sorted(digests))) if digests else set()
-    held = set()
+    held, root, old = set(), str(blobs.root), time.time() - TOUCH_AGE_S
     for digest in digests:
+        path = f"{root}/{digest[:2]}/{digest[2:]}"  # (BlobStore.path's Path: 20 us each)
         try:
-            os.utime(blobs.path(digest))
+            if os.stat(path).st_mtime < old:
+                os.utime(path)
             held.add(digest)
         except FileNotFoundError:
             continue
         except OSError:  # another user's blob (a shared store): it is there
-            if blobs.exists(digest):
-                held.add(digest)
+            held.add(digest)
     return held
 
 
