@@ -142,6 +142,10 @@ WRONG_TYPES: list[tuple[str, str, Any]] = [
     ("GET", "/runs/{id}/streams/metrics?start=-1", None),
     ("GET", "/runs/{id}/streams/bogus?start=0", None),
     ("GET", "/runs/{id}/events?tail=lots", None),
+    ("GET", "/watch/runs?status=bogus", None),  # refused before any event is streamed
+    ("GET", "/watch/runs?created_since=noon", None),
+    ("GET", "/runs/{id}/watch?metrics=maybe", None),
+    ("GET", "/buffers/b/data?follow=maybe", None),
 ]
 
 
