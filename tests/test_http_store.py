@@ -232,12 +232,10 @@ def test_login_saves_the_token_for_the_user_alone_and_the_env_wins(
     saved = home / "config" / "credentials.json"
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert server.token in saved.read_text() and server.token not in done.stderr
-    from runyard.stores.http import HttpStore
-
-    assert HttpStore(server.url).list_runs() == []  # the saved token
+    assert open_store(server.url).list_runs() == []  # the saved token
     monkeypatch.setenv("RUNYARD_TOKEN", "ry_from-the-environment")
     with pytest.raises(ConfigError, match="unknown token"):
-        HttpStore(server.url).list_runs()  # RUNYARD_TOKEN comes first
+        open_store(server.url).list_runs()  # RUNYARD_TOKEN comes first (looked up anew)
 
 
 def test_a_tracked_run_logs_metrics_and_files_to_the_server(

@@ -25,8 +25,8 @@ _memory: dict[str, RunStore] = {}
 _memory_lock = threading.Lock()
 # SQLite stores opened in this process, by URL: (pid, the file's device and inode, the store).
 _sqlite: dict[str, tuple[int, tuple[int, int], RunStore]] = {}
-# Server (http) stores opened in this process, by URL: (pid, the store).
-_http: dict[str, tuple[int, RunStore]] = {}
+# Server (http) stores opened in this process, by URL and token: (pid, the store).
+_http: dict[tuple[str, str], tuple[int, RunStore]] = {}
 
 
 def open_store(url: str | None = None, *, start: Path | None = None) -> RunStore:
@@ -87,15 +87,19 @@ def _sqlite_store(target: str, url: str) -> RunStore:
 
 
 def _http_store(url: str) -> RunStore:
-    """One ``HttpStore`` per process and URL: one pool of connections, one spool."""
+    """One ``HttpStore`` per process, URL and token (the token in use is looked up each
+    time: ``RUNYARD_TOKEN`` or a login may have changed it): one pool, one spool."""
     import os
 
+    from runyard.stores.credentials import origin_of, token_for
     from runyard.stores.http import HttpStore
 
+    origin, in_url = origin_of(url)
+    key = (url, token_for(origin, in_url))
     with _memory_lock:
-        known = _http.get(url)
+        known = _http.get(key)
         if known is None or known[0] != os.getpid():  # (a closed one reconnects when used)
-            known = _http[url] = (os.getpid(), HttpStore(url))
+            known = _http[key] = (os.getpid(), HttpStore(url, token=key[1]))
         return known[1]
 
 

@@ -29,7 +29,9 @@ from runyard.stores.base import (
     MetricSeries,
     MetricSummary,
     RunFilter,
+    check_after,
     check_batch_key,
+    check_bounds,
     stream_slice,
 )
 from runyard.stores.credentials import remember, token_for
@@ -64,8 +66,8 @@ class HttpStore(RegistryOverHttp):
         self.origin, in_url = origin_of(url)
         self.url = self.origin  # (never the token: URLs reach logs, records, other argv)
         found = token_for(self.origin, token or in_url)
-        if in_url and not token:  # (the store's url has no token: stores opened from it,
-            remember(self.origin, found)  # such as its context's, in this process use it)
+        if in_url:  # (the store's url has no token: stores opened from it, such as its
+            remember(self.origin, in_url)  # context's, in this process use that one)
         self.client = HttpClient(self.origin, found)
         self._spool = Spool(self.origin, self._resend)
         self._spool.adopt()  # batches left by a process that is gone go first
@@ -107,7 +109,7 @@ class HttpStore(RegistryOverHttp):
                   after: str | None = None) -> list[RunRecord]:
         query = [*filter_params(filter), ("order", "newest" if newest_first else "oldest")]
         found: list[RunRecord] = []
-        cursor, skip = after, offset
+        cursor, skip = (None if after is None else check_after(after)), offset
         while limit is None or len(found) < limit:
             want = PAGE if limit is None else min(PAGE, limit - len(found))
             page = self.client.call("GET", "/runs", params=[
@@ -255,10 +257,10 @@ class HttpStore(RegistryOverHttp):
                            steps: tuple[int | None, int | None] | None = None,
                            times: tuple[float | None, float | None] | None = None,
                            ) -> MetricSeries:
-        low, high = steps or (None, None)
+        low, high = check_bounds(steps, "step") or (None, None)
+        early, late = check_bounds(times, "time") or (None, None)
         if steps is not None and low is None and high is None:
             low = MIN_STEP  # (an open range still leaves out the values with no step)
-        early, late = times or (None, None)
         doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics", params={
             "name": name, "step_min": low, "step_max": high, "time_min": early,
             "time_max": late})
