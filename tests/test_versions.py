@@ -30,7 +30,7 @@ from runyard.errors import (
     ValidationError,
     VersionNotFound,
 )
-from runyard.model import Artifact, Kind, Stage, Status
+from runyard.model import Artifact, Kind, RunRecord, Stage, Status
 from runyard.recording.manifest import LINK_MODE, decode, encode
 from runyard.recording.versions import (
     FileEntry,
@@ -83,6 +83,13 @@ def age_blobs(context: StoreContext, seconds: float = HOUR) -> None:
         os.utime(context.blobs.path(digest), (past, past))
 
 
+def finished_recorded_run(context: StoreContext, version_id: str, name: str | None = None
+                          ) -> RunRecord:
+    run = create_run(context.store, name=name, kind=Kind.RECORDED, status=Status.RUNNING,
+                     internals={"version": version_id, "folder": f"runs/{name}"})
+    return context.store.update_status(run.id, Status.SUCCEEDED)
+
+
 # -- every store ------------------------------------------------------------------------------
 def test_a_version_is_a_succeeded_run_of_kind_version_with_its_manifest(
         context: StoreContext, workspace: Path) -> None:
@@ -109,8 +116,7 @@ def test_a_version_is_a_succeeded_run_of_kind_version_with_its_manifest(
 def test_a_version_or_a_recorded_run_cannot_be_deleted_alone(
         context: StoreContext, workspace: Path) -> None:
     version = create_version(context, workspace, name="kept")
-    recorded = create_run(context.store, kind=Kind.RECORDED, status=Status.RUNNING,
-                          internals={"version": version.id})
+    recorded = finished_recorded_run(context, version.id)
     for run in (version, recorded):
         with pytest.raises(ConflictError, match="runyard version delete kept"):
             delete_run(context.store, run.id)
@@ -123,9 +129,7 @@ def test_deleting_a_version_removes_its_runs_their_folders_and_only_unshared_blo
         context: StoreContext, workspace: Path) -> None:
     (workspace / "shared.txt").write_text("also a tracked run's file")
     version = create_version(context, workspace, name="doomed")
-    recorded = create_run(context.store, name="rec-1", kind=Kind.RECORDED,
-                          status=Status.RUNNING,
-                          internals={"version": version.id, "folder": "runs/rec-1"})
+    recorded = finished_recorded_run(context, version.id, "rec-1")
     output = context.blobs.put_bytes(b"an output")
     context.store.add_artifact(recorded.id, Artifact("out.txt", output.digest, 9, Stage.PUT))
     mirror = workspace / "runs" / "rec-1"
@@ -397,3 +401,41 @@ def test_a_version_made_over_a_server_is_kept_there_and_its_delete_refuses_a_run
     report = delete_version(context, "remote")
     assert report.runs == [recorded.name] and not held.store.list_runs()
     assert report.notes == ["blobs are the server's: it keeps or collects them"]
+
+
+def test_a_version_whose_recorded_run_is_running_is_not_deleted(
+        local: StoreContext, workspace: Path) -> None:
+    version = create_version(local, workspace, name="busy")
+    create_run(local.store, name="still-going", kind=Kind.RECORDED, status=Status.RUNNING,
+               internals={"version": version.id})  # (owned by no one: cannot be found lost)
+    with pytest.raises(ConflictError, match="still-going of version busy is running"):
+        delete_version(local, "busy")
+    assert get_version(local, "busy").internals.get("deleting") is None
+
+
+def test_the_blob_folder_inside_the_workspace_is_left_out(tmp_path: Path, workspace: Path
+                                                          ) -> None:
+    inside = open_context(f"sqlite://{tmp_path}/store/runyard.db", blobs=workspace / "blobs")
+    first = create_version(inside, workspace)
+    second = create_version(inside, workspace)
+    assert sorted(read_manifest(inside, second)) == sorted(read_manifest(inside, first)) == [
+        "data.csv", "run.sh", "src/main.py"]
+
+
+def test_a_stat_cache_naming_something_else_than_a_digest_is_not_believed(
+        local: StoreContext, workspace: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    os.utime(victim, (1, 1))
+    past = time.time() - 10
+    for path in workspace.rglob("*"):
+        os.utime(path, (past, past))
+    create_version(local, workspace)
+    cache_file = workspace / ".runyard" / "version-cache.json"
+    cache = json.loads(cache_file.read_text())
+    rel = os.path.relpath(victim, local.blobs.root)
+    cache["data.csv"][3] = rel[:2] + "/" + rel[2:]  # a "digest" that walks out to victim
+    cache_file.write_text(json.dumps(cache))
+    version = create_version(local, workspace)
+    assert version.internals["read"] == 1 and victim.stat().st_mtime == 1
+    assert read_manifest(local, version)["data.csv"].sha256 == sha(b"a,b\n1,2\n")

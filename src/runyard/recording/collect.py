@@ -65,6 +65,7 @@ def delete_version(context: StoreContext, ref: str) -> DeleteReport:
 
     version = find_version(context, ref)
     store = context.store
+    _check_idle(context, version)
     version = store.update_run(version.id, internals={**version.internals, DELETING: True})
     report = DeleteReport(version.id, version.name)
     candidates = _digests_of(context, version, report)
@@ -95,6 +96,18 @@ def find_version(context: StoreContext, ref: str) -> RunRecord:
         raise ConflictError(f"version {run.name} is being created (by pid "
                             f"{run.owner.pid if run.owner else '?'}); wait for it to end")
     return run
+
+
+def _check_idle(context: StoreContext, version: RunRecord) -> None:
+    """ConflictError if a recorded run of ``version`` is still executing."""
+    from runyard.recording.versions import runs_of
+
+    for run in runs_of(context, version):
+        run = refresh(context.store, run)
+        if run.status.is_active and run.status is not Status.CREATED:
+            raise ConflictError(f"recorded run {run.name} of version {version.name} is "
+                                f"{run.status.value}; cancel it (`runyard run cancel "
+                                f"{run.name}`) or let it end, then delete the version")
 
 
 def _digests_of(context: StoreContext, version: RunRecord, report: DeleteReport) -> set[str]:
@@ -169,6 +182,8 @@ def collect(context: StoreContext, candidates: Iterable[str], report: DeleteRepo
         report.notes.append("blobs are the server's: it keeps or collects them")
         return
     wanted = set(candidates)
+    with suppress(OSError):  # what killed writers left (an hour old: none still writing)
+        blobs.remove_stale_temp()
     try:
         referenced = referenced_digests(context)
     except RunyardError as exc:

@@ -43,9 +43,10 @@ class Snapshot:
 
 def snapshot(blobs: BlobStore, workspace: Path, tick: Callable[[], object] = lambda: None
              ) -> Snapshot:
-    """Put every file of ``workspace`` into ``blobs``; the manifest (see the module doc)."""
+    """Put every file of ``workspace`` into ``blobs``; the manifest (see the module doc).
+    The blob folder is left out if it is inside the workspace."""
     started = time.time_ns()
-    found = ws.scan(workspace)
+    found = ws.scan(workspace, exclude=[blobs.root])
     cache = ws.load_cache(workspace)
     made = Snapshot({}, list(found.skipped), 0)
     fresh: dict[str, ws.CacheEntry] = {}

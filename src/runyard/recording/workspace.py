@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ ALWAYS_IGNORED = frozenset({".git"})
 VENV_MARK = "pyvenv.cfg"
 CACHE_NAME = "version-cache.json"
 RACY_NS = 1_000_000_000
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 CacheEntry = tuple[int, int, int, str]  # size, mtime_ns, inode, sha256
 
@@ -93,13 +95,30 @@ def ignore_rules(workspace: Path) -> Callable[[str], bool] | None:
     return spec.match_file
 
 
-def scan(workspace: Path) -> Scan:
-    """Every file and link of ``workspace`` a version keeps (see the module docstring)."""
+def scan(workspace: Path, exclude: Iterable[Path] = ()) -> Scan:
+    """Every file and link of ``workspace`` a version keeps (see the module docstring);
+    also left out: the folders ``exclude`` names (the store's own, if inside)."""
     found = Scan()
-    ignored = ignore_rules(workspace)
+    rules = ignore_rules(workspace)
+    inside = {rel.as_posix() + "/" for rel in _inside(workspace, exclude)}
+    ignored = rules
+    if inside:
+        def ignored(rel: str) -> bool:
+            return rel in inside or (rules is not None and rules(rel))
     for item in _walk(str(workspace), "", ignored, found.skipped):
         found.files.append(item)
     found.files.sort(key=lambda f: f.path)
+    return found
+
+
+def _inside(workspace: Path, folders: Iterable[Path]) -> list[Path]:
+    """Those of ``folders`` below ``workspace``, relative to it."""
+    found = []
+    for folder in folders:
+        with suppress(OSError, ValueError):
+            rel = Path(folder).resolve().relative_to(workspace.resolve())
+            if rel.parts:
+                found.append(rel)
     return found
 
 
@@ -161,9 +180,11 @@ def load_cache(workspace: Path) -> dict[str, CacheEntry]:
     """The stat cache of ``workspace`` (empty if missing or unreadable: it is only a cache)."""
     try:
         raw = json.loads(cache_path(workspace).read_bytes())
-        return {p: (int(e[0]), int(e[1]), int(e[2]), str(e[3])) for p, e in raw.items()}
+        cache = {p: (int(e[0]), int(e[1]), int(e[2]), str(e[3])) for p, e in raw.items()}
     except (OSError, ValueError, TypeError, IndexError, AttributeError):
         return {}
+    # (a digest names a blob's path: one that is not 64 hex digits is never believed)
+    return {p: e for p, e in cache.items() if _HEX64.fullmatch(e[3])}
 
 
 def cached_digest(cache: dict[str, CacheEntry], item: Found) -> str | None:
