@@ -46,6 +46,11 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
                "Run an entrypoint on a version of the workspace, isolated; keep its outputs."),
     "reproduce": ("runyard.cli.record:reproduce_cmd",
                   "Run a recorded run again and compare its outputs file by file."),
+    "export": ("runyard.cli.exports:export_cmd",
+               "Export a version and all its recorded runs as a BagIt zip holding an RO-Crate."),
+    "import": ("runyard.cli.exports:import_cmd",
+               "Import an export: every hash checked first, then the version and its runs, "
+               "ids kept."),
 }
 
 

@@ -1,0 +1,229 @@
+"""Import an exported version with its recorded runs: everything checked, then all of it.
+
+An import first proves the bundle intact and then writes; a bundle that fails any check
+leaves the store as it was (one ``IntegrityError`` line). In order:
+
+1. unpack the zip into a temporary folder beside the blobs, refusing unsafe members and
+   counting sizes as they come out (``recording.safezip.extract``);
+2. ``bagit`` verifies the SHA-512 of every payload and tag file (``verify_bag``);
+3. ``runyard/bundle.json`` is read and checked (``recording.bundle.decode``);
+4. every file it lists is hashed into a temporary blob store and must match its SHA-256, and
+   every blob the runs name (the manifest, its files, every catalog entry) must be there
+   with the size the catalog gives;
+5. the runs are checked against the store: a different run holding one of their names is a
+   ``ConflictError`` (names are kept, never suffixed: rename yours and import again).
+
+Then the blobs go into the store's blob store and each run (the version first) is copied in
+with ``core.copy.copy_run``, ids, names, times and statuses kept: a run that is there already
+is brought up to date, so importing twice changes nothing, and an import killed halfway is
+completed by importing again. A run already imported and renamed since keeps its new name.
+No ``runs/`` folder is made: the exporter's workspace is not here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runyard.blobs import BlobStore
+from runyard.core.copy import copy_run
+from runyard.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    RunNotFound,
+    StoreError,
+)
+from runyard.model import RunRecord, status_path
+from runyard.recording import bundle as fmt
+from runyard.recording.manifest import decode as decode_manifest
+from runyard.recording.safezip import extract, verify_bag
+from runyard.stores import RunStore, open_store
+
+if TYPE_CHECKING:
+    from runyard.core.context import StoreContext
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import did: the version, its runs, and how many of them were new."""
+
+    version_id: str
+    version_name: str
+    runs: tuple[str, ...]  # the recorded runs' ids
+    created: int
+    updated: int
+    unchanged: int
+    blobs_copied: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": {"id": self.version_id, "name": self.version_name},
+                "runs": list(self.runs), "created": self.created, "updated": self.updated,
+                "unchanged": self.unchanged, "blobs_copied": self.blobs_copied}
+
+
+def import_bundle(context: StoreContext, path: Path) -> ImportReport:
+    """Check the export at ``path`` whole, then bring its version and runs into the store."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"no file {path} to import; give the path of an export zip")
+    scratch = context.blob_root.parent
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".import-", dir=scratch) as tmp:
+        bag = Path(tmp) / "bag"
+        bag.mkdir()
+        extract(path, bag)
+        verify_bag(path, bag)
+        data = bag / "data"
+        bundle = fmt.decode(_read(path, data / fmt.PATH), str(path))
+        staged = BlobStore(Path(tmp) / "blobs")
+        _stage(path, data, bundle, staged)
+        _check_complete(path, bundle, staged)
+        return _bring_in(context, bundle, staged, Path(tmp) / "store")
+
+
+def _read(path: Path, file: Path) -> bytes:
+    try:
+        return file.read_bytes()
+    except FileNotFoundError:
+        raise _bad(path, f"it has no data/{fmt.PATH}: it is not a runyard export") from None
+
+
+def _stage(path: Path, data: Path, bundle: fmt.Bundle, staged: BlobStore) -> None:
+    """Hash every listed file into ``staged``; each must match, and nothing else be there."""
+    listed = set(bundle.files) | {fmt.PATH, fmt.CRATE_PATH}
+    for file in data.rglob("*"):
+        name = file.relative_to(data).as_posix()
+        if file.is_file() and name not in listed:
+            raise _bad(path, f"data/{name} is not listed in {fmt.PATH}")
+    with staged.batch() as batch:
+        for name, digest in sorted(bundle.files.items()):
+            try:
+                ref = batch.put_file(data / name)
+            except NotFoundError:
+                raise _bad(path, f"data/{name} is missing") from None
+            if ref.digest != digest:
+                raise _bad(path, f"data/{name} hashes to {ref.digest}, not {digest}")
+
+
+def _check_complete(path: Path, bundle: fmt.Bundle, staged: BlobStore) -> None:
+    """Every blob the version and its runs name is there, with the size they give."""
+    version = bundle.version.run
+    manifest_digest = version.internals["manifest"]
+    if not staged.exists(manifest_digest):
+        raise _bad(path, f"the version's manifest {manifest_digest} is missing")
+    with staged.open(manifest_digest) as handle:
+        manifest = decode_manifest(handle.read(), f"{path}: the version's manifest")
+    wanted = [(e.sha256, e.size, f"workspace/{p}") for p, e in manifest.items()]
+    wanted += [(a.hash, a.size, f"{log.run.name}'s {a.name}")
+               for log in bundle.all_runs() for a in log.artifacts]
+    for digest, size, what in wanted:
+        if not staged.exists(digest):
+            raise _bad(path, f"the blob of {what} ({digest}) is missing")
+        if staged.size(digest) != size:
+            raise _bad(path, f"{what} should be {size} bytes, not {staged.size(digest)}")
+
+
+def _bring_in(context: StoreContext, bundle: fmt.Bundle, staged: BlobStore,
+              folder: Path) -> ImportReport:
+    dst = context.store
+    logs = [_keep_name(dst, log) for log in bundle.all_runs()]
+    src = open_store(f"file://{folder}")
+    try:
+        for log in logs:
+            _fill(src, log)
+        runs = [log.run for log in logs]
+        _check_conflicts(runs, _holders(dst, runs))
+        copied = _copy_blobs(staged, context.blobs)
+        reports = [copy_run(src, dst, staged, context.blobs, run.id) for run in runs]
+    finally:
+        src.close()
+    version = bundle.version.run
+    return ImportReport(version.id, logs[0].run.name, tuple(log.run.id for log in bundle.runs),
+                        sum(r.copied for r in reports), sum(r.updated for r in reports),
+                        sum(r.unchanged for r in reports),
+                        copied + sum(r.blobs_copied for r in reports))
+
+
+def _keep_name(dst: RunStore, log: fmt.RunLog) -> fmt.RunLog:
+    """The run named as it is in the store already (a user may have renamed it there)."""
+    with suppress(RunNotFound):
+        there = dst.get_run(log.run.id)
+        if there.name != log.run.name:
+            return fmt.RunLog(log.run.replace(name=there.name), log.steps, log.artifacts,
+                              log.metrics, log.events, log.logs)
+    return log
+
+
+def _fill(src: RunStore, log: fmt.RunLog) -> None:
+    """Write one run of the bundle into the temporary store the copy reads from."""
+    run_id = log.run.id
+    src.create_run(log.run)
+    if log.steps:
+        src.upsert_steps(run_id, log.steps)
+    if log.metrics:
+        src.append_metrics(run_id, log.metrics)
+    if log.events:
+        src.append_events(run_id, log.events)
+    if log.logs:
+        src.append_logs(run_id, log.logs)
+    if log.artifacts:
+        src.add_artifacts(run_id, log.artifacts)
+
+
+def _check_conflicts(runs: list[RunRecord], holders: dict[str, RunRecord]) -> None:
+    """``ConflictError`` if another run holds one of the names, or a run of the same id
+    cannot reach the bundle's status (nothing is written then)."""
+    names = {run.name: run.id for run in holders.values()}
+    for run in runs:
+        owner = names.get(run.name, run.id)
+        if owner != run.id:
+            raise ConflictError(
+                f"cannot import run {run.id}: this store has a different run {owner} named "
+                f"{run.name!r}; rename that one (`runyard run rename`) and import again "
+                "(nothing was imported)")
+        there = holders.get(run.id)
+        if there is not None and status_path(there.status, run.status) is None:
+            raise ConflictError(
+                f"cannot import run {run.id} ({run.name!r}): it is {there.status.value} here "
+                f"and {run.status.value} in the export; nothing was imported")
+
+
+def _holders(dst: RunStore, runs: list[RunRecord]) -> dict[str, RunRecord]:
+    """The store's runs with the ids or the names of ``runs``, by id."""
+    found = {}
+    for run in runs:
+        for lookup, key in ((dst.get_run, run.id), (dst.get_run_by_name, run.name)):
+            with suppress(RunNotFound):
+                there = lookup(key)
+                found[there.id] = there
+    return found
+
+
+def _copy_blobs(staged: BlobStore, blobs: BlobStore) -> int:
+    """Every staged blob into the store's blob store (those it lacks), made durable at once;
+    how many were written."""
+    batch = blobs.batch()
+    try:
+        for digest in staged.digests():
+            if digest not in batch and not blobs.exists(digest):
+                with staged.open(digest) as stream:
+                    batch.put_stream(stream, expect=digest)
+        count = len(batch)
+        failed = batch.commit()
+    except BaseException:
+        batch.discard()
+        raise
+    if failed:
+        digest, why = next(iter(failed.items()))
+        raise StoreError(f"cannot write blob {digest} into {blobs.root}: {why}; check the "
+                         "disk and import again (it resumes)")
+    return count
+
+
+def _bad(path: Path, why: str) -> IntegrityError:
+    return IntegrityError(f"cannot import {path}: {why}; it is damaged or was tampered with, "
+                          "and nothing was imported")
