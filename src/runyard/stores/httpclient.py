@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from runyard import errors
-from runyard.errors import ConfigError, RunyardError, StoreError
+from runyard.errors import ConfigError, RunyardError, StoreError, ValidationError
 from runyard.stores.credentials import origin_of
 
 __all__ = ["HttpClient", "Reply", "Unreachable", "error_from", "origin_of", "segment"]
@@ -115,7 +115,7 @@ class HttpClient:
         2xx (nor ``ok``) raises its error."""
         extra = dict(headers or {})
         if body is not None:
-            content = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+            content = encode_json(body)
             extra["content-type"] = "application/json"
         query = _query(params)
         deadline = time.monotonic() + (self.patience if patience is None else patience)
@@ -158,6 +158,39 @@ class HttpClient:
                             f"({why}); check that it is running and reachable")
         error.__cause__ = failure
         return error
+
+
+def encode_json(body: Any) -> bytes:
+    """``body`` as JSON, or a ValidationError if it holds a value JSON cannot carry as it
+    is (NaN and infinities, which orjson would write as null; integers beyond 64 bits; text
+    that is not UTF-8): refused as a whole, never sent changed."""
+    try:
+        data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError as exc:
+        raise _not_json(str(exc)) from None
+    if not _finite(body):
+        raise _not_json("NaN or an infinity")
+    return data
+
+
+def _not_json(what: str) -> ValidationError:
+    return ValidationError(f"a value cannot travel to the server as JSON ({what}); store a "
+                           "number JSON can hold, or the value as text")
+
+
+def _finite(body: Any) -> bool:
+    """Whether every float in ``body`` (dicts and lists, walked without recursion) is finite."""
+    stack = [body]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if item - item != 0.0:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return True
 
 
 def _query(params: Mapping[str, Any] | list[tuple[str, Any]] | None) -> list[tuple[str, Any]]:
