@@ -22,6 +22,7 @@ from runyard.errors import ValidationError, VersionNotFound
 from runyard.model import Kind, Stage, Status
 from runyard.recording.record import record, rename
 from runyard.recording.versions import create_version
+from runyard.stores import RunFilter
 
 WRITER = """
 import os, pathlib
@@ -214,23 +215,44 @@ def test_a_timeout_fails_the_run(tmp_path: Path) -> None:
     assert run.status is Status.FAILED and run.status_reason == "timed out after 0.5s"
 
 
-def test_killing_runyard_leaves_the_run_lost_and_no_runs_folder(tmp_path: Path) -> None:
+def _record_command(tmp_path: Path, url: str, through_agent: bool) -> tuple[list[str],
+                                                                            dict[str, str]]:
+    """``runyard record`` in a fresh interpreter, or handed to an agent of this test's own
+    (started by a first record, as a user's first command starts one)."""
+    if not through_agent:
+        return [sys.executable, "-m", "runyard", "record"], cli_env(url)
+    socket_path = tmp_path / "agent" / "agent.sock"
+    env = cli_env(url, RUNYARD_AGENT_SOCKET=str(socket_path))
+    command = [str(Path(sys.executable).parent / "runyard"), "record"]
+    subprocess.run([*command, "sh", "-c", "true"], cwd=tmp_path / "ws", env=env, check=True,
+                   capture_output=True)
+    _wait_for(socket_path.exists, "the agent")
+    return command, env
+
+
+@pytest.mark.parametrize("through_agent", [False, True], ids=["no-agent", "agent"])
+def test_killing_runyard_leaves_the_run_lost_and_no_runs_folder(tmp_path: Path,
+                                                                through_agent: bool) -> None:
     ws = workspace(tmp_path, {"slow.py": "import os, time\nprint(os.getpid(), flush=True)\n"
                                          "time.sleep(60)\n"})
     ctx = context(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "runyard", "record", "slow.py"], cwd=ws,
-                            env=cli_env(ctx.url), stdout=subprocess.PIPE,
+    command, env = _record_command(tmp_path, ctx.url, through_agent)
+    before = {p.name for p in (ws / "runs").iterdir()} if (ws / "runs").exists() else set()
+    proc = subprocess.Popen([*command, "slow.py"], cwd=ws, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     proc.stdout.readline()  # the job runs
-    run = _wait_for(lambda: [r for r in ctx.store.list_runs() if r.kind is Kind.RECORDED],
-                    "the recorded run")[0]
+    run = _wait_for(lambda: [r for r in ctx.store.list_runs(RunFilter(kind=Kind.RECORDED))
+                             if r.status is Status.RUNNING], "the recorded run")[0]
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert refresh(ctx.store, ctx.store.get_run(run.id)).status is Status.LOST
-    assert not (ws / "runs").exists() or list((ws / "runs").iterdir()) == []
-    after = record(ctx, ws, ["sh", "-c", "true"])  # the next record still works
-    assert after.status is Status.SUCCEEDED
+    lost = _wait_for(lambda: refresh(ctx.store, ctx.store.get_run(run.id)).status
+                     is Status.LOST, "the run to be lost")
+    assert lost
+    after = {p.name for p in (ws / "runs").iterdir()} if (ws / "runs").exists() else set()
+    assert after == before  # nothing half made, not even a temporary folder
+    again = record(ctx, ws, ["sh", "-c", "true"])  # the next record still works
+    assert again.status is Status.SUCCEEDED
 
 
 def test_renaming_a_recorded_run_renames_its_runs_folder(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The agent: a warm process that runs ``run exec`` and ``run create`` for ``runyard.cli.entry``.
+"""The agent: a warm process that runs ``run exec``, ``run create`` and ``record`` for
+``runyard.cli.entry``.
 
 The first of those commands that finds no agent starts one in the background. It imports the
 command line and what a command run needs, then waits on a UNIX socket in a folder only its
@@ -48,6 +49,7 @@ PRELOAD = (
     "runyard.processes.owners", "runyard.commands.pipes", "runyard.commands.buffers",
     "runyard.stores.sqlite", "runyard.stores.filesystem", "runyard.stores.chunked",
     "subprocess", "shutil", "ctypes", "select",
+    "runyard.cli.record", "runyard.cli.versions", "runyard.recording.record",
 )
 PACKAGE = Path(__file__).resolve().parent.parent
 _KEEP_OUT: list[int] = []  # the agent's own descriptors, closed in each copy

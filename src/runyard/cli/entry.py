@@ -29,7 +29,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-AGENT_COMMANDS = (("run", "exec"), ("run", "create"))
+AGENT_COMMANDS = (("run", "exec"), ("run", "create"), ("record",))
 SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
 MAX_PATH = 108  # bytes in a UNIX socket's address, with the final NUL
 READY_S = 10.0  # how long to wait for the agent's copy to be ready before running here
@@ -47,13 +47,14 @@ def main() -> None:
 
 
 def _for_agent(argv: list[str]) -> bool:
-    """Whether ``argv`` is ``[--store URL] run exec|create …`` (the latency-bound commands)."""
+    """Whether ``argv`` is ``[--store URL] run exec|create …`` or ``record …`` (the
+    latency-bound commands)."""
     words = list(argv[:4])
     if words[:1] == ["--store"]:
         words = words[2:]
     elif words[:1] and words[0].startswith("--store="):
         words = words[1:]
-    return tuple(words[:2]) in AGENT_COMMANDS
+    return tuple(words[:2]) in AGENT_COMMANDS or tuple(words[:1]) in AGENT_COMMANDS
 
 
 def socket_path() -> str:

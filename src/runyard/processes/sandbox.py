@@ -35,7 +35,8 @@ def sandbox_prefix(work: Path, *, read_only: Sequence[str] = (),
         elif os.path.isdir(top):
             opts += ["--ro-bind", top, top]
     opts += ["--ro-bind", "/etc", "/etc", "--tmpfs", "/tmp"]
-    for root in [*python_roots(), *read_only]:  # after the tmpfs: one under /tmp stays visible
+    # after the tmpfs: a root under /tmp stays visible
+    for root in dict.fromkeys([*python_roots(), *read_only]):
         opts += ["--ro-bind", root, root]
     opts += ["--bind", str(work), str(work), "--chdir", str(work),
              "--proc", "/proc", "--dev", "/dev", *([] if network else ["--unshare-net"]),

@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any
 
 from runyard.errors import ConfigError, MissingDependencyError, RunyardError
 from runyard.recording.envdetect import Needs, detect
-from runyard.recording.pipconfig import index_options
 
 META = "runyard-env.json"
 LOCK = "requirements.lock"
@@ -194,6 +192,8 @@ def _key_lock(folder: Path) -> Any:
 def _build(folder: Path, interpreter: str, requirements: list[str], tick: Tick | None,
            log: Log | None) -> None:
     """Build into a temporary folder beside ``folder``, then rename it into place."""
+    import uuid
+
     temp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
     try:
         uv = uv_bin()
@@ -208,6 +208,12 @@ def _build(folder: Path, interpreter: str, requirements: list[str], tick: Tick |
         os.replace(temp, folder)
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def index_options(*, constraints: bool = False) -> list[str]:
+    from runyard.recording.pipconfig import index_options as options
+
+    return options(constraints=constraints)
 
 
 def _compile(uv: str, temp: Path, requirements: list[str], tick: Tick | None,

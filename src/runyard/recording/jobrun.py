@@ -99,14 +99,14 @@ def run_job(launch: Launch, lease: Lease, sink: LogSink, meter: JobMeter) -> Job
     argv = executors.argv(launch.executor, launch.command, launch.work,
                           read_only=launch.read_only, network=launch.network)
     started = time.time()
-    lease.store.upsert_step(lease.run_id, Step(STEP, kind=STEP))
-    lease.store.upsert_attempt(lease.run_id, STEP, Attempt(1, Status.RUNNING, started))
     try:
         proc = executors.start(argv, launch.env, launch.work, meter.procs_files)
     except OSError as exc:
         reason = f"failed to start: {exc.strerror or exc}"
         return _ended(lease, JobResult(Status.FAILED, reason, None, started, time.time()))
     watcher = _Watcher(proc, launch.logs, sink)
+    attempt = Attempt(1, Status.RUNNING, started)  # recorded while the job starts
+    lease.store.upsert_step(lease.run_id, Step(STEP, Status.RUNNING, STEP, attempts=(attempt,)))
     status, why = watcher.follow(lease, sink, launch.timeout)
     result = JobResult(status, why, proc.returncode, started, watcher.ended or time.time())
     result.resources = _resources(meter, before, watcher.io, result)

@@ -7,10 +7,12 @@ the version's files (stage ``get``). The work folder is the job's: nothing in it
 (files are opened with ``O_NOFOLLOW`` and checked to be regular files; links the job made are
 noted, not kept).
 
-The mirror ``<workspace>/runs/<run name>/`` holds the outputs (copied from the blob store, hash
-checked), ``.stdout``, ``.stderr``, ``.entrypoint`` and ``run.json``, read-only. It is made in
-``runs/.tmp-<run id>`` and renamed into place, so a ``runs/`` folder is whole or absent; a
-temporary folder left by a killed ``record`` is swept by the next one.
+The mirror ``<workspace>/runs/<run name>/`` holds the outputs (copied from the blobs just put),
+``.stdout``, ``.stderr``, ``.entrypoint`` and ``run.json``, read-only. It is made in
+``runs/.tmp-<run id>`` and renamed into place, so a ``runs/`` folder is whole or absent however
+runyard ends; a temporary folder left by a killed ``record`` is swept by the next one. It is a
+view of what the store and the blob store keep durably, so its files are not fsynced one by
+one (five fsyncs were ~40 ms of a ~200 ms record here): only the rename is.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard.errors import RunNotFound
-from runyard.fsio import atomic_write_bytes, fsync_dir
+from runyard.fsio import fsync_dir
 from runyard.model import Artifact, Stage
 from runyard.recording.manifest import Manifest
 
@@ -123,7 +125,7 @@ def mirror(context: Any, runs_root: Path, name: str, run_id: str, captured: Capt
                 continue  # (run.json says so: "not_mirrored")
             target = temp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            context.blobs.copy_to(digest, target)
+            shutil.copyfile(context.blobs.path(digest), target)  # (put just now, hashed)
         for stream in ("stdout", "stderr"):
             source = logs / stream
             if source.is_file():
@@ -131,7 +133,7 @@ def mirror(context: Any, runs_root: Path, name: str, run_id: str, captured: Capt
             else:
                 (temp / f".{stream}").write_bytes(b"")
         for file_name, data in extra.items():
-            atomic_write_bytes(temp / file_name, data)
+            (temp / file_name).write_bytes(data)
         read_only(temp)
         final = runs_root / name
         _move_aside(final)
