@@ -41,7 +41,7 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
     "server": ("runyard.cli.server:server_group",
                "Serve the store over HTTP (REST API, bearer tokens); manage its tokens."),
     "version": ("runyard.cli.versions:version_group",
-                "Snapshot a workspace as immutable versions; list, show, diff, restore, delete."),
+                "Snapshot a workspace as an immutable version; list, show, diff, restore, delete."),
     "record": ("runyard.cli.record:record_cmd",
                "Run an entrypoint on a version of the workspace, isolated; keep its outputs."),
     "reproduce": ("runyard.cli.record:reproduce_cmd",
