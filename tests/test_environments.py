@@ -71,15 +71,15 @@ def test_what_is_not_honoured_is_reported_not_skipped(tmp_path: Path) -> None:
                              "requirements.txt": "-e .\ngit+https://example.org/x.git\n",
                              "postBuild": "echo hi\n"})
     notes = " | ".join(detect(work, lambda: "no engine here").not_honoured)
-    for expected in ("apt.txt (", "install.R (", "Dockerfile (not used: no engine here)",
-                     "'-e .'", "git+https://example.org/x.git", "postBuild ("):
+    for expected in ("apt.txt: ", "install.R: ", "Dockerfile: not used (no engine here)",
+                     "'-e .'", "git+https://example.org/x.git", "postBuild: "):
         assert expected in notes
 
 
 def test_a_dockerfile_is_reported_not_used_without_a_working_engine(tmp_path: Path) -> None:
     work = folder(tmp_path, {"Dockerfile": "FROM x\n"})
     note = detect(work, environments.dockerfile_note).not_honoured[0]
-    assert note.startswith("Dockerfile (not used: ")
+    assert note.startswith("Dockerfile: not used (")
 
 
 def test_pip_configuration_is_passed_to_uv(tmp_path: Path,
@@ -181,7 +181,7 @@ def test_no_env_uses_the_callers_python_and_reports_the_unused_specs(tmp_path: P
     env = prepare(ctx, folder(tmp_path / "w", {"requirements.txt": "six\n"}), use_env=False)
     assert env.path is None and env.bin == Path(sys.executable).parent
     assert env.identity()["built"] is False
-    assert env.not_honoured == ["requirements.txt (not used: --no-env)"]
+    assert env.not_honoured == ["requirements.txt: not used (--no-env)"]
     assert not (ctx.blob_root.parent / "envs").exists()
 
 

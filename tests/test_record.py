@@ -320,3 +320,19 @@ def test_a_record_on_a_given_version_uses_it(tmp_path: Path) -> None:
     assert run.internals["version"] == version.id
     assert (ws / "runs" / run.name / ".stdout").read_text() == "v1\n"
     assert stat.S_IMODE(os.stat(ws / "runs" / run.name).st_mode) == 0o555
+
+
+def test_run_show_tells_what_the_environment_did_not_honour(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {"apt.txt": "curl\n", "environment.yml": "dependencies: [numpy]\n"})
+    ctx = context(tmp_path)
+    run = record(ctx, ws, ["sh", "-c", "true"])
+    assert run.environment["not_honoured"] == [
+        "environment.yml: conda packages numpy not installed (conda is not used; only the "
+        "pip: part is)", "apt.txt: system packages not installed (no apt in a recorded run)"]
+    shown = runyard(["run", "show", run.name], ctx.url, ws)
+    assert shown.returncode == 0, shown.stderr
+    assert "not honoured:\n  environment.yml: conda packages numpy" in shown.stdout
+    assert "  apt.txt: system packages not installed" in shown.stdout
+    assert f"python    {run.environment['python']}" in shown.stdout
+    done = runyard(["record", "sh", "-c", "true"], ctx.url, ws)
+    assert "warning: not honoured: apt.txt: system packages" in done.stderr

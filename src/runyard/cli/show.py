@@ -15,6 +15,8 @@ def show_run(doc: Mapping[str, Any]) -> None:
     mapping_section("metadata", doc["metadata"])
     mapping_section("parameters", doc["parameters"])
     mapping_section("resources", doc.get("resources") or {})
+    if doc.get("kind") == "recorded":
+        environment_section(doc.get("environment") or {})
     mapping_section("internals (kept by runyard)", doc.get("internals") or {})
     steps_section(doc["steps"])
     metrics_section(doc["metrics"])
@@ -80,6 +82,17 @@ def mapping_section(title: str, data: Mapping[str, Any]) -> None:
     width = max(len(str(k)) for k in data)
     for key in sorted(data, key=str):
         click.echo(f"  {str(key).ljust(width)}  {clipped(render.value(data[key]))}")
+
+
+def environment_section(env: Mapping[str, Any]) -> None:
+    """A recorded run's environment, and each thing of its version it did not honour (why),
+    one line each, whole: what the run did *not* get must be seen."""
+    mapping_section("environment", {k: v for k, v in env.items() if k != "not_honoured"})
+    notes = env.get("not_honoured") or []
+    if notes:
+        heading("not honoured")
+        for note in notes:
+            click.echo(f"  {note}")
 
 
 def clipped(text: str, limit: int = 100) -> str:

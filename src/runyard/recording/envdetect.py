@@ -27,17 +27,17 @@ NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(.*)$")
 MAX_INCLUDES = 20
 # repo2docker's other configuration files, and why runyard does not act on them
 OTHERS = {
-    "apt.txt": "system packages are not installed (no apt inside a recorded run)",
-    "install.R": "R packages are not installed",
-    "DESCRIPTION": "R packages are not installed",
-    "Project.toml": "Julia environments are not built",
-    "REQUIRE": "Julia environments are not built",
-    "default.nix": "Nix environments are not built",
-    "Pipfile": "Pipfile is not read; use requirements.txt",
-    "Pipfile.lock": "Pipfile.lock is not read; use requirements.txt",
-    "setup.py": "the project is not installed; it runs from its work folder",
-    "postBuild": "build scripts are not run",
-    "start": "start scripts are not run",
+    "apt.txt": "system packages not installed (no apt in a recorded run)",
+    "install.R": "R packages not installed",
+    "DESCRIPTION": "R packages not installed",
+    "Project.toml": "Julia environment not built",
+    "REQUIRE": "Julia environment not built",
+    "default.nix": "Nix environment not built",
+    "Pipfile": "not read (use requirements.txt)",
+    "Pipfile.lock": "not read (use requirements.txt)",
+    "setup.py": "the project is not installed (it runs from its work folder)",
+    "postBuild": "build script not run",
+    "start": "start script not run",
 }
 
 
@@ -109,11 +109,11 @@ def _read_requirements(base: Path, path: Path, prefix: str, needs: Needs, depth:
         if line.startswith(("-r", "--requirement")):
             _include(base, path, line, prefix, needs, depth)
         elif line.startswith("-"):
-            needs.not_honoured.append(f"{rel}: {line!r} (options are not passed on; the "
-                                      "machine's package index configuration is used)")
+            needs.not_honoured.append(f"{rel}: {line!r} not used (options are not passed on; "
+                                      "the machine's package index settings are used)")
         elif NAME.match(line) is None or "://" in line or line.startswith("."):
-            needs.not_honoured.append(f"{rel}: {line!r} (not a named requirement; only "
-                                      "packages from an index are installed)")
+            needs.not_honoured.append(f"{rel}: {line!r} not installed (not a named "
+                                      "requirement; only packages from an index are)")
         else:
             needs.requirements.append(normalise(line))
 
@@ -124,8 +124,8 @@ def _include(base: Path, path: Path, line: str, prefix: str, needs: Needs, depth
     inside = included.is_relative_to(base.resolve()) and included.is_file()
     if depth >= MAX_INCLUDES or not inside:
         rel = prefix + path.relative_to(base).as_posix()
-        needs.not_honoured.append(f"{rel}: {line!r} (the file is missing or outside the "
-                                  "workspace's configuration folder)")
+        needs.not_honoured.append(f"{rel}: {line!r} not used (the file is missing or outside "
+                                  "the workspace's configuration folder)")
         return
     needs.specs.append(prefix + included.relative_to(base.resolve()).as_posix())
     _read_requirements(base, included, prefix, needs, depth + 1)
@@ -142,12 +142,12 @@ def _pyproject(base: Path, prefix: str, needs: Needs) -> None:
         raise ValidationError(f"{rel} is not valid TOML ({exc}); fix it or remove it") from exc
     deps = doc.get("project", {}).get("dependencies")
     if not isinstance(deps, list) or not all(isinstance(d, str) for d in deps):
-        needs.not_honoured.append(f"{rel} (no [project] dependencies list to install)")
+        needs.not_honoured.append(f"{rel}: nothing installed (no [project] dependencies)")
         return
     needs.specs.append(rel)
     needs.requirements += [normalise(dep) for dep in deps]
-    needs.not_honoured.append(f"{rel}: the project itself (not installed; its dependencies "
-                              "are, and it runs from its work folder)")
+    needs.not_honoured.append(f"{rel}: the project itself is not installed (its dependencies "
+                              "are; it runs from its work folder)")
 
 
 def _runtime(base: Path, prefix: str, needs: Needs) -> None:
@@ -158,7 +158,8 @@ def _runtime(base: Path, prefix: str, needs: Needs) -> None:
     text = path.read_text(encoding="utf-8", errors="replace").strip()
     match = RUNTIME.match(text)
     if match is None:
-        needs.not_honoured.append(f"{rel}: {text[:40]!r} (only python-X.Y is understood)")
+        needs.not_honoured.append(f"{rel}: {text[:40]!r} not used (only python-X.Y is "
+                                  "understood)")
         return
     needs.python = f"{match.group(1)}.{match.group(2)}"
     needs.specs.append(rel)
@@ -186,15 +187,15 @@ def _read_environment(path: Path, rel: str, needs: Needs) -> None:
         needs.specs.append(rel)
         needs.requirements += [normalise(str(r)) for r in pip]
     if conda:
-        needs.not_honoured.append(f"{rel}: conda packages {', '.join(map(str, conda))} "
-                                  "(conda is not used; only its pip: part is installed)")
+        needs.not_honoured.append(f"{rel}: conda packages {', '.join(map(str, conda))} not "
+                                  "installed (conda is not used; only the pip: part is)")
 
 
 def _others(base: Path, prefix: str, needs: Needs,
             dockerfile_note: Callable[[], str] | None) -> None:
     for name, why in OTHERS.items():
         if (base / name).exists():
-            needs.not_honoured.append(f"{prefix}{name} ({why})")
+            needs.not_honoured.append(f"{prefix}{name}: {why}")
     if (base / "Dockerfile").exists():
         note = dockerfile_note() if dockerfile_note else "no container engine was looked for"
-        needs.not_honoured.append(f"{prefix}Dockerfile (not used: {note})")
+        needs.not_honoured.append(f"{prefix}Dockerfile: not used ({note})")

@@ -76,7 +76,7 @@ def caller_environment(needs: Needs | None = None) -> Environment:
     env = Environment(platform.python_version(), platform_tag(), base_prefix=sys.base_prefix)
     if needs is not None:
         env.not_honoured = [*needs.not_honoured,
-                            *(f"{spec} (not used: --no-env)" for spec in needs.specs)]
+                            *(f"{spec}: not used (--no-env)" for spec in needs.specs)]
     return env
 
 
