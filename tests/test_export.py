@@ -24,8 +24,8 @@ from export_helpers import (
 )
 from runyard.core.context import StoreContext, open_context
 from runyard.core.runs import create_run
-from runyard.errors import ConflictError, IntegrityError, VersionNotFound
-from runyard.model import Kind, Status
+from runyard.errors import ConflictError, IntegrityError, NotFoundError, VersionNotFound
+from runyard.model import Artifact, Kind, Stage, Status
 from runyard.recording.exports import export_version, import_bundle
 from runyard.recording.safezip import extract
 from runyard.recording.versions import get_version, materialize, read_manifest, runs_of
@@ -215,6 +215,49 @@ def test_a_name_held_by_another_run_is_refused_and_nothing_imported(exported: Pa
         import_bundle(target, exported)
     assert [r.id for r in target.store.list_runs()] == [mine.id]
     assert list(target.blobs.digests()) == []
+
+
+def test_an_import_killed_after_its_first_run_is_completed_by_importing_again(
+        source: StoreContext, exported: Path, tmp_path: Path) -> None:
+    target = empty_store(tmp_path)
+    version = get_version(source, "paper-v1")
+    target.store.create_run(version)  # what a copy writes first, before the run's content
+    report = import_bundle(target, exported)
+    assert (report.created, report.updated) == (3, 1)
+    assert snapshot(target) == snapshot(source)
+
+
+def test_another_run_with_the_same_id_is_never_rewritten(source: StoreContext,
+                                                         exported: Path, tmp_path: Path
+                                                         ) -> None:
+    target = empty_store(tmp_path)
+    version = get_version(source, "paper-v1")
+    other = version.replace(name="not-a-version", kind=Kind.TRACKED, internals={},
+                            description="mine")
+    target.store.create_run(other)
+    with pytest.raises(ConflictError, match="different run with that id"):
+        import_bundle(target, exported)
+    assert target.store.list_runs() == [other]
+    assert list(target.blobs.digests()) == []
+
+
+def test_an_import_never_replaces_a_catalog_entry(exported: Path, tmp_path: Path) -> None:
+    target = empty_store(tmp_path)
+    report = import_bundle(target, exported)
+    run_id = report.runs[0]
+    output = next(a for a in target.store.list_artifacts(run_id) if a.stage is Stage.PUT)
+    changed = Artifact(output.name, "b" * 64, 1, Stage.PUT, output.time)
+    target.store.add_artifact(run_id, changed)
+    before = snapshot(target)
+    with pytest.raises(ConflictError, match="other files in its catalog"):
+        import_bundle(target, exported)
+    assert snapshot(target) == before
+
+
+def test_export_into_a_missing_folder_is_refused(source: StoreContext, tmp_path: Path) -> None:
+    version_with_runs(source, tmp_path, runs=1)
+    with pytest.raises(NotFoundError, match="no folder"):
+        export_version(source, "paper-v1", tmp_path / "nope" / "x.zip")
 
 
 # -- damaged or tampered bundles: refused whole --------------------------------------------

@@ -25,13 +25,20 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runyard.blobs.digests import DIGEST
 from runyard.core.liveness import refresh
-from runyard.errors import ConflictError, IntegrityError, NotFoundError, ValidationError
+from runyard.errors import (
+    ConflictError,
+    IntegrityError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
 from runyard.fsio import fsync_dir
 from runyard.model import RunRecord, Stage
 from runyard.recording import bundle as fmt
@@ -100,8 +107,11 @@ def export_version(context: StoreContext, ref: str, out: Path, *,
     try:
         write_bag(context, plan, temp)
         _link(temp, out)
+    except OSError as exc:
+        raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
-        temp.unlink(missing_ok=True)
+        with suppress(OSError):
+            temp.unlink(missing_ok=True)
     return out
 
 

@@ -136,7 +136,13 @@ def _bring_in(context: StoreContext, bundle: fmt.Bundle, staged: BlobStore,
         for log in logs:
             _fill(src, log)
         runs = [log.run for log in logs]
-        _check_conflicts(runs, _holders(dst, runs))
+        holders = _holders(dst, runs)
+        _check_conflicts(runs, holders)
+        for log in logs:
+            if log.run.id in holders and not _same_catalog(dst, log):
+                raise ConflictError(
+                    f"cannot import run {log.run.id} ({log.run.name!r}): this store has it "
+                    "with other files in its catalog; nothing was imported")
         copied = _copy_blobs(staged, context.blobs)
         reports = [copy_run(src, dst, staged, context.blobs, run.id) for run in runs]
     finally:
@@ -175,8 +181,10 @@ def _fill(src: RunStore, log: fmt.RunLog) -> None:
 
 
 def _check_conflicts(runs: list[RunRecord], holders: dict[str, RunRecord]) -> None:
-    """``ConflictError`` if another run holds one of the names, or a run of the same id
-    cannot reach the bundle's status (nothing is written then)."""
+    """``ConflictError`` if another run holds one of the names, or the store has a run of
+    the same id that is not this one (another kind or creation time, a status it cannot
+    reach, a catalog entry the export does not have): an import never rewrites a run it did
+    not make. Nothing is written then."""
     names = {run.name: run.id for run in holders.values()}
     for run in runs:
         owner = names.get(run.name, run.id)
@@ -186,10 +194,22 @@ def _check_conflicts(runs: list[RunRecord], holders: dict[str, RunRecord]) -> No
                 f"{run.name!r}; rename that one (`runyard run rename`) and import again "
                 "(nothing was imported)")
         there = holders.get(run.id)
-        if there is not None and status_path(there.status, run.status) is None:
+        if there is not None and not _same_run(there, run):
             raise ConflictError(
-                f"cannot import run {run.id} ({run.name!r}): it is {there.status.value} here "
-                f"and {run.status.value} in the export; nothing was imported")
+                f"cannot import run {run.id} ({run.name!r}): this store has a different run "
+                "with that id; nothing was imported")
+
+
+def _same_run(there: RunRecord, run: RunRecord) -> bool:
+    """Whether ``there`` is ``run`` imported before (perhaps partly: a killed import)."""
+    return (there.kind is run.kind and there.created == run.created
+            and status_path(there.status, run.status) is not None)
+
+
+def _same_catalog(dst: RunStore, log: fmt.RunLog) -> bool:
+    """The store's catalog of the run holds nothing the export's does not."""
+    wanted = {(a.name, a.stage): a.hash for a in log.artifacts}
+    return all(wanted.get((a.name, a.stage)) == a.hash for a in dst.list_artifacts(log.run.id))
 
 
 def _holders(dst: RunStore, runs: list[RunRecord]) -> dict[str, RunRecord]:
