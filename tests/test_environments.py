@@ -192,3 +192,19 @@ def test_the_cache_folder_holds_the_environments_metadata(tmp_path: Path) -> Non
     meta = json.loads((env.path / environments.META).read_text())
     assert meta["requirements"] == []
     assert os.access(env.path / "bin" / "python", os.X_OK)
+
+
+@pytest.mark.usefixtures("offline")
+def test_a_pinned_lock_is_installed_exactly_whatever_the_requirements_say_now(
+        tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    first = prepare(ctx, folder(tmp_path / "a", {"requirements.txt": "six\n"}))
+    assert first.lock is not None
+    again = prepare(ctx, folder(tmp_path / "b", {"requirements.txt": "six\n"}), pinned=first.lock)
+    assert again.path == first.path  # the cached environment was installed from that lock
+    other = prepare(ctx, folder(tmp_path / "c", {"requirements.txt": "attrs\n"}),
+                    pinned=first.lock)
+    assert other.path not in (first.path, None) and other.lock == first.lock
+    python = str(other.path / "bin" / "python")  # type: ignore[operator]
+    assert subprocess.run([python, "-c", "import six"]).returncode == 0
+    assert subprocess.run([python, "-c", "import attrs"], capture_output=True).returncode != 0

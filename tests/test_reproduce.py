@@ -4,6 +4,7 @@ origin is the first, compared file by file; also for a run imported from an expo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,18 @@ def test_a_run_imported_from_an_export_reproduces(tmp_path: Path) -> None:
     assert report.files == {"out/digest.txt": "identical", "out/upper.txt": "identical"}
     assert not report.differs
     assert (elsewhere / "runs" / report.run.name / "out" / "digest.txt").exists()
+
+
+def test_a_reproduction_installs_the_first_runs_lock_when_its_environment_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UV_OFFLINE", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+    script = "import six\nopen('v.txt', 'w').write(six.__version__)\n"
+    ws = workspace(tmp_path, {"main.py": script, "requirements.txt": "six\n"})
+    ctx = context(tmp_path)
+    first = record(ctx, ws, ["main.py"])
+    shutil.rmtree(ctx.blob_root.parent / "envs")  # a reviewer's machine has no cache
+    report = reproduce(ctx, first.id)
+    assert report.files == {"v.txt": "identical"} and report.same_environment
+    assert report.run.environment["lock"] == first.environment["lock"]
+    assert report.run.internals["env"] != first.internals["env"]  # built from the lock

@@ -86,22 +86,48 @@ def platform_tag() -> str:
     return sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
-def prepare(context: Any, work: Path, *, use_env: bool = True, tick: Tick | None = None,
-            log: Log | None = None) -> Environment:
+def prepare(context: Any, work: Path, *, use_env: bool = True, pinned: str | None = None,
+            tick: Tick | None = None, log: Log | None = None) -> Environment:
     """The environment the version materialised at ``work`` asks for, built or from the
-    cache. ``tick`` is called while tools run (the run's lease); ``log`` gets their output."""
+    cache. ``pinned``: the digest of a lock to install exactly (a reproduction: see
+    ``_pinned``). ``tick`` is called while tools run (the run's lease); ``log`` gets their
+    output."""
     needs = detect(work, dockerfile_note)
     if not use_env:
         return caller_environment(needs)
     interpreter = find_python(needs.python)
     python, prefix, tag = describe(interpreter)
     key = env_key(python, tag, needs.requirements)
+    lock_text = None
+    if pinned is not None and not _holds(envs_root(context) / key, pinned):
+        key, lock_text = _pinned(context, python, tag, pinned, key)
     folder = envs_root(context) / key
     with _key_lock(folder):
         if not (folder / META).is_file():
-            _build(folder, interpreter, needs.requirements, tick, log)
+            _build(folder, interpreter, needs.requirements, tick, log, lock_text)
     lock = context.blobs.put_bytes((folder / LOCK).read_bytes()).digest
     return Environment(python, tag, folder, key, lock, prefix, needs.specs, needs.not_honoured)
+
+
+def _holds(folder: Path, digest: str) -> bool:
+    """Whether the environment at ``folder`` is built and was installed from lock ``digest``."""
+    try:
+        data = (folder / LOCK).read_bytes()
+    except OSError:
+        return False
+    return (folder / META).is_file() and hashlib.sha256(data).hexdigest() == digest
+
+
+def _pinned(context: Any, python: str, tag: str, digest: str,
+            usual: str) -> tuple[str, bytes | None]:
+    """The key and text of an environment installed from lock ``digest`` exactly (the
+    requirements may resolve to newer packages today); the usual key if the lock's blob is
+    not here (the comparison of locks then tells)."""
+    if not context.blobs.exists(digest):
+        return usual, None
+    with context.blobs.open(digest, verify=True) as handle:
+        data = handle.read()
+    return env_key(python, tag, [f"lock:{digest}"]), data
 
 
 def envs_root(context: Any) -> Path:
@@ -190,8 +216,9 @@ def _key_lock(folder: Path) -> Any:
 
 
 def _build(folder: Path, interpreter: str, requirements: list[str], tick: Tick | None,
-           log: Log | None) -> None:
-    """Build into a temporary folder beside ``folder``, then rename it into place."""
+           log: Log | None, lock_text: bytes | None = None) -> None:
+    """Build into a temporary folder beside ``folder``, then rename it into place; from
+    ``lock_text`` if given, else from a lock compiled from ``requirements``."""
     import uuid
 
     temp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
@@ -199,7 +226,11 @@ def _build(folder: Path, interpreter: str, requirements: list[str], tick: Tick |
         uv = uv_bin()
         _tool([uv, "venv", "--relocatable", "--quiet", "--python", interpreter, str(temp)],
               tick, log)
-        lock = _compile(uv, temp, requirements, tick, log)
+        if lock_text is None:
+            lock = _compile(uv, temp, requirements, tick, log)
+        else:
+            (temp / LOCK).write_bytes(lock_text)
+            lock = lock_text.decode("utf-8", "replace")
         if lock.strip():
             _tool([uv, "pip", "sync", "--python", str(temp / "bin" / "python"),
                    *index_options(), str(temp / LOCK)], tick, log)

@@ -55,12 +55,13 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 def record(context: StoreContext, workspace: Path, entrypoint: Sequence[str], *,
            version: str | None = None, name: str | None = None, network: bool = False,
            executor: str = "sandbox", use_env: bool = True, timeout: float | None = None,
-           stream: Stream | None = None, origin: str | None = None) -> RunRecord:
+           stream: Stream | None = None, origin: str | None = None,
+           pinned: str | None = None) -> RunRecord:
     """Record ``entrypoint`` (a script or Python file of the version, or a command) run on
     ``version`` (a new version of ``workspace`` if none); the run as it ended.
 
     ``stream(name, line)`` gets the job's output as it comes; ``origin``: the run this one
-    reproduces."""
+    reproduces; ``pinned``: the digest of the lock to install its environment from."""
     entry = _check_entrypoint(entrypoint, timeout)
     executor = check_executor(executor)
     folder = find_workspace(workspace)
@@ -76,7 +77,8 @@ def record(context: StoreContext, workspace: Path, entrypoint: Sequence[str], *,
         internals={"version": ver.id, "entrypoint": entry, "executor": executor,
                    "network": network, "env": None, "folder": None,
                    "workspace": str(folder)})
-    return _Recorder(context, run, folder, ver, manifest, stream).go(use_env, timeout)
+    recorder = _Recorder(context, run, folder, ver, manifest, stream)
+    return recorder.go(use_env, timeout, pinned)
 
 
 def _check_entrypoint(entrypoint: Sequence[str], timeout: float | None) -> list[str]:
@@ -122,9 +124,9 @@ class _Recorder:
         self.meter = JobMeter()  # its first warden starts now, while the work is prepared
         executors.prestart(self.meter.procs_files)
 
-    def go(self, use_env: bool, timeout: float | None) -> RunRecord:
+    def go(self, use_env: bool, timeout: float | None, pinned: str | None) -> RunRecord:
         try:
-            return self._go(use_env, timeout)
+            return self._go(use_env, timeout, pinned)
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the original error matters more
                 self.sink.flush()
@@ -136,11 +138,12 @@ class _Recorder:
             self.meter.close()
             outputs.remove_tree(self.base)
 
-    def _go(self, use_env: bool, timeout: float | None) -> RunRecord:
+    def _go(self, use_env: bool, timeout: float | None, pinned: str | None) -> RunRecord:
         outputs.sweep_partial(self.context.store, self.workspace / RUNS)
         self.work.mkdir(mode=0o700)
         materialize(self.context, self.manifest, self.work, read_only=True)
-        env = environments.prepare(self.context, self.work, use_env=use_env, tick=self._tick,
+        env = environments.prepare(self.context, self.work, use_env=use_env, pinned=pinned,
+                                   tick=self._tick,
                                    log=lambda line: self.sink.add("build", line, "environment"))
         self.sink.flush()
         self.context.store.update_run(self.run.id, environment=env.identity(),

@@ -4,9 +4,10 @@ A reviewer's question is "do I get the same files?", so the answer is per file: 
 of the first run is ``identical`` (same SHA-256), ``differ``s, or is ``missing`` from the new
 run, and each output only the new run has is ``new``. The new run is an ordinary recorded run
 of the same version, entrypoint, executor and network setting, whose ``origin`` is the first;
-its environment is built from the same version's files, and the report says whether its lock
-(the pinned packages) is the same. Only the store's records are needed, so a run imported from
-an export reproduces like one recorded here.
+its environment is installed from the first run's lock (the packages it had, pinned with their
+hashes: the cached environment if it was installed from that very lock, else one built from
+it), and the report says whether the locks are the same. Only the store's records and blobs
+are needed, so a run imported from an export reproduces like one recorded here.
 """
 
 from __future__ import annotations
@@ -60,12 +61,13 @@ def reproduce(context: StoreContext, run_ref: str, *, executor: str | None = Non
         raise ValidationError(f"run {first.name} is a {first.kind.value} run; only recorded "
                               "runs can be reproduced (see `runyard record`)")
     version = get_version(context, str(first.internals.get("version") or ""))
-    internals = first.internals
+    internals, built = first.internals, bool(first.environment.get("built", True))
+    lock = first.environment.get("lock") if built else None
     again = record(context, _workspace(workspace, version), list(internals["entrypoint"]),
                    version=version.id, network=bool(internals.get("network")),
                    executor=executor or str(internals.get("executor") or "sandbox"),
-                   use_env=bool(first.environment.get("built", True)), stream=stream,
-                   origin=first.id)
+                   use_env=built, stream=stream, origin=first.id,
+                   pinned=lock if isinstance(lock, str) else None)
     report = ReproduceReport(first, again, compare(outputs_of(context, first),
                                                    outputs_of(context, again)))
     report.same_environment = first.environment.get("lock") == again.environment.get("lock")
