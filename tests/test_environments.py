@@ -204,7 +204,7 @@ def test_a_pinned_lock_is_installed_exactly_whatever_the_requirements_say_now(
     assert again.path == first.path  # the cached environment was installed from that lock
     other = prepare(ctx, folder(tmp_path / "c", {"requirements.txt": "attrs\n"}),
                     pinned=first.lock)
-    assert other.path not in (first.path, None) and other.lock == first.lock
-    python = str(other.path / "bin" / "python")  # type: ignore[operator]
+    assert other.path is not None and other.path != first.path and other.lock == first.lock
+    python = str(other.path / "bin" / "python")
     assert subprocess.run([python, "-c", "import six"]).returncode == 0
     assert subprocess.run([python, "-c", "import attrs"], capture_output=True).returncode != 0
