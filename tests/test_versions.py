@@ -439,3 +439,23 @@ def test_a_stat_cache_naming_something_else_than_a_digest_is_not_believed(
     version = create_version(local, workspace)
     assert version.internals["read"] == 1 and victim.stat().st_mtime == 1
     assert read_manifest(local, version)["data.csv"].sha256 == sha(b"a,b\n1,2\n")
+
+
+def test_a_blob_a_workflow_step_or_a_buffer_names_survives_the_collection(
+        local: StoreContext, workspace: Path) -> None:
+    from runyard.model import Attempt, Step
+    from runyard.model.registry import Chunk
+
+    create_version(local, workspace, name="v")
+    code = sha(b"print('hi')\n")
+    data = sha(b"a,b\n1,2\n")
+    workflow = create_run(local.store, kind=Kind.WORKFLOW)
+    local.store.upsert_step(workflow.id, Step("t", attempts=(
+        Attempt(1, outputs={"result": {"digest": code}}),)))
+    buffer = local.registry.create_buffer()
+    local.registry.claim(buffer.id, None)
+    local.registry.add_chunk(buffer.id, Chunk(0, 0, data, 8))
+    age_blobs(local)
+    report = delete_version(local, "v")
+    assert local.blobs.exists(code) and local.blobs.exists(data)
+    assert report.blobs_removed == 2  # run.sh and the manifest

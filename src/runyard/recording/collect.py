@@ -7,9 +7,10 @@ folder is removed before its run, then the version run itself.
 
 The garbage collection is safe while other processes write. Only the blobs the deleted runs
 named are candidates (the manifest, the version's files, the runs' catalogs and the digests
-in their records); a candidate is kept if anything still in the store names it: any run's
-catalog, any digest in any run's record (a workflow's internals, an environment's lock), a
-buffer's chunks, a codespec, another version's manifest. It is also kept if it is younger
+in their records and steps); a candidate is kept if anything still in the store names it:
+any run's catalog, any digest in any run's record, steps or attempts (a workflow's internals
+and values, an environment's lock), a buffer's chunks, a codespec, another version's
+manifest. It is also kept if it is younger
 than ``GRACE_S``: a writer that has just put a blob (or found it there, which renews its mtime:
 ``BlobStore.place`` and the snapshot touch what they reuse) and not yet written the entry that
 names it. A blob is removed by renaming it aside first and looking at its mtime again, so one
@@ -125,10 +126,13 @@ def _digests_of(context: StoreContext, version: RunRecord, report: DeleteReport)
 
 
 def _named_by(context: StoreContext, run: RunRecord) -> set[str]:
-    """Every digest ``run`` names: its catalog and any digest in its record."""
-    found = {a.hash for a in context.store.list_artifacts(run.id)}
+    """Every digest ``run`` names: its catalog, and any digest in its record or steps."""
+    store = context.store
+    found = {a.hash for a in store.list_artifacts(run.id)}
     found |= digests_in([run.internals, run.environment, run.metadata, run.resources,
                          run.config, run.parameters, run.code])
+    found |= digests_in([[s.metadata, [(a.inputs, a.outputs) for a in s.attempts]]
+                         for s in store.get_steps(run.id)])  # (a workflow's values)
     return found
 
 
@@ -222,8 +226,8 @@ def _remove_blob(path: str, now: float | None = None) -> int | None:
 
 
 def referenced_digests(context: StoreContext) -> set[str]:
-    """Every digest the store names: runs (catalogs, records, versions' manifests),
-    buffers and codespecs. Raises if a version's manifest cannot be read."""
+    """Every digest the store names: runs (catalogs, records, steps and attempts, versions'
+    manifests), buffers and codespecs. Raises if a version's manifest cannot be read."""
     from runyard.recording.versions import read_manifest
 
     store = context.store
