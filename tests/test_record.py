@@ -336,3 +336,14 @@ def test_run_show_tells_what_the_environment_did_not_honour(tmp_path: Path) -> N
     assert f"python    {run.environment['python']}" in shown.stdout
     done = runyard(["record", "sh", "-c", "true"], ctx.url, ws)
     assert "warning: not honoured: apt.txt: system packages" in done.stderr
+
+
+def test_the_tree_is_sampled_into_system_metrics_while_it_runs(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {"main.py": "import time\ntime.sleep(2.5)\n"})
+    ctx = context(tmp_path)
+    run = record(ctx, ws, ["main.py"])
+    names = {m.name for m in ctx.store.read_metrics(run.id)}
+    assert names == {"system.cpu_percent", "system.memory_mib", "system.processes"}
+    memory = ctx.store.read_metrics(run.id, "system.memory_mib")
+    assert memory and all(m.value > 0 for m in memory)
+    assert [m.step for m in memory] == list(range(len(memory)))

@@ -8,7 +8,7 @@ to the run's logs every ``FLUSH_S`` (so ``runyard run logs -f`` follows it), and
 caller's ``stream``. The waiting loop beats the lease, stops the tree on a cancel request, on
 the timeout or on Ctrl-C, and the resources come from the one meter: CPU and peak memory of the
 whole tree (``JobMeter``), read and written bytes (``exited_io``, read before the warden is
-reaped).
+reaped), and every ``SAMPLE_S`` a sample of the tree as the ``system.*`` metrics.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runyard.core.lease import Lease
-from runyard.model import Attempt, LogLine, Status, Step
+from runyard.model import Attempt, LogLine, Metric, Status, Step
 from runyard.processes import executors
 from runyard.processes.meter import JobMeter, exited_io
 from runyard.processes.tree import kill_tree, sweep_group
@@ -34,6 +34,8 @@ from runyard.processes.tree import kill_tree, sweep_group
 STEP = "entrypoint"
 TICK_S = 0.05
 FLUSH_S = 0.1
+SAMPLE_S = 1.0  # how often the tree is sampled into the system.* metrics
+MIB = 1 << 20
 Stream = Callable[[str, str], None]
 
 
@@ -157,14 +159,50 @@ class _Watcher:
     def _loop(self, lease: Lease, sink: LogSink,
               timeout: float | None) -> tuple[Status, str | None] | None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        sampler = Sampler(lease, self.proc.pid)
         while not self.exited.wait(TICK_S):
             now = time.monotonic()
             sink.maybe_flush(now)
+            sampler.maybe_sample(now)
             if lease.tick(now):
                 return Status.CANCELED, "canceled by request"
             if deadline is not None and now >= deadline:
                 return Status.FAILED, f"timed out after {timeout:g}s"
         return None
+
+
+class Sampler:
+    """The job's tree sampled every ``SAMPLE_S`` into the ``system.*`` metrics (the names a
+    tracked run uses): ``system.cpu_percent``, ``system.memory_mib``, ``system.processes``."""
+
+    def __init__(self, lease: Lease, pid: int) -> None:
+        self.lease, self.pid = lease, pid
+        self.due = time.monotonic() + SAMPLE_S
+        self.meter: Any = None
+        self.last = (time.monotonic(), 0.0)
+        self.count = 0
+
+    def maybe_sample(self, now: float) -> None:
+        if now < self.due:
+            return
+        self.due = now + SAMPLE_S
+        with contextlib.suppress(Exception):  # (the tree ended meanwhile)
+            self.lease.store.append_metrics(self.lease.run_id, self._sample(now))
+
+    def _sample(self, now: float) -> list[Metric]:
+        from runyard.processes.meter import TreeMeter
+
+        if self.meter is None:
+            self.meter = TreeMeter(self.pid)
+        cpu, rss, count = self.meter.measure(tree=True)
+        then, cpu_then = self.last
+        self.last = (now, cpu)
+        step, stamp = self.count, time.time()
+        self.count += 1
+        percent = max(0.0, (cpu - cpu_then) / max(now - then, 1e-6) * 100.0)
+        return [Metric("system.cpu_percent", percent, step, stamp),
+                Metric("system.memory_mib", rss / MIB, step, stamp),
+                Metric("system.processes", float(count), step, stamp)]
 
 
 def _read(pipe: IO[bytes], path: Path, name: str, sink: LogSink) -> None:
