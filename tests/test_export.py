@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import stat
 import struct
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -181,6 +183,23 @@ def test_import_restores_the_version_and_runs_exactly(source: StoreContext, expo
     assert target.blobs.exists(lock)
 
 
+def test_import_into_a_runyard_server_keeps_blobs_and_runs_there(
+        source: StoreContext, exported: Path, tmp_path: Path, live_server: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNYARD_TOKEN", live_server.token)
+    monkeypatch.setenv("RUNYARD_BLOBS", str(tmp_path / "cache"))
+    target = open_context(live_server.url)
+    assert import_bundle(target, exported).created == 4
+    assert snapshot(target) == snapshot(source)
+    assert import_bundle(target, exported).unchanged == 4
+    shutil.rmtree(tmp_path / "cache")  # what is read now comes from the server
+    fresh = open_context(live_server.url, tmp_path / "cache2")
+    manifest = read_manifest(fresh, get_version(fresh, "paper-v1"))
+    materialize(fresh, manifest, tmp_path / "from-server", read_only=False)
+    assert (tmp_path / "from-server" / "run.sh").read_bytes() == (
+        tmp_path / "ws" / "run.sh").read_bytes()
+
+
 def test_importing_twice_changes_nothing(exported: Path, tmp_path: Path) -> None:
     target = empty_store(tmp_path)
     import_bundle(target, exported)
@@ -196,6 +215,31 @@ def test_importing_into_the_store_it_came_from_changes_nothing(source: StoreCont
     report = import_bundle(source, exported)
     assert (report.created, report.updated, report.unchanged) == (0, 0, 4)
     assert snapshot(source) == before
+
+
+def test_import_renews_blobs_it_finds_so_a_collection_keeps_them(exported: Path,
+                                                                  tmp_path: Path) -> None:
+    target = empty_store(tmp_path)
+    import_bundle(target, exported)
+    old = time.time() - 7 * 86_400
+    for digest in target.blobs.digests():
+        os.utime(target.blobs.path(digest), (old, old))
+    import_bundle(target, exported)
+    assert all(target.blobs.path(d).stat().st_mtime > old + 86_400
+               for d in target.blobs.digests())
+
+
+def test_folders_of_imports_killed_long_ago_are_removed(exported: Path, tmp_path: Path
+                                                        ) -> None:
+    target = empty_store(tmp_path)
+    left = target.blob_root.parent / ".import-killed"
+    (left / "bag").mkdir(parents=True)
+    recent = target.blob_root.parent / ".import-running"
+    recent.mkdir()
+    old = time.time() - 2 * 86_400
+    os.utime(left, (old, old))
+    import_bundle(target, exported)
+    assert not left.exists() and recent.exists()
 
 
 def test_a_run_renamed_after_import_keeps_its_name(exported: Path, tmp_path: Path) -> None:

@@ -22,13 +22,16 @@ No ``runs/`` folder is made: the exporter's workspace is not here.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runyard.blobs import BlobStore
+from runyard.blobs.local import touch
 from runyard.core.copy import copy_run
 from runyard.errors import (
     ConflictError,
@@ -45,6 +48,9 @@ from runyard.stores import RunStore, open_store
 
 if TYPE_CHECKING:
     from runyard.core.context import StoreContext
+
+SCRATCH = ".import-"  # the folders imports unpack into, beside the blobs
+STALE_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,8 @@ def import_bundle(context: StoreContext, path: Path) -> ImportReport:
         raise NotFoundError(f"no file {path} to import; give the path of an export zip")
     scratch = context.blob_root.parent
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".import-", dir=scratch) as tmp:
+    _sweep(scratch)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH, dir=scratch) as tmp:
         bag = Path(tmp) / "bag"
         bag.mkdir()
         extract(path, bag)
@@ -83,6 +90,15 @@ def import_bundle(context: StoreContext, path: Path) -> ImportReport:
         _stage(path, data, bundle, staged)
         _check_complete(path, bundle, staged)
         return _bring_in(context, bundle, staged, Path(tmp) / "store")
+
+
+def _sweep(scratch: Path) -> None:
+    """Remove the folders of imports killed long ago (a day: none can still be running)."""
+    cutoff = time.time() - STALE_S
+    for folder in scratch.glob(SCRATCH + "*"):
+        with suppress(OSError):
+            if folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
 
 
 def _read(path: Path, file: Path) -> bytes:
@@ -225,11 +241,14 @@ def _holders(dst: RunStore, runs: list[RunRecord]) -> dict[str, RunRecord]:
 
 def _copy_blobs(staged: BlobStore, blobs: BlobStore) -> int:
     """Every staged blob into the store's blob store (those it lacks), made durable at once;
-    how many were written."""
+    how many were written. One there already has its mtime renewed, so a garbage collection
+    running now (``recording.collect``) keeps it until the runs that name it are in."""
     batch = blobs.batch()
     try:
         for digest in staged.digests():
-            if digest not in batch and not blobs.exists(digest):
+            if blobs.exists(digest):
+                touch(blobs.path(digest))
+            elif digest not in batch:
                 with staged.open(digest) as stream:
                     batch.put_stream(stream, expect=digest)
         count = len(batch)
