@@ -34,15 +34,15 @@ def materialize(context: StoreContext, manifest: Manifest, dest: Path, *,
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     root = str(dest.resolve())
-    links = []
+    links, made = [], {root}
     for path, entry in sorted(manifest.items()):
         if entry.is_link:
             links.append((path, entry))
             continue
-        parent = _folder(root, path)
+        parent = _folder(root, path, made)
         _write_file(context, entry, parent, path.rsplit("/", 1)[-1], read_only)
     for path, entry in links:
-        parent = _folder(root, path)
+        parent = _folder(root, path, made)
         with context.blobs.open(entry.sha256) as handle:
             target = os.fsdecode(handle.read())
         _place(parent, path.rsplit("/", 1)[-1], partial(os.symlink, target))
@@ -65,12 +65,15 @@ def restore(context: StoreContext, ref: str, dest: Path, *, force: bool = False)
     return dest
 
 
-def _folder(root: str, path: str) -> str:
+def _folder(root: str, path: str, made: set[str]) -> str:
     """The folder that holds ``path`` under ``root``, made (and anything in its way that
-    is not a real folder replaced) as need be."""
+    is not a real folder replaced) as need be; ``made``: the folders made or checked."""
     folder = root
     for part in path.split("/")[:-1]:
         folder = os.path.join(folder, part)
+        if folder in made:
+            continue
+        made.add(folder)
         try:
             info = os.lstat(folder)
         except FileNotFoundError:
