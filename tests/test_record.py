@@ -347,3 +347,26 @@ def test_the_tree_is_sampled_into_system_metrics_while_it_runs(tmp_path: Path) -
     memory = ctx.store.read_metrics(run.id, "system.memory_mib")
     assert memory and all(m.value > 0 for m in memory)
     assert [m.step for m in memory] == list(range(len(memory)))
+
+
+def test_links_and_named_pipes_the_job_leaves_are_noted_not_followed(tmp_path: Path) -> None:
+    script = ("import os\nos.mkfifo('pipe')\nos.symlink('/etc/passwd', 'link')\n"
+              "os.mkdir('d')\nos.symlink('/etc', 'd/dirlink')\nopen('real.txt', 'w').write('x')\n")
+    ws = workspace(tmp_path, {"main.py": script})
+    ctx = context(tmp_path)
+    run = record(ctx, ws, ["main.py"])  # (a pipe opened for reading would have hung it)
+    assert run.status is Status.SUCCEEDED
+    puts = [a.name for a in ctx.store.list_artifacts(run.id) if a.stage is Stage.PUT]
+    assert puts == ["real.txt"]
+    assert sorted(run.internals["skipped"]) == ["d/dirlink: a link (not kept)",
+                                                "link: a link (not kept)",
+                                                "pipe: not a regular file"]
+    mirror = ws / "runs" / run.name
+    assert sorted(p.name for p in mirror.iterdir() if not p.name.startswith(".")) == [
+        "real.txt", "run.json"]
+
+
+def test_an_absolute_program_of_this_machine_is_a_command(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {})
+    run = record(context(tmp_path), ws, ["/bin/sh", "-c", "echo ok > ok.txt"])
+    assert (ws / "runs" / run.name / "ok.txt").read_text() == "ok\n"

@@ -29,14 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.errors import RunNotFound
+from runyard.errors import RunNotFound, ValidationError
 from runyard.fsio import fsync_dir
 from runyard.model import Artifact, Stage
+from runyard.model import validate as check
 from runyard.recording.manifest import Manifest
 
 RESERVED = (".stdout", ".stderr", ".entrypoint", "run.json")
 TMP = ".tmp-"
-_OPEN = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# never follows a link, never waits on a named pipe the job left
+_OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 
 
 @dataclass
@@ -73,17 +75,21 @@ def capture(context: Any, work: Path, manifest: Manifest) -> Captured:
 def _walk(work: Path, found: Captured) -> Iterator[tuple[str, str]]:
     """(relative posix path, path) of each file under ``work``; links noted and left."""
     root = str(work)
-    for folder, dirs, files in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        found.skipped.append(f"{_rel(root, str(exc.filename), '')}: cannot be listed "
+                             f"({exc.strerror or exc})")
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=False):
         for name in sorted(dirs):
             if os.path.islink(os.path.join(folder, name)):
                 found.skipped.append(f"{_rel(root, folder, name)}: a link (not kept)")
         for name in sorted(files):
             path = os.path.join(folder, name)
             rel = _rel(root, folder, name)
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                found.skipped.append(f"{rel!r}: the name is not UTF-8 (not kept)")
+            why = _bad_name(rel)
+            if why is not None:
+                found.skipped.append(f"{rel!r}: {why} (not kept)")
                 continue
             if os.path.islink(path):
                 found.skipped.append(f"{rel}: a link (not kept)")
@@ -93,6 +99,18 @@ def _walk(work: Path, found: Captured) -> Iterator[tuple[str, str]]:
 
 def _rel(root: str, folder: str, name: str) -> str:
     return os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+
+
+def _bad_name(rel: str) -> str | None:
+    """Why ``rel`` cannot name an artifact, or None."""
+    try:
+        rel.encode("utf-8")
+        check.artifact_name(rel)
+    except UnicodeEncodeError:
+        return "the name is not UTF-8"
+    except ValidationError as exc:
+        return str(exc)
+    return None
 
 
 def _unchanged(handle: Any, size: int, entry: Any) -> bool:
@@ -155,8 +173,8 @@ def _move_aside(final: Path) -> None:
 def read_only(root: Path) -> None:
     """Take the write bits off every file and folder under ``root`` (itself included)."""
     for folder, dirs, files in os.walk(root, topdown=False):
-        for name in files:
-            os.chmod(os.path.join(folder, name), 0o444, follow_symlinks=False)
+        for name in files:  # (only files runyard wrote: no links)
+            os.chmod(os.path.join(folder, name), 0o444)
         for name in dirs:
             os.chmod(os.path.join(folder, name), 0o555)
     os.chmod(root, 0o555)
@@ -171,8 +189,10 @@ def remove_tree(path: Path) -> None:
         return
     for folder, dirs, _ in os.walk(path):
         for name in dirs:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(folder, name), 0o700, follow_symlinks=False)
+            inner = os.path.join(folder, name)
+            if not os.path.islink(inner):  # (a link's target is never touched)
+                with contextlib.suppress(OSError):
+                    os.chmod(inner, 0o700)
     with contextlib.suppress(OSError):
         os.chmod(path, 0o700)
     shutil.rmtree(path, ignore_errors=True)

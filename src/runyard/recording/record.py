@@ -95,7 +95,7 @@ def _check_file(entry: list[str], files: Container[str], ver: RunRecord | None) 
     version is made of it)."""
     first = _as_path(entry[0])
     looks_like_file = "/" in entry[0] or first.endswith((".py", ".sh"))
-    if first not in files and looks_like_file:
+    if first not in files and looks_like_file and not _host_program(entry[0]):
         where = "the workspace" if ver is None else f"version {ver.name}"
         raise ValidationError(f"entrypoint {entry[0]!r} is not a file of {where}; check the "
                               "path (relative to the workspace)")
@@ -104,6 +104,11 @@ def _check_file(entry: list[str], files: Container[str], ver: RunRecord | None) 
 def _files_of(folder: Path, first: str) -> set[str]:
     path = folder / _as_path(first)
     return {_as_path(first)} if path.is_file() or path.is_symlink() else set()
+
+
+def _host_program(path: str) -> bool:
+    """An absolute path to a program of this machine (``/usr/bin/python3``) is a command."""
+    return os.path.isabs(path) and os.path.isfile(path) and os.access(path, os.X_OK)
 
 
 def _as_path(text: str) -> str:
@@ -180,7 +185,7 @@ class _Recorder:
             if found.mode & 0o111:
                 return [f"./{first}", *entry[1:]]
             return ["bash" if which("bash") else "sh", first, *entry[1:]]
-        if which(entry[0], f"{env.bin}:{SYSTEM_PATH}") is None:
+        if not _host_program(entry[0]) and which(entry[0], f"{env.bin}:{SYSTEM_PATH}") is None:
             raise ValidationError(f"entrypoint {entry[0]!r} is neither a file of version "
                                   f"{self.version.name} nor a command found on PATH")
         return entry
