@@ -87,11 +87,15 @@ class ThreadServer:
 class LosingProxy:
     """A TCP proxy to ``127.0.0.1:upstream`` that can lose answers: while ``lose`` > 0, the
     next answer the server starts to send is not passed on, and the client's connection is
-    cut instead (the server did the work; the client never heard). The client must resend."""
+    cut instead (the server did the work; the client never heard). The client must resend.
+    With ``cut_after``, a connection is cut once that many more request bytes went through
+    (an upload broken halfway); ``sent`` counts the request bytes passed on."""
 
     def __init__(self, upstream: int) -> None:
         self.upstream, self.port = upstream, free_port()
         self.lose = 0
+        self.cut_after: int | None = None  # cut the connection after this many request bytes
+        self.sent = 0  # request bytes passed on, in all
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", self.port))
 
@@ -121,6 +125,12 @@ class LosingProxy:
             while data := source.recv(65536):
                 if answers and self._take_loss():
                     break
+                if not answers:
+                    data, cut = self._take_request(data)
+                    sink.sendall(data)
+                    if cut:
+                        break
+                    continue
                 sink.sendall(data)
         except OSError:
             pass
@@ -135,3 +145,15 @@ class LosingProxy:
                 self.lose -= 1
                 return True
             return False
+
+    def _take_request(self, data: bytes) -> tuple[bytes, bool]:
+        """The part of ``data`` to pass on, and whether to cut the connection after it."""
+        with self._lock:
+            if self.cut_after is not None and self.cut_after <= len(data):
+                data, self.cut_after = data[:self.cut_after], None
+                self.sent += len(data)
+                return data, True
+            if self.cut_after is not None:
+                self.cut_after -= len(data)
+            self.sent += len(data)
+            return data, False

@@ -407,3 +407,21 @@ def wait_child(pid: int, timeout: float) -> bool:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return False
+
+
+def test_a_big_upload_broken_halfway_resumes_where_the_server_stands(
+        server: ThreadServer, home: Path) -> None:
+    from http_helpers import LosingProxy
+    from runyard.core.context import open_context
+
+    proxy = LosingProxy(server.port).start()
+    try:
+        big = home / "big.bin"
+        big.write_bytes(os.urandom(12 << 20))
+        blobs = open_context(proxy.url).blobs
+        proxy.cut_after = 9 << 20  # the first try breaks three quarters in
+        ref = blobs.put_file(big)
+        assert server.context.blobs.read_bytes(ref.digest) == big.read_bytes()
+        assert proxy.sent < (9 << 20) + (12 << 20)  # not the whole file again after the cut
+    finally:
+        proxy.stop()
