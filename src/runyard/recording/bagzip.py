@@ -4,7 +4,11 @@ Why not ``bagit.make_bag``: it bags a folder already on disk, so an export would
 every blob out of the blob store, then read it again to hash it and once more to zip it. Here
 each payload file is read once from its blob and streamed into the zip, its SHA-512 (and the
 SHA-256 that checks the blob) computed on a second thread while the main one compresses
-(``hashlib`` and ``zlib`` both let go of the GIL on large buffers). The tag files are the ones
+(``hashlib`` and ``zlib`` both let go of the GIL on large buffers; on a busy 2-core machine,
+load 6, it gained nothing: 64 MB of text 6.3 s threaded, 6.1 s inline, 5.1 s deflate alone).
+Data a 64 KB sample shows incompressible is stored, not deflated: 32 MB of random bytes in
+0.2 s instead of 1.5-2.9 s, the zip as large (``zip`` deflates it, then stores it too;
+``benchmarks/bench_export.py``). The tag files are the ones
 ``bagit`` writes (``bagit.txt``, ``bag-info.txt``, ``manifest-sha512.txt``,
 ``tagmanifest-sha512.txt``), and ``bagit.Bag(folder).validate()`` accepts the result.
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import mimetypes
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,8 @@ def crate_metadata(version: RunRecord, files: Sequence[CrateFile], runs: Sequenc
     crate.add_dataset(None, "workspace/", properties={
         "name": f"version {version.name}", "description": "the files of the version"})
     programs = {run.instrument for run in runs}
-    ids = {e.path: crate.add_file(None, e.path, properties=_file_props(e, programs)).id
+    ids = {e.path: crate.add_file(None, e.path, properties=_file_props(e, programs,
+                                                                       version.name)).id
            for e in [*files, *extras]}
     actions = [_add_run(crate, ids, run, ContextEntity) for run in runs]
     crate.root_dataset["mentions"] = [{"@id": a} for a in actions]
@@ -101,12 +103,17 @@ def _license(crate: Any, given: str | None, entity: Any) -> str:
     return NO_LICENSE
 
 
-def _file_props(entry: CrateFile, programs: set[str | None] | None = None) -> dict[str, Any]:
-    """A file's properties; one a run executed is a ``SoftwareApplication`` too."""
+def _file_props(entry: CrateFile, programs: set[str | None] | None = None,
+                version: str | None = None) -> dict[str, Any]:
+    """A file's properties; one a run executed is a ``SoftwareApplication`` too, of the
+    version it belongs to."""
     props: dict[str, Any] = {"name": entry.path.rsplit("/", 1)[-1],
                              "contentSize": str(entry.size), "sha256": entry.sha256}
+    kind = mimetypes.guess_type(entry.path, strict=False)[0]
+    props["encodingFormat"] = kind or "application/octet-stream"
     if programs and entry.path in programs:
         props["@type"] = ["File", "SoftwareApplication"]
+        props["softwareVersion"] = version
     if entry.about:
         props["description"] = entry.about
     return props

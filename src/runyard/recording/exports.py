@@ -17,6 +17,12 @@ Data that does not shrink is stored, the rest deflated at zip's default level. T
 written beside ``out`` and linked into place, so ``out`` appears whole or not at all, and an
 existing ``out`` is never overwritten (``ConflictError``).
 
+The crate passes ``rocrate-validator`` 0.13 (``process-run-crate-0.5``, required level).
+Given the zip (or the unpacked bag) rather than its ``data/`` folder, that version wrongly
+reports a file missing whenever its path holds ``data/`` (``workspace/data/x.csv``): it takes
+such a path for one already inside the bag's payload (``BagitROCrate.__check_search_path__``).
+Validate the unpacked ``data/`` folder for such workspaces.
+
 Importing is ``recording.importing.import_bundle`` (re-exported here).
 """
 
