@@ -63,9 +63,14 @@ def find_codespec(registry: Registry, ref: str) -> CodespecVersion:
     return _version(registry.codespec(name, version, ref))
 
 
+# Registry records the MLflow-compatible API keeps its experiments in (not codespecs).
+HIDDEN_PREFIX = "mlflow-experiment."
+
+
 def list_codespecs(registry: Registry, name: str | None = None) -> list[CodespecVersion]:
     """The latest version of every codespec, or every version of ``name``."""
-    return [_version(r) for r in registry.codespecs(None if name is None else codespec_name(name))]
+    found = registry.codespecs(None if name is None else codespec_name(name))
+    return [_version(r) for r in found if not r.name.startswith(HIDDEN_PREFIX)]
 
 
 def split_ref(ref: str) -> tuple[str, int | None]:

@@ -53,6 +53,9 @@ def create_app(context: StoreContext, *, access_log: bool = True,
     app.add_api_route("/login", login, methods=["GET"], include_in_schema=False)
     app.include_router(protected_routes(), prefix=API, responses=errors.COMMON,
                        dependencies=[Depends(require_token)])
+    from runyard.server import mlflow  # (the MLflow-compatible API, behind the same gate)
+
+    mlflow.mount(app)
     app.add_middleware(BodyLimit, max_body=max_body)
     app.add_middleware(TokenGate, store_of=lambda: context.store)  # (before any body is read)
     if cors_origin:  # (outside the gate: a browser's preflight carries no token)

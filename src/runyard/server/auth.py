@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from runyard.core import tokens
 from runyard.errors import RunyardError, ValidationError
 from runyard.model import TokenRecord
+from runyard.server import mlflow
 from runyard.server.errors import Forbidden, Unauthorized, error_answer, responses
 from runyard.stores import RunStore
 
@@ -79,7 +80,7 @@ class TokenGate:
         try:
             found = await anyio.to_thread.run_sync(self.check, scope)
         except RunyardError as exc:
-            await error_answer(exc)(scope, receive, send)
+            await refusal(scope.get("path", ""), exc)(scope, receive, send)
             return
         state = scope.setdefault("state", {})
         state[STATE_KEY], state["token_name"] = found, found.name
@@ -89,11 +90,22 @@ class TokenGate:
         headers = {k: v.decode("latin-1") for k, v in scope.get("headers", ())
                    if k in (b"authorization", b"cookie")}
         text = carried(headers.get(b"authorization"), headers.get(b"cookie"))
-        return authorize(self.store_of(), text, scope.get("method", "GET"))
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        return authorize(self.store_of(), text, mlflow.method_needed(path, method))
+
+
+def refusal(path: str, exc: RunyardError) -> ASGIApp:
+    """The gate's answer: MLflow's error shape on MLflow's paths, else runyard's."""
+    if mlflow.is_mlflow(path):
+        from runyard.server.mlflow.errors import error_answer as mlflow_answer
+
+        return mlflow_answer(exc)
+    return error_answer(exc)
 
 
 def guarded(path: str) -> bool:
-    return path.startswith("/api/") and path.rstrip("/") not in OPEN
+    """Whether a path needs a token: the API, and MLflow's (its UI uses /ajax-api/)."""
+    return path.startswith(("/api/", "/ajax-api/")) and path.rstrip("/") not in OPEN
 
 
 def require_token(

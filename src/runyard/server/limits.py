@@ -2,7 +2,8 @@
 
 Checked from ``Content-Length`` before anything is read, and counted while the body streams in
 (a chunked upload has no length), so an oversize body never sits in memory. Streamed uploads
-are exempt (``PUT /api/v1/blobs/{digest}``, ``PUT /api/v1/buffers/{id}/data``): they are
+are exempt (``PUT /api/v1/blobs/{digest}``, ``PUT /api/v1/buffers/{id}/data``, MLflow's
+``PUT /api/2.0/mlflow-artifacts/artifacts/…``): they are
 written to disk as they arrive and have no size limit.
 """
 
@@ -15,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runyard.server.errors import BodyTooLarge, error_answer
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024
-STREAMED = re.compile(r"^/api/v1/(blobs/[^/]+|buffers/[^/]+/data)/?$")
+STREAMED = re.compile(r"^/api/v1/(blobs/[^/]+|buffers/[^/]+/data)/?$"
+                      r"|^/api/2\.0/mlflow-artifacts/artifacts/.")  # (MLflow's artifact PUTs)
 
 
 class BodyLimit:
