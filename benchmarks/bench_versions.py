@@ -7,7 +7,9 @@ at most 0.3 s (the stat cache: unchanged files are not read). Both are timed in 
 (``create_version``) and through the command line (``runyard version create``, start-up
 included). The files are read once before timing, so both tools read them from the page
 cache; pending writes are synced before each timed case, and each first version goes into an
-empty blob store. Repetitions are interleaved; the median and the range are printed.
+empty blob store. Repetitions are interleaved; the median and the range are printed, with
+the CPU seconds (user + system) of each case beside them: on a busy machine (others' work on
+its cores) the wall-clock figures wait for the CPU, the CPU figures do not.
 Run: ``.venv/bin/python benchmarks/bench_versions.py [--mb 1024] [--files 10000] [--reps 3]``
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -41,32 +44,41 @@ def make_workspace(root: Path, total_mb: int, count: int) -> list[Path]:
     return paths
 
 
-def time_sha256sum(files: list[Path]) -> float:
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_sha256sum(files: list[Path], cpu: dict[str, float] | None = None) -> float:
     os.sync()
-    begin = time.perf_counter()
+    begin, used = time.perf_counter(), children_cpu()
     subprocess.run(["xargs", "-0", "sha256sum"], input=b"\0".join(map(os.fsencode, files)),
                    stdout=subprocess.DEVNULL, check=True)
+    if cpu is not None:
+        cpu["sha256sum"] = children_cpu() - used
     return time.perf_counter() - begin
 
 
-def time_create(workspace: Path, store: Path, name: str) -> float:
+def time_create(workspace: Path, store: Path, name: str, cpu: dict[str, float]) -> float:
     from runyard.core.context import open_context
     from runyard.recording.versions import create_version
 
     context = open_context(f"sqlite:///{store}/runyard.db", blobs=store / "blobs")
     os.sync()
-    begin = time.perf_counter()
+    begin, used = time.perf_counter(), time.process_time()
     create_version(context, workspace, name=name)
+    cpu[name.split("-")[0]] = time.process_time() - used
     return time.perf_counter() - begin
 
 
-def time_cli(workspace: Path, store: Path, name: str) -> float:
+def time_cli(workspace: Path, store: Path, name: str, cpu: dict[str, float]) -> float:
     os.sync()
-    begin = time.perf_counter()
+    begin, used = time.perf_counter(), children_cpu()
     subprocess.run([RUNYARD, "--store", f"sqlite:///{store}/runyard.db", "version", "create",
                     "--workspace", str(workspace), "--name", name], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, "RUNYARD_BLOBS": str(store / "blobs")})
+    cpu["second_cli"] = children_cpu() - used
     return time.perf_counter() - begin
 
 
@@ -78,21 +90,22 @@ def fresh_store(work: Path) -> Path:
     return store
 
 
-def one_rep(work: Path, files: list[Path], rep: int) -> dict[str, float]:
-    ws = work / "ws"
-    out = {"sha256sum": time_sha256sum(files)}
+def one_rep(work: Path, files: list[Path], rep: int) -> tuple[dict[str, float], dict[str, float]]:
+    """One repetition: wall-clock seconds and CPU seconds (user + system) of each case."""
+    ws, cpu = work / "ws", dict[str, float]()
+    out = {"sha256sum": time_sha256sum(files, cpu)}
     store = fresh_store(work)
-    out["create"] = time_create(ws, store, f"first-{rep}")
+    out["create"] = time_create(ws, store, f"create-{rep}", cpu)
     files[rep % len(files)].write_bytes(os.urandom(64))  # one file changed
-    out["second"] = time_create(ws, store, f"second-{rep}")
+    out["second"] = time_create(ws, store, f"second-{rep}", cpu)
     files[(rep + 1) % len(files)].write_bytes(os.urandom(64))
-    out["second_cli"] = time_cli(ws, store, f"second-cli-{rep}")
-    return out
+    out["second_cli"] = time_cli(ws, store, f"second-cli-{rep}", cpu)
+    return out, cpu
 
 
-def shown(name: str, values: list[float]) -> str:
+def shown(name: str, values: list[float], cpu: list[float]) -> str:
     return (f"{name:<12} median {statistics.median(values):7.3f} s  "
-            f"(range {min(values):.3f}-{max(values):.3f})")
+            f"(range {min(values):.3f}-{max(values):.3f}); CPU {statistics.median(cpu):.3f} s")
 
 
 def main() -> None:
@@ -108,13 +121,16 @@ def main() -> None:
         time_sha256sum(files)  # read once: the page cache holds them for every case
         time.sleep(1.2)  # older than the stat cache's racy window
         results: dict[str, list[float]] = {}
+        cpus: dict[str, list[float]] = {}
         for rep in range(args.reps):
-            for key, value in one_rep(work, files, rep).items():
+            wall, cpu = one_rep(work, files, rep)
+            for key, value in wall.items():
                 results.setdefault(key, []).append(value)
+                cpus.setdefault(key, []).append(cpu[key])
     print(f"workspace: {args.mb} MB in {args.files} files; {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.2f}")
     for key, values in results.items():
-        print(shown(key, values))
+        print(shown(key, values, cpus[key]))
     ratio = statistics.median(results["create"]) / statistics.median(results["sha256sum"])
     print(f"version create / sha256sum: {ratio:.2f} x (budget 1.5 x)")
     print(f"second version, one file changed: {statistics.median(results['second']):.3f} s "
