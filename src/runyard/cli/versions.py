@@ -6,6 +6,8 @@ Only parsing and rendering: the work is ``runyard.recording.versions``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,7 +53,9 @@ def create(ctx: click.Context, name: str | None, message: str | None, workspace:
     if name is not None:
         validate.run_name(name)
     folder = find_workspace(workspace)
-    version = create_version(version_context(ctx), folder, name=name, message=message)
+    with _progress(f"version of {folder}") as progress:
+        version = create_version(version_context(ctx), folder, name=name, message=message,
+                                 progress=progress)
     for note in version.internals.get("skipped") or []:
         render.warn(f"skipped {note}")
     if as_json:
@@ -185,6 +189,24 @@ def _confirm(version: RunRecord) -> None:
     if not click.confirm(f"Delete version {version.name}, its recorded runs and their "
                          "outputs, permanently?", default=False, err=True):
         raise RunyardError(f"aborted; version {version.name} was not deleted")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar of files done on a terminal's stderr (shown once the work takes a while)."""
+    if sys.stderr is None or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def _summary(version: RunRecord) -> dict[str, Any]:

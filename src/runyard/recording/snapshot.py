@@ -43,10 +43,11 @@ class Snapshot:
         return sum(e.size for e in self.manifest.values())
 
 
-def snapshot(blobs: BlobStore, workspace: Path, tick: Callable[[], object] = lambda: None
-             ) -> Snapshot:
+def snapshot(blobs: BlobStore, workspace: Path,
+             tick: Callable[[int, int], object] = lambda done, total: None) -> Snapshot:
     """Put every file of ``workspace`` into ``blobs``; the manifest (see the module doc).
-    The blob folder is left out if it is inside the workspace."""
+    The blob folder is left out if it is inside the workspace. ``tick(done, total)`` is
+    called every ``TICK_EVERY`` files (files looked at so far, files in all)."""
     started = time.time_ns()
     found = ws.scan(workspace, exclude=[blobs.root])
     cache = ws.load_cache(workspace)
@@ -55,20 +56,21 @@ def snapshot(blobs: BlobStore, workspace: Path, tick: Callable[[], object] = lam
     todo = _put_all(blobs, str(workspace), found.files, cache, made, fresh, started, tick)
     if todo:  # known from the cache, but their blobs are gone (collected): read them again
         _put_all(blobs, str(workspace), todo, {}, made, fresh, started, tick)
+    tick(len(found.files), len(found.files))
     ws.save_cache(workspace, fresh)
     return made
 
 
 def _put_all(blobs: BlobStore, root: str, files: list[ws.Found], cache: dict[str, Any],
              made: Snapshot, fresh: dict[str, ws.CacheEntry], started: int,
-             tick: Callable[[], object]) -> list[ws.Found]:
+             tick: Callable[[int, int], object]) -> list[ws.Found]:
     """Put ``files`` not known from ``cache`` into ``blobs`` in one batch, adding every one to
     ``made``; the known ones whose blobs are gone, still to be read."""
     known: list[tuple[ws.Found, str]] = []
     with blobs.batch() as batch:
         for at, item in enumerate(files):
             if not at % TICK_EVERY:
-                tick()
+                tick(at, len(files))
             digest = None if item.is_link else ws.cached_digest(cache, item)
             if digest is not None:
                 known.append((item, digest))

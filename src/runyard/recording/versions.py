@@ -16,6 +16,7 @@ This module is the API the other parts of recording use: ``find_workspace``,
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,10 +48,12 @@ MANIFEST_NAME = "manifest.json"
 
 
 def create_version(context: StoreContext, workspace: Path, *, name: str | None = None,
-                   message: str | None = None) -> RunRecord:
+                   message: str | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> RunRecord:
     """Snapshot ``workspace`` as a new version (see the module docstring); the version run,
     ``succeeded``. Notes on what was left out are in ``internals["skipped"]``; how many files
-    were read (not known unchanged from the stat cache) in ``internals["read"]``."""
+    were read (not known unchanged from the stat cache) in ``internals["read"]``.
+    ``progress(files done, files in all)`` is called now and then while it works."""
     folder = find_workspace(workspace)
     run = create_run(context.store, name=name, kind=Kind.VERSION, status=Status.RUNNING,
                      description=message, owner=this_owner(), heartbeat=time.time(),
@@ -58,7 +61,12 @@ def create_version(context: StoreContext, workspace: Path, *, name: str | None =
                      internals={"workspace": str(folder)})
     lease = Lease(context.store, run.id, heartbeat_s=HEARTBEAT_S, cancel_check_s=None)
     try:
-        made = snapshot(context.blobs, folder, lease.tick)
+        def tick(done: int, total: int) -> None:
+            lease.tick()
+            if progress is not None:
+                progress(done, total)
+
+        made = snapshot(context.blobs, folder, tick)
         ref = context.blobs.put_bytes(encode(made.manifest))
         context.store.add_artifact(run.id, Artifact(MANIFEST_NAME, ref.digest, ref.size,
                                                     Stage.PUT))
