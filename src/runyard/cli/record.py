@@ -40,11 +40,12 @@ CANCELED_EXIT = 130
 def record_cmd(ctx: click.Context, entrypoint: tuple[str, ...], version: str | None,
                name: str | None, network: bool, executor: str, no_env: bool,
                timeout: str | None, workspace: str | None) -> int:
-    """Run ENTRYPOINT [ARGS...] (a script or Python file of the workspace, or a command) on a
-    version of the workspace, isolated, and keep every file it creates or changes.
+    """Run an entrypoint on a version of the workspace, isolated; keep its outputs.
 
-    The outputs are kept by hash, listed in the run's catalog and copied read-only to
-    runs/<name>/. Options go before ENTRYPOINT; everything after it is its arguments.
+    ENTRYPOINT [ARGS...] is a script or Python file of the workspace, or a command. Every
+    file it creates or changes is kept by hash, listed in the run's catalog and copied
+    read-only to runs/<name>/. Options go before ENTRYPOINT; everything after it is its
+    arguments.
     """
     from runyard.cli.versions import version_context
     from runyard.model import validate
@@ -71,6 +72,11 @@ def _seconds(text: str | None) -> float | None:
 def _echo(stream: str, line: str) -> None:
     """The job's output as it comes; the environment build's on stderr too."""
     click.echo(line, err=stream != "stdout")
+
+
+def _to_stderr(stream: str, line: str) -> None:
+    """The job's output while it is reproduced (stdout is for the comparison)."""
+    click.echo(line, err=True)
 
 
 def _report(run: RunRecord) -> None:
@@ -104,8 +110,11 @@ def exit_code(run: RunRecord) -> int:
 @click.pass_context
 def reproduce_cmd(ctx: click.Context, ref: str, executor: str | None, workspace: str | None,
                   as_json: bool) -> int:
-    """Run recorded run RUN again from its version and environment, and compare its outputs
-    file by file: identical, differ, missing or new. Exits 1 if anything differs."""
+    """Run a recorded run again and compare its outputs file by file.
+
+    RUN is run again from its version and its environment's lock, as a new recorded run whose
+    origin is RUN; each output is identical, differ, missing or new. Exits 1 if anything
+    differs."""
     from pathlib import Path
 
     from runyard.cli.versions import version_context
@@ -113,7 +122,7 @@ def reproduce_cmd(ctx: click.Context, ref: str, executor: str | None, workspace:
 
     report = reproduce(version_context(ctx), ref, executor=executor,
                        workspace=None if workspace is None else Path(workspace),
-                       stream=None if as_json else _echo)
+                       stream=None if as_json else _to_stderr)
     if as_json:
         render.emit_json(report.to_json())
     else:
