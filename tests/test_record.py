@@ -370,3 +370,20 @@ def test_an_absolute_program_of_this_machine_is_a_command(tmp_path: Path) -> Non
     ws = workspace(tmp_path, {})
     run = record(context(tmp_path), ws, ["/bin/sh", "-c", "echo ok > ok.txt"])
     assert (ws / "runs" / run.name / "ok.txt").read_text() == "ok\n"
+
+
+def test_deleting_the_version_removes_runs_folders_wherever_they_were_recorded(
+        tmp_path: Path) -> None:
+    from runyard.recording.versions import delete_version
+
+    ws = workspace(tmp_path, {"main.py": WRITER, "data.txt": "abc"})
+    ctx = context(tmp_path)
+    version = create_version(ctx, ws)
+    here = record(ctx, ws, ["main.py"], version=version.id)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    there = record(ctx, other, ["main.py"], version=version.id)
+    assert (other / "runs" / there.name / "out" / "result.txt").exists()
+    delete_version(ctx, version.id)
+    assert not (ws / "runs" / here.name).exists()
+    assert not (other / "runs" / there.name).exists()

@@ -73,7 +73,8 @@ def delete_version(context: StoreContext, ref: str) -> DeleteReport:
     workspace = version.internals.get("workspace")
     for run in runs_of(context, version):
         candidates |= _named_by(context, run)
-        folder = _remove_folder(workspace, run, report)
+        # (a run recorded on this version from another folder keeps its own runs/ there)
+        folder = _remove_folder(run.internals.get("workspace") or workspace, run, report)
         store.delete_run(run.id)
         report.runs.append(run.name)
         if folder:
