@@ -459,3 +459,24 @@ def test_a_blob_a_workflow_step_or_a_buffer_names_survives_the_collection(
     report = delete_version(local, "v")
     assert local.blobs.exists(code) and local.blobs.exists(data)
     assert report.blobs_removed == 2  # run.sh and the manifest
+
+
+def test_a_folder_swapped_for_a_link_after_the_scan_is_not_read_through(
+        workspace: Path, tmp_path: Path) -> None:
+    from runyard.recording.workspace import Folders, scan
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "main.py").write_text("not the workspace's")
+    found = scan(workspace)
+    assert "src/main.py" in [f.path for f in found.files]
+    (workspace / "src" / "main.py").unlink()
+    (workspace / "src").rmdir()
+    (workspace / "src").symlink_to(outside)  # swapped between the scan and the read
+    folders = Folders(str(workspace))
+    try:
+        with pytest.raises(OSError):
+            folders.fd("src")
+        assert folders.fd("") == folders.root
+    finally:
+        folders.close()

@@ -16,6 +16,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ def _put_all(blobs: BlobStore, root: str, files: list[ws.Found], cache: dict[str
     """Put ``files`` not known from ``cache`` into ``blobs`` in one batch, adding every one to
     ``made``; the known ones whose blobs are gone, still to be read."""
     known: list[tuple[ws.Found, str]] = []
-    with blobs.batch() as batch:
+    folders = ws.Folders(root)
+    with blobs.batch() as batch, closing(folders):
         for at, item in enumerate(files):
             if not at % TICK_EVERY:
                 tick(at, len(files))
@@ -75,7 +77,7 @@ def _put_all(blobs: BlobStore, root: str, files: list[ws.Found], cache: dict[str
             if digest is not None:
                 known.append((item, digest))
                 continue
-            got = _put(batch, root, item, made.skipped)
+            got = _put(batch, folders, item, made.skipped)
             if got is not None:
                 made.read += 1
                 _add(made, fresh, item.path, got[0], got[1], started)
@@ -123,13 +125,18 @@ def _present(blobs: BlobStore, digests: set[str]) -> set[str]:
     return held
 
 
-def _put(batch: BlobBatch, root: str, item: ws.Found, skipped: list[str]
+def _put(batch: BlobBatch, folders: ws.Folders, item: ws.Found, skipped: list[str]
          ) -> tuple[str, os.stat_result] | None:
     """Put ``item`` into ``batch``: its digest and its ``stat`` as read (None: skipped)."""
-    path = os.path.join(root, item.path)
+    folder, _, name = item.path.rpartition("/")
+    try:
+        where = folders.fd(folder)
+    except OSError as exc:
+        skipped.append(f"{item.path!r}: its folder cannot be reached ({exc.strerror})")
+        return None
     if item.is_link:
         try:
-            target = os.fsencode(os.readlink(path))
+            target = os.fsencode(os.readlink(name, dir_fd=where))
         except OSError as exc:
             skipped.append(f"{item.path!r}: cannot read the link ({exc.strerror})")
             return None
@@ -137,7 +144,7 @@ def _put(batch: BlobBatch, root: str, item: ws.Found, skipped: list[str]
         return ref.digest, _with_size(item.info, len(target))
     for _ in range(RETRIES):
         try:
-            got = _put_once(batch, path)
+            got = _put_once(batch, name, where)
         except FileNotFoundError:
             skipped.append(f"{item.path!r}: removed while the version was made")
             return None
@@ -150,9 +157,9 @@ def _put(batch: BlobBatch, root: str, item: ws.Found, skipped: list[str]
                           "writes it and create the version again")
 
 
-def _put_once(batch: BlobBatch, path: str) -> tuple[str, os.stat_result] | None:
-    """One read of the file at ``path``; None if it changed meanwhile."""
-    fd = os.open(path, _OPEN)
+def _put_once(batch: BlobBatch, name: str, folder: int) -> tuple[str, os.stat_result] | None:
+    """One read of the file ``name`` in the open ``folder``; None if it changed meanwhile."""
+    fd = os.open(name, _OPEN, dir_fd=folder)
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
