@@ -425,3 +425,19 @@ def test_a_big_upload_broken_halfway_resumes_where_the_server_stands(
         assert proxy.sent < (9 << 20) + (12 << 20)  # not the whole file again after the cut
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("ref", ["", ".", "..", "a/b", "../runs", "x" * 300, "a b"])
+def test_a_ref_no_run_can_have_is_not_found_and_reaches_no_other_route(
+        server: ThreadServer, ref: str) -> None:
+    from runyard.errors import BufferNotFound
+
+    store = open_store(server.url)
+    store.create_run(make_run())  # (so that a listing route answering would show)
+    for read in (store.get_run, store.get_run_by_name, store.find_run, store.get_steps,
+                 store.list_artifacts, store.read_events):
+        with pytest.raises(RunNotFound):
+            read(ref)
+    assert store.get_codespec(ref) is None
+    with pytest.raises(BufferNotFound):
+        store.get_buffer(ref)

@@ -17,6 +17,7 @@ tokens are managed on the server's own store, never through this one.
 from __future__ import annotations
 
 import os
+import re
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ from runyard.stores.base import (
     stream_slice,
 )
 from runyard.stores.credentials import remember, token_for
-from runyard.stores.httpclient import HttpClient, Unreachable, origin_of, segment
+from runyard.stores.httpclient import HttpClient, Unreachable, origin_of
 from runyard.stores.httpregistry import RegistryOverHttp
 from runyard.stores.httpwire import (
     ITEM_FROM_DICT,
@@ -52,6 +53,7 @@ from runyard.stores.spool import Spool, post_batch
 if TYPE_CHECKING:
     from runyard.stores.httpblobs import ServerBlobs
 
+RUN_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")  # what a run's id or name can be
 MIN_STEP = -(2**63)
 PAGE = 1000  # the most runs one listing request asks for
 MAX_ROWS = 1_000_000  # the most stream rows one request may ask for
@@ -96,13 +98,13 @@ class HttpStore(RegistryOverHttp):
         return stored if codec.run_to_dict(stored) == codec.run_to_dict(run) else None
 
     def get_run(self, run_id: str) -> RunRecord:
-        return self._run("GET", f"/runs/{segment(run_id)}", params={"by": "id"})
+        return self._run("GET", f"/runs/{rid(run_id)}", params={"by": "id"})
 
     def get_run_by_name(self, name: str) -> RunRecord:
-        return self._run("GET", f"/runs/{segment(name)}", params={"by": "name"})
+        return self._run("GET", f"/runs/{rid(name)}", params={"by": "name"})
 
     def find_run(self, ref: str) -> RunRecord:
-        return self._run("GET", f"/runs/{segment(ref)}", params={"by": "ref"})
+        return self._run("GET", f"/runs/{rid(ref)}", params={"by": "ref"})
 
     def list_runs(self, filter: RunFilter | None = None, *, newest_first: bool = True,
                   limit: int | None = None, offset: int = 0,
@@ -141,29 +143,29 @@ class HttpStore(RegistryOverHttp):
             run = self.get_run(run_id)
             return run if run.status is Status(status) and run.status_reason == reason else None
 
-        return self._write_run("POST", f"/runs/{segment(run_id)}/status", body, settled=settled)
+        return self._write_run("POST", f"/runs/{rid(run_id)}/status", body, settled=settled)
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
-        return self._run("PATCH", f"/runs/{segment(run_id)}", fields_doc(fields))
+        return self._run("PATCH", f"/runs/{rid(run_id)}", fields_doc(fields))
 
     def add_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
-        return self._run("POST", f"/runs/{segment(run_id)}/tags", {"add": list(tags)})
+        return self._run("POST", f"/runs/{rid(run_id)}/tags", {"add": list(tags)})
 
     def remove_tags(self, run_id: str, tags: Iterable[str]) -> RunRecord:
-        return self._run("POST", f"/runs/{segment(run_id)}/tags", {"remove": list(tags)})
+        return self._run("POST", f"/runs/{rid(run_id)}/tags", {"remove": list(tags)})
 
     def merge_metadata(self, run_id: str, data: Mapping[str, Any]) -> RunRecord:
-        return self._run("POST", f"/runs/{segment(run_id)}/metadata", {"data": dict(data)})
+        return self._run("POST", f"/runs/{rid(run_id)}/metadata", {"data": dict(data)})
 
     def set_parameters(self, run_id: str, params: Mapping[str, Any]) -> RunRecord:
-        return self._run("POST", f"/runs/{segment(run_id)}/parameters", {"params": dict(params)})
+        return self._run("POST", f"/runs/{rid(run_id)}/parameters", {"params": dict(params)})
 
     def rename_run(self, run_id: str, new_name: str) -> RunRecord:
         def settled() -> RunRecord | None:
             run = self.get_run(run_id)
             return run if run.name == new_name else None
 
-        return self._write_run("POST", f"/runs/{segment(run_id)}/rename", {"name": new_name},
+        return self._write_run("POST", f"/runs/{rid(run_id)}/rename", {"name": new_name},
                                settled=settled)
 
     def delete_run(self, run_id: str) -> None:
@@ -174,29 +176,29 @@ class HttpStore(RegistryOverHttp):
                 return True
             return None
 
-        self._write("DELETE", f"/runs/{segment(run_id)}", None, settled=settled)
+        self._write("DELETE", f"/runs/{rid(run_id)}", None, settled=settled)
 
     # -- steps and attempts --------------------------------------------------------------------
     def upsert_step(self, run_id: str, step: Step) -> Step:
-        doc = self.client.call("PUT", f"/runs/{segment(run_id)}/steps/one",
+        doc = self.client.call("PUT", f"/runs/{rid(run_id)}/steps/one",
                                codec.step_to_dict(step))
         return codec.step_from_dict(doc)
 
     def upsert_attempt(self, run_id: str, step_name: str, attempt: Attempt) -> Step:
-        doc = self.client.call("POST", f"/runs/{segment(run_id)}/steps/attempt",
+        doc = self.client.call("POST", f"/runs/{rid(run_id)}/steps/attempt",
                                {"step": step_name, "attempt": codec.attempt_to_dict(attempt)})
         return codec.step_from_dict(doc)
 
     def upsert_steps(self, run_id: str, steps: Sequence[Step]) -> None:
-        self.client.send("PUT", f"/runs/{segment(run_id)}/steps",
+        self.client.send("PUT", f"/runs/{rid(run_id)}/steps",
                          {"steps": [codec.step_to_dict(s) for s in steps]})
 
     def get_step(self, run_id: str, name: str) -> Step:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/steps/one", params={"name": name})
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/steps/one", params={"name": name})
         return codec.step_from_dict(doc)
 
     def get_steps(self, run_id: str) -> list[Step]:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/steps")
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/steps")
         return [codec.step_from_dict(s) for s in doc["steps"]]
 
     # -- appends: one batch each, exactly once ---------------------------------------------
@@ -220,7 +222,7 @@ class HttpStore(RegistryOverHttp):
                      events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
         """Sent now, under the caller's key (never spooled: the answer says if it applied)."""
         body = encode_batch({"metrics": metrics, "events": events, "logs": logs})
-        reply = self.client.send("POST", f"/runs/{segment(run_id)}/batch", content=body,
+        reply = self.client.send("POST", f"/runs/{rid(run_id)}/batch", content=body,
                                  headers={"idempotency-key": check_batch_key(key),
                                           "content-type": "application/json"})
         return bool(reply.json()["applied"])
@@ -250,7 +252,7 @@ class HttpStore(RegistryOverHttp):
 
     # -- reads ---------------------------------------------------------------------------------
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics", params={"name": name})
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/metrics", params={"name": name})
         return codec.metrics_from_columns(doc)
 
     def read_metric_series(self, run_id: str, name: str, *,
@@ -261,7 +263,7 @@ class HttpStore(RegistryOverHttp):
         early, late = check_bounds(times, "time") or (None, None)
         if steps is not None and low is None and high is None:
             low = MIN_STEP  # (an open range still leaves out the values with no step)
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics", params={
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/metrics", params={
             "name": name, "step_min": low, "step_max": high, "time_min": early,
             "time_max": late})
         _, values, step_list, stamps = codec.columns_from_dict(doc)
@@ -270,26 +272,26 @@ class HttpStore(RegistryOverHttp):
                             array("d", stamps), no_step)
 
     def metric_summaries(self, run_id: str) -> list[MetricSummary]:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/metrics/summary")
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/metrics/summary")
         return [MetricSummary(d["name"], d["count"], codec.decode_number(d["last"]),
                               d["last_step"], codec.decode_number(d["minimum"]),
                               codec.decode_number(d["maximum"])) for d in doc["metrics"]]
 
     def read_events(self, run_id: str, *, since: float | None = None,
                     tail: int | None = None) -> list[Event]:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/events",
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/events",
                                params={"since": since, "tail": tail})
         return codec.events_from_list(doc["events"])
 
     def read_logs(self, run_id: str, *, step: str | None = None, since: float | None = None,
                   tail: int | None = None) -> list[LogLine]:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/logs",
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/logs",
                                params={"step": step, "since": since, "tail": tail})
         return codec.loglines_from_list(doc["lines"])
 
     def append_missing(self, run_id: str, kind: str, items: Sequence[Any], start: int) -> int:
         encode = ITEM_TO_DICT[stream(kind)]
-        doc = self.client.call("POST", f"/runs/{segment(run_id)}/streams/{kind}/missing",
+        doc = self.client.call("POST", f"/runs/{rid(run_id)}/streams/{kind}/missing",
                                {"start": start, "items": [encode(i) for i in items]})
         return int(doc["appended"])
 
@@ -300,7 +302,7 @@ class HttpStore(RegistryOverHttp):
         found: list[Any] = []
         while limit is None or len(found) < limit:
             want = None if limit is None else min(limit - len(found), MAX_ROWS)
-            doc = self.client.call("GET", f"/runs/{segment(run_id)}/streams/{kind}",
+            doc = self.client.call("GET", f"/runs/{rid(run_id)}/streams/{kind}",
                                    params={"start": start + len(found), "limit": want})
             found.extend(decode(item) for item in doc["items"])
             if not doc["items"] or limit is None:
@@ -312,11 +314,11 @@ class HttpStore(RegistryOverHttp):
         self.add_artifacts(run_id, [artifact])
 
     def add_artifacts(self, run_id: str, artifacts: Sequence[Artifact]) -> None:
-        self.client.send("POST", f"/runs/{segment(run_id)}/artifacts",
+        self.client.send("POST", f"/runs/{rid(run_id)}/artifacts",
                          {"artifacts": [codec.artifact_to_dict(a) for a in artifacts]})
 
     def list_artifacts(self, run_id: str) -> list[Artifact]:
-        doc = self.client.call("GET", f"/runs/{segment(run_id)}/artifacts")
+        doc = self.client.call("GET", f"/runs/{rid(run_id)}/artifacts")
         return [codec.artifact_from_dict(a) for a in doc["artifacts"]]
 
     # -- tokens: the server's own business ---------------------------------------------------
@@ -372,6 +374,14 @@ class HttpStore(RegistryOverHttp):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def rid(ref: str) -> str:
+    """A run id or name as a path segment; RunNotFound for one no run can have (``..``, a
+    slash, too long: it must not reach another route)."""
+    if not isinstance(ref, str) or not RUN_REF.fullmatch(ref):
+        raise RunNotFound(str(ref))
+    return ref
 
 
 def tokens_elsewhere() -> ConfigError:

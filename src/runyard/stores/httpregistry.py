@@ -8,11 +8,12 @@ is recorded once per part and number, so a resent one is never counted twice).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
-from runyard.errors import CodespecNotFound, ConflictError
+from runyard.errors import BufferNotFound, CodespecNotFound, ConflictError
 from runyard.model import Owner
 from runyard.model.codec import owner_to_dict
 from runyard.model.registry import (
@@ -41,6 +42,8 @@ class RegistryOverHttp:
         return CodespecRecord(**doc["codespec"]), bool(doc["added"])
 
     def get_codespec(self, name: str, version: int | None = None) -> CodespecRecord | None:
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
+            return None  # (no codespec has such a name; it must not reach another route)
         try:
             doc = self.client.call("GET", f"/codespecs/{segment(name)}",
                                    params={"version": version})
@@ -63,7 +66,7 @@ class RegistryOverHttp:
         return buffer_from_doc(reply.json())
 
     def get_buffer(self, buffer_id: str) -> Buffer:
-        return buffer_from_doc(self.client.call("GET", f"/buffers/{segment(buffer_id)}"))
+        return buffer_from_doc(self.client.call("GET", f"/buffers/{bid(buffer_id)}"))
 
     def list_buffers(self, tags: Mapping[str, str] | None = None,
                      limit: int | None = None) -> list[Buffer]:
@@ -76,7 +79,7 @@ class RegistryOverHttp:
         body = {"owner": None if owner is None else owner_to_dict(owner), "run_id": run_id,
                 "parts": parts}
         try:
-            reply = self.client.send("POST", f"/buffers/{segment(buffer_id)}/claim", body)
+            reply = self.client.send("POST", f"/buffers/{bid(buffer_id)}/claim", body)
         except ConflictError as exc:
             if getattr(exc, "resent", False):
                 found = self.get_buffer(buffer_id)
@@ -86,24 +89,24 @@ class RegistryOverHttp:
         return buffer_from_doc(reply.json())
 
     def set_buffer_owner(self, buffer_id: str, owner: Owner) -> None:
-        self.client.send("PUT", f"/buffers/{segment(buffer_id)}/owner",
+        self.client.send("PUT", f"/buffers/{bid(buffer_id)}/owner",
                          {"owner": owner_to_dict(owner)})
 
     def add_buffer_chunk(self, buffer_id: str, chunk: Chunk) -> None:
         try:
-            self.client.send("POST", f"/buffers/{segment(buffer_id)}/chunks", asdict(chunk))
+            self.client.send("POST", f"/buffers/{bid(buffer_id)}/chunks", asdict(chunk))
         except ConflictError as exc:  # chunks are recorded once: was it my earlier try?
             if not getattr(exc, "resent", False) or \
                     chunk not in self.buffer_chunks(buffer_id, chunk.part, chunk.seq)[:1]:
                 raise
 
     def buffer_chunks(self, buffer_id: str, part: int = 0, seq: int = 0) -> list[Chunk]:
-        doc = self.client.call("GET", f"/buffers/{segment(buffer_id)}/chunks",
+        doc = self.client.call("GET", f"/buffers/{bid(buffer_id)}/chunks",
                                params={"part": part, "seq": seq})
         return [Chunk(**c) for c in doc["chunks"]]
 
     def finish_buffer(self, buffer_id: str, complete: bool, reason: str | None = None) -> bool:
-        reply = self.client.send("POST", f"/buffers/{segment(buffer_id)}/finish",
+        reply = self.client.send("POST", f"/buffers/{bid(buffer_id)}/finish",
                                  {"complete": complete, "reason": reason})
         if reply.json()["finished"]:
             return True
@@ -111,3 +114,13 @@ class RegistryOverHttp:
             return False
         found = self.get_buffer(buffer_id)  # an earlier try of mine may have finished it
         return found.state == (COMPLETE if complete else INCOMPLETE) and found.reason == reason
+
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")  # codespec names and buffer ids
+
+
+def bid(buffer_id: str) -> str:
+    """A buffer id as a path segment; BufferNotFound for one no buffer can have."""
+    if not isinstance(buffer_id, str) or not _NAME.fullmatch(buffer_id):
+        raise BufferNotFound(str(buffer_id))
+    return buffer_id
