@@ -98,3 +98,10 @@ def test_delete_asks_first_and_removes_the_version_that_run_delete_refuses(ws: P
     report = json.loads(ok(runyard(ws, "version", "delete", "gone", "--yes", "--json")))
     assert report["name"] == "gone"
     assert json.loads(ok(runyard(ws, "version", "list", "--json"))) == []
+
+
+def test_a_bad_runyardignore_line_is_one_line_error(ws: Path) -> None:
+    (ws / ".runyardignore").write_text("*.log\n!\n")
+    one_line_error(runyard(ws, "version", "create"), ".runyardignore", "Invalid git pattern",
+                   code=2)
+    assert json.loads(ok(runyard(ws, "version", "list", "--json"))) == []

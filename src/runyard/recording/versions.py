@@ -31,7 +31,7 @@ from runyard.recording.collect import DeleteReport, delete_version
 from runyard.recording.manifest import FileEntry, Manifest, ManifestDiff, decode, diff, encode
 from runyard.recording.materialize import materialize, restore
 from runyard.recording.snapshot import snapshot
-from runyard.recording.workspace import find_workspace
+from runyard.recording.workspace import find_workspace, ignore_rules
 from runyard.stores import RunFilter
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def create_version(context: StoreContext, workspace: Path, *, name: str | None =
     were read (not known unchanged from the stat cache) in ``internals["read"]``.
     ``progress(files done, files in all)`` is called now and then while it works."""
     folder = find_workspace(workspace)
+    ignore_rules(folder)  # (a bad .runyardignore is refused before any run is made)
     run = create_run(context.store, name=name, kind=Kind.VERSION, status=Status.RUNNING,
                      description=message, owner=this_owner(), heartbeat=time.time(),
                      config={"heartbeat_interval": HEARTBEAT_S},

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runyard.errors import NotFoundError, ValidationError
+from runyard.errors import MissingDependencyError, NotFoundError, ValidationError
 
 CONFIG_FILE = "runyard.yaml"
 IGNORE_FILE = ".runyardignore"
@@ -91,9 +91,15 @@ def ignore_rules(workspace: Path) -> Callable[[str], bool] | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationError(f"cannot read {workspace / IGNORE_FILE}: {exc}") from None
-    import pathspec
-
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    try:
+        import pathspec
+    except ImportError:
+        raise MissingDependencyError("pathspec", "record") from None
+    try:
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+    except ValueError as exc:
+        raise ValidationError(f"{workspace / IGNORE_FILE}: {exc}; fix or remove that "
+                              "line (gitignore syntax)") from None
     return spec.match_file
 
 
