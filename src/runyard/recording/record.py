@@ -124,14 +124,16 @@ class _Recorder:
         self.version, self.manifest = version, manifest
         self.lease = Lease(context.store, run.id, heartbeat_s=HEARTBEAT_S)
         self.sink = LogSink(context.store, run.id, stream)
-        self.base = private_folder(context.work_dir(run.id))
+        self.base = context.work_dir(run.id)
         self.work = self.base / "work"
-        self.meter = JobMeter()  # its first warden starts now, while the work is prepared
-        executors.prestart(self.meter.procs_files)
+        self.meter: JobMeter | None = None
 
     def go(self, use_env: bool, timeout: float | None, pinned: str | None) -> RunRecord:
         try:
-            return self._go(use_env, timeout, pinned)
+            private_folder(self.base)
+            self.meter = JobMeter()  # its first warden starts now, while the work is prepared
+            executors.prestart(self.meter.procs_files)
+            return self._go(use_env, timeout, pinned, self.meter)
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the original error matters more
                 self.sink.flush()
@@ -140,10 +142,12 @@ class _Recorder:
                 self.lease.end(final, why)
             raise
         finally:
-            self.meter.close()
+            if self.meter is not None:
+                self.meter.close()
             outputs.remove_tree(self.base)
 
-    def _go(self, use_env: bool, timeout: float | None, pinned: str | None) -> RunRecord:
+    def _go(self, use_env: bool, timeout: float | None, pinned: str | None,
+            meter: JobMeter) -> RunRecord:
         outputs.sweep_partial(self.context.store, self.workspace / RUNS)
         self.work.mkdir(mode=0o700)
         materialize(self.context, self.manifest, self.work, read_only=True)
@@ -157,7 +161,7 @@ class _Recorder:
         launch = Launch(command, self._job_env(env), self.work, self.base,
                         str(self.run.internals["executor"]), _read_only(env),
                         bool(self.run.internals["network"]), timeout)
-        result = run_job(launch, self.lease, self.sink, self.meter)
+        result = run_job(launch, self.lease, self.sink, meter)
         captured = outputs.capture(self.context, self.work, self.manifest)
         self.context.store.add_artifacts(self.run.id, outputs.catalog(self.manifest, captured))
         self.run = self.context.store.get_run(self.run.id)  # (renamed meanwhile?)
