@@ -208,3 +208,13 @@ def test_a_pinned_lock_is_installed_exactly_whatever_the_requirements_say_now(
     python = str(other.path / "bin" / "python")
     assert subprocess.run([python, "-c", "import six"]).returncode == 0
     assert subprocess.run([python, "-c", "import attrs"], capture_output=True).returncode != 0
+
+
+def test_a_killed_builds_temporary_folder_is_cleared_by_the_next_build(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    work = folder(tmp_path / "w", {})
+    key = environments.env_key(*environments.describe(sys.executable)[::2], [])
+    stale = environments.envs_root(ctx) / f".tmp-{key}-deadbeef"
+    (stale / "bin").mkdir(parents=True)
+    env = prepare(ctx, work)
+    assert env.key == key and not stale.exists()

@@ -104,6 +104,8 @@ def prepare(context: Any, work: Path, *, use_env: bool = True, pinned: str | Non
     folder = envs_root(context) / key
     with _key_lock(folder):
         if not (folder / META).is_file():
+            for stale in folder.parent.glob(f".tmp-{key}-*"):  # a killed build's (we hold
+                shutil.rmtree(stale, ignore_errors=True)  # the key: no other is under way)
             _build(folder, interpreter, needs.requirements, tick, log, lock_text)
     lock = context.blobs.put_bytes((folder / LOCK).read_bytes()).digest
     return Environment(python, tag, folder, key, lock, prefix, needs.specs, needs.not_honoured)
