@@ -129,3 +129,12 @@ def test_a_reproduction_installs_the_first_runs_lock_when_its_environment_is_gon
     assert report.files == {"v.txt": "identical"} and report.same_environment
     assert report.run.environment["lock"] == first.environment["lock"]
     assert report.run.internals["env"] != first.internals["env"]  # built from the lock
+
+
+def test_a_run_importing_its_own_modules_leaves_no_bytecode_to_differ(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {"main.py": "import helper\nhelper.write()\n",
+                              "helper.py": "def write():\n    open('out.txt', 'w').write('x')\n"})
+    ctx = context(tmp_path)
+    first = record(ctx, ws, ["main.py"])
+    report = reproduce(ctx, first.id)
+    assert report.files == {"out.txt": "identical"} and not report.differs

@@ -195,10 +195,12 @@ class _Recorder:
         return entry
 
     def _job_env(self, env: Environment) -> dict[str, str]:
-        """A small, fixed environment: what the job sees does not depend on the caller's."""
+        """A small, fixed environment: what the job sees does not depend on the caller's.
+        No bytecode caches: they hold the sources' times, which differ in every work folder,
+        so they would be outputs that never reproduce."""
         job = {"PATH": f"{env.bin}:{SYSTEM_PATH}", "HOME": str(self.work),
-               "LANG": "C.UTF-8", "TMPDIR": "/tmp", "RUNYARD_RUN_ID": self.run.id,
-               "RUNYARD_VERSION_ID": self.version.id}
+               "LANG": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1",
+               "RUNYARD_RUN_ID": self.run.id, "RUNYARD_VERSION_ID": self.version.id}
         if env.path is not None:
             job["VIRTUAL_ENV"] = str(env.path)
         for name in ("TZ", "TERM"):
