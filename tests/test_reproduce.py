@@ -138,3 +138,13 @@ def test_a_run_importing_its_own_modules_leaves_no_bytecode_to_differ(tmp_path: 
     first = record(ctx, ws, ["main.py"])
     report = reproduce(ctx, first.id)
     assert report.files == {"out.txt": "identical"} and not report.differs
+
+
+def test_a_sandboxed_run_writing_its_working_directory_reproduces(tmp_path: Path) -> None:
+    script = "import os\nopen('where.txt', 'w').write(os.getcwd() + os.environ['HOME'])\n"
+    ws = workspace(tmp_path, {"main.py": script})
+    ctx = context(tmp_path)
+    first = record(ctx, ws, ["main.py"])
+    report = reproduce(ctx, first.id)
+    assert report.files == {"where.txt": "identical"}
+    assert (ws / "runs" / first.name / "where.txt").read_text() == "/runyard/work" * 2

@@ -66,14 +66,16 @@ def which(program: str, path: str | None = None) -> str | None:
 
 
 def argv(executor: str, command: Sequence[str], work: Path, *, read_only: Sequence[str] = (),
-         network: bool = False) -> list[str]:
+         network: bool = False, inside: str | None = None) -> list[str]:
     """The job's command line: the sandbox's options first, if it runs in the sandbox
-    (``read_only`` folders visible in it, the host's ``network`` kept: ``sandbox_prefix``)."""
+    (``read_only`` folders visible in it, the host's ``network`` kept, the work folder seen
+    at ``inside``: ``sandbox_prefix``)."""
     if executor != "sandbox":
         return list(command)
     from runyard.processes.sandbox import sandbox_prefix
 
-    return [*sandbox_prefix(work, read_only=read_only, network=network), *command]
+    prefix = sandbox_prefix(work, read_only=read_only, network=network, inside=inside)
+    return [*prefix, *command]
 
 
 def prepare() -> None:

@@ -24,10 +24,13 @@ SANDBOX_ID = 1000  # the job's uid and gid inside the sandbox when the caller is
 TOPS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64")
 
 
-def sandbox_prefix(work: Path, *, read_only: Sequence[str] = (),
-                   network: bool = False) -> list[str]:
+def sandbox_prefix(work: Path, *, read_only: Sequence[str] = (), network: bool = False,
+                   inside: str | None = None) -> list[str]:
     """bwrap options and ``--``: the command follows. ``read_only``: more folders the job may
-    read (a recorded run's environment); ``network``: keep the host's network (127.0.0.1)."""
+    read (a recorded run's environment); ``network``: keep the host's network (127.0.0.1);
+    ``inside``: where the job sees its work folder (default: where it is), so that paths a
+    job writes down are the same in every run."""
+    where = str(work) if inside is None else inside
     opts = ["bwrap", *_identity(), "--ro-bind", "/usr", "/usr"]
     for top in TOPS:
         if os.path.islink(top):
@@ -38,11 +41,11 @@ def sandbox_prefix(work: Path, *, read_only: Sequence[str] = (),
     # after the tmpfs: a root under /tmp stays visible
     for root in dict.fromkeys([*python_roots(), *read_only]):
         opts += ["--ro-bind", root, root]
-    opts += ["--bind", str(work), str(work), "--chdir", str(work),
+    opts += ["--bind", str(work), where, "--chdir", where,
              "--proc", "/proc", "--dev", "/dev", *([] if network else ["--unshare-net"]),
              "--unshare-pid",
              "--unshare-ipc", "--unshare-uts", "--die-with-parent", "--new-session",
-             "--setenv", "HOME", str(work), "--setenv", "TMPDIR", "/tmp", "--"]
+             "--setenv", "HOME", where, "--setenv", "TMPDIR", "/tmp", "--"]
     return opts
 
 

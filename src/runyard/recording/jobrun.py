@@ -92,6 +92,7 @@ class Launch:
     read_only: Sequence[str] = ()
     network: bool = False
     timeout: float | None = None
+    inside: str | None = None  # where the sandboxed job sees its work folder
 
 
 def run_job(launch: Launch, lease: Lease, sink: LogSink, meter: JobMeter) -> JobResult:
@@ -99,7 +100,8 @@ def run_job(launch: Launch, lease: Lease, sink: LogSink, meter: JobMeter) -> Job
     job's (made, and its first warden started, while the work folder was prepared)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     argv = executors.argv(launch.executor, launch.command, launch.work,
-                          read_only=launch.read_only, network=launch.network)
+                          read_only=launch.read_only, network=launch.network,
+                          inside=launch.inside)
     started = time.time()
     try:
         proc = executors.start(argv, launch.env, launch.work, meter.procs_files)

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 HEARTBEAT_S = 2.0
 RUNS = "runs"
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+SANDBOX_FOLDER = "/runyard/work"  # the work folder as every sandboxed job sees it: the paths
+# a job writes down (its working directory, HOME) are the same in every run and reproduction
 
 
 def record(context: StoreContext, workspace: Path, entrypoint: Sequence[str], *,
@@ -160,7 +162,7 @@ class _Recorder:
         command = self._command(env)
         launch = Launch(command, self._job_env(env), self.work, self.base,
                         str(self.run.internals["executor"]), _read_only(env),
-                        bool(self.run.internals["network"]), timeout)
+                        bool(self.run.internals["network"]), timeout, SANDBOX_FOLDER)
         result = run_job(launch, self.lease, self.sink, meter)
         captured = outputs.capture(self.context, self.work, self.manifest)
         self.context.store.add_artifacts(self.run.id, outputs.catalog(self.manifest, captured))
