@@ -216,14 +216,26 @@ def _remove_blob(path: str, now: float | None = None) -> int | None:
         os.rename(path, aside)
     except FileNotFoundError:
         return -1
+    except OSError:  # (a blob folder this user may not change: the blob is kept)
+        return None
     info = os.stat(aside)
     if time.time() - info.st_mtime < GRACE_S:  # touched just now: a writer reuses it
-        with suppress(FileExistsError):  # (put again meanwhile)
-            os.link(aside, path)
-        os.unlink(aside)
+        _put_back(aside, path)
         return None
     os.unlink(aside)
     return info.st_size
+
+
+def _put_back(aside: str, path: str) -> None:
+    """Return a blob set aside to its place (unless it was put again meanwhile)."""
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    except OSError:  # (no hard links here)
+        os.replace(aside, path)
+        return
+    os.unlink(aside)
 
 
 def referenced_digests(context: StoreContext) -> set[str]:
