@@ -331,6 +331,13 @@ def _forge_kind(data: Path) -> None:
     (data / "runyard" / "bundle.json").write_text(json.dumps(doc))
 
 
+def _forge_digest(data: Path) -> None:
+    """A catalog entry whose hash is a path, not a digest."""
+    doc = json.loads((data / "runyard" / "bundle.json").read_text())
+    doc["runs"][0]["artifacts"][0]["hash"] = "../../../../etc/passwd"
+    (data / "runyard" / "bundle.json").write_text(json.dumps(doc))
+
+
 def _forge_catalog(data: Path) -> None:
     """A run's catalog pointed at a blob that is not in the bundle."""
     doc = json.loads((data / "runyard" / "bundle.json").read_text())
@@ -343,13 +350,13 @@ WHY = {
     "extra payload": "Payload-Oxum", "forged output": "count.txt hashes to",
     "forged kind": "is not a recorded run of version", "forged catalog": "is missing",
     "truncated": "not a readable zip", "not a zip": "not a readable zip",
-    "bundle json changed": "bag does not verify",
+    "bundle json changed": "bag does not verify", "forged digest": "has no SHA-256 digest",
 }
 
 
 @pytest.mark.parametrize("damage", [
     "flipped byte", "missing payload", "extra payload", "forged output", "forged kind",
-    "forged catalog", "truncated", "not a zip", "bundle json changed",
+    "forged catalog", "forged digest", "truncated", "not a zip", "bundle json changed",
 ])
 def test_a_damaged_or_tampered_zip_is_refused_and_nothing_imported(
         exported: Path, tmp_path: Path, damage: str) -> None:
@@ -366,7 +373,7 @@ def test_a_damaged_or_tampered_zip_is_refused_and_nothing_imported(
         rewrite_zip(exported, bad, {}, {"data/workspace/smuggled.txt": b"hello"})
     elif damage.startswith("forged"):
         edit = {"forged output": _forge_output, "forged kind": _forge_kind,
-                "forged catalog": _forge_catalog}[damage]
+                "forged catalog": _forge_catalog, "forged digest": _forge_digest}[damage]
         _forged(exported, bad, tmp_path, edit)
     elif damage == "truncated":
         bad.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])

@@ -119,8 +119,7 @@ def _files(raw: Any) -> dict[str, str]:
         raise ValueError("files is not an object")
     for path, digest in raw.items():
         check.artifact_name(path)
-        if not (isinstance(digest, str) and len(digest) == 64
-                and all(c in "0123456789abcdef" for c in digest)):
+        if not _is_sha256(digest):
             raise ValueError(f"bad SHA-256 for {path[:80]!r}")
     return dict(raw)
 
@@ -129,7 +128,7 @@ def _check(bundle: Bundle) -> None:
     version = bundle.version.run
     if version.kind is not Kind.VERSION or version.status is not Status.SUCCEEDED:
         raise ValueError("its first run is not a complete version")
-    if not isinstance(version.internals.get("manifest"), str):
+    if not _is_sha256(version.internals.get("manifest")):
         raise ValueError("the version has no manifest")
     ids = {version.id}
     for log in bundle.runs:
@@ -142,3 +141,10 @@ def _check(bundle: Bundle) -> None:
     for log in bundle.all_runs():
         for artifact in log.artifacts:
             check.artifact_name(artifact.name)
+            if not _is_sha256(artifact.hash):
+                raise ValueError(f"artifact {artifact.name[:80]!r} has no SHA-256 digest")
+
+
+def _is_sha256(digest: Any) -> bool:
+    return (isinstance(digest, str) and len(digest) == 64
+            and all(c in "0123456789abcdef" for c in digest))

@@ -145,11 +145,11 @@ def plan_export(context: StoreContext, version: RunRecord) -> Plan:
     """Every file of the export of ``version``, its runs read from the store."""
     store = context.store
     runs = [refresh(store, run) for run in runs_of(context, version)]
-    busy = [run.name for run in runs if run.status.is_active]
-    if busy:
-        raise ConflictError(f"run {busy[0]} of version {version.name} is still "
-                            f"{next(r for r in runs if r.name == busy[0]).status.value}; "
-                            "wait for it to end (or cancel it) and export again")
+    busy = next((run for run in runs if run.status.is_active), None)
+    if busy is not None:
+        raise ConflictError(f"run {busy.name} of version {version.name} is still "
+                            f"{busy.status.value}; wait for it to end (or cancel it) and "
+                            "export again")
     with context.blobs.open(version.internals["manifest"], verify=True) as handle:
         raw = handle.read()
     manifest = decode(raw, f"the manifest of version {version.name}")

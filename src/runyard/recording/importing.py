@@ -39,6 +39,7 @@ from runyard.errors import (
     NotFoundError,
     RunNotFound,
     StoreError,
+    ValidationError,
 )
 from runyard.model import RunRecord, status_path
 from runyard.recording import bundle as fmt
@@ -119,8 +120,8 @@ def _stage(path: Path, data: Path, bundle: fmt.Bundle, staged: BlobStore) -> Non
         for name, digest in sorted(bundle.files.items()):
             try:
                 ref = batch.put_file(data / name)
-            except NotFoundError:
-                raise _bad(path, f"data/{name} is missing") from None
+            except (NotFoundError, ValidationError):
+                raise _bad(path, f"data/{name} is missing or not a file") from None
             if ref.digest != digest:
                 raise _bad(path, f"data/{name} hashes to {ref.digest}, not {digest}")
 
