@@ -149,6 +149,9 @@ class _Watcher:
             stop = self._loop(lease, sink, timeout)
         except KeyboardInterrupt:
             stop = (Status.CANCELED, "interrupted (Ctrl-C)")
+        except BaseException:  # (the store failed us): the job does not outlive its record
+            kill_tree(self.proc)
+            raise
         if stop is not None:
             kill_tree(self.proc)
             self.exited.wait()
