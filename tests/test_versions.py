@@ -480,3 +480,14 @@ def test_a_folder_swapped_for_a_link_after_the_scan_is_not_read_through(
         assert folders.fd("") == folders.root
     finally:
         folders.close()
+
+
+def test_a_delete_cut_short_leaves_a_version_no_one_uses_and_deleting_again_ends_it(
+        local: StoreContext, workspace: Path) -> None:
+    version = create_version(local, workspace, name="half-deleted")
+    finished_recorded_run(local, version.id, "rec")
+    local.store.update_run(version.id, internals={**version.internals, "deleting": True})
+    with pytest.raises(VersionNotFound, match="being deleted"):
+        get_version(local, "half-deleted")
+    report = delete_version(local, "half-deleted")
+    assert report.runs == ["rec"] and not local.store.list_runs()

@@ -78,7 +78,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         render.emit_json([_summary(v) for v in versions])
         return
-    rows = [[v.id, v.name, v.status.value, str(v.internals.get("files", "-")),
+    rows = [[v.id, v.name, _status(v), str(v.internals.get("files", "-")),
              render.size(v.internals["bytes"]) if "bytes" in v.internals else "-",
              render.when(v.created), _one_line(v.description)] for v in versions]
     render.table(["id", "name", "status", "files", "size", "created", "message"], rows,
@@ -211,10 +211,15 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
 
 def _summary(version: RunRecord) -> dict[str, Any]:
     keys = ("manifest", "workspace", "files", "bytes", "skipped")
-    return {"id": version.id, "name": version.name, "status": version.status.value,
+    return {"id": version.id, "name": version.name, "status": _status(version),
             "status_reason": version.status_reason, "message": version.description,
             "created": version.created, "ended": version.ended,
             **{k: version.internals.get(k) for k in keys}}
+
+
+def _status(version: RunRecord) -> str:
+    """Its status, or ``deleting`` once a delete has begun (and not finished)."""
+    return "deleting" if version.internals.get("deleting") else version.status.value
 
 
 def _one_line(text: str | None) -> str:

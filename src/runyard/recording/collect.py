@@ -75,11 +75,13 @@ def delete_version(context: StoreContext, ref: str) -> DeleteReport:
         candidates |= _named_by(context, run)
         # (a run recorded on this version from another folder keeps its own runs/ there)
         folder = _remove_folder(run.internals.get("workspace") or workspace, run, report)
-        store.delete_run(run.id)
+        with suppress(RunNotFound):  # (a delete of the same version running beside this one)
+            store.delete_run(run.id)
         report.runs.append(run.name)
         if folder:
             report.folders.append(folder)
-    store.delete_run(version.id)
+    with suppress(RunNotFound):
+        store.delete_run(version.id)
     collect(context, candidates, report)
     return report
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from runyard.core.lease import Lease
 from runyard.core.liveness import refresh
-from runyard.core.runs import create_run
+from runyard.core.runs import DELETING, create_run
 from runyard.errors import RunNotFound, VersionNotFound
 from runyard.model import Artifact, Kind, RunRecord, Stage, Status
 from runyard.processes.owners import this_owner
@@ -83,7 +83,7 @@ def create_version(context: StoreContext, workspace: Path, *, name: str | None =
 
 def get_version(context: StoreContext, ref: str) -> RunRecord:
     """The complete version with id or name ``ref``; VersionNotFound otherwise (no such run,
-    not a version, or one that never completed)."""
+    not a version, one that never completed, or one being deleted)."""
     try:
         run = context.store.find_run(ref)
     except RunNotFound:
@@ -91,6 +91,8 @@ def get_version(context: StoreContext, ref: str) -> RunRecord:
     if run.kind is not Kind.VERSION:
         raise VersionNotFound(ref, f"{run.name} is a {run.kind.value} run")
     run = refresh(context.store, run)
+    if run.internals.get(DELETING):
+        raise VersionNotFound(ref, f"version {run.name} is being deleted")
     if run.status is not Status.SUCCEEDED or not run.internals.get("manifest"):
         raise VersionNotFound(ref, f"version {run.name} is {run.status.value}, never "
                               "completed; remove it with `runyard version delete`")
