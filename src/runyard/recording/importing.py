@@ -22,6 +22,7 @@ No ``runs/`` folder is made: the exporter's workspace is not here.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runyard.blobs import BlobStore
+from runyard.blobs import BlobRef, BlobStore
 from runyard.blobs.local import touch
 from runyard.core.copy import copy_run
 from runyard.errors import (
@@ -39,7 +40,6 @@ from runyard.errors import (
     NotFoundError,
     RunNotFound,
     StoreError,
-    ValidationError,
 )
 from runyard.model import RunRecord, status_path
 from runyard.recording import bundle as fmt
@@ -110,20 +110,22 @@ def _read(path: Path, file: Path) -> bytes:
 
 
 def _stage(path: Path, data: Path, bundle: fmt.Bundle, staged: BlobStore) -> None:
-    """Hash every listed file into ``staged``; each must match, and nothing else be there."""
+    """Hash every listed file and link it into ``staged`` under its digest (no copy: it is
+    the same folder); each must match, and nothing else be there."""
     listed = set(bundle.files) | {fmt.PATH, fmt.CRATE_PATH}
     for file in data.rglob("*"):
         name = file.relative_to(data).as_posix()
         if file.is_file() and name not in listed:
             raise _bad(path, f"data/{name} is not listed in {fmt.PATH}")
-    with staged.batch() as batch:
-        for name, digest in sorted(bundle.files.items()):
-            try:
-                ref = batch.put_file(data / name)
-            except (NotFoundError, ValidationError):
-                raise _bad(path, f"data/{name} is missing or not a file") from None
-            if ref.digest != digest:
-                raise _bad(path, f"data/{name} hashes to {ref.digest}, not {digest}")
+    for name, digest in sorted(bundle.files.items()):
+        file = data / name
+        if not file.is_file() or file.is_symlink():
+            raise _bad(path, f"data/{name} is missing or not a file")
+        with open(file, "rb") as handle:
+            actual = hashlib.file_digest(handle, "sha256").hexdigest()
+        if actual != digest:
+            raise _bad(path, f"data/{name} hashes to {actual}, not {digest}")
+        staged.place(file, BlobRef(digest, file.stat().st_size))
 
 
 def _check_complete(path: Path, bundle: fmt.Bundle, staged: BlobStore) -> None:
