@@ -26,7 +26,11 @@ from runyard.cli.versions import version_context
 @click.pass_context
 def export_cmd(ctx: click.Context, version: str, out: str, license_: str | None,
                as_json: bool) -> None:
-    """Export a version and all its recorded runs as a BagIt zip holding an RO-Crate."""
+    """Export a version and all its recorded runs as a BagIt zip holding an RO-Crate.
+
+    The zip is a BagIt bag (SHA-512) whose data/ is an RO-Crate 1.1 (Process Run Crate 0.5):
+    the version's files under workspace/, each run's outputs under runs/NAME/, each run a
+    CreateAction. FILE must not exist yet."""
     from runyard.recording.exports import export_version
     from runyard.recording.versions import get_version, runs_of
 
@@ -50,7 +54,11 @@ def export_cmd(ctx: click.Context, version: str, out: str, license_: str | None,
 @store_option
 @click.pass_context
 def import_cmd(ctx: click.Context, path: str, as_json: bool) -> None:
-    """Import an export: every hash checked first, then the version and its runs, ids kept."""
+    """Import an export: every hash checked first, then the version and its runs, ids kept.
+
+    A damaged or tampered zip is refused whole. Names are kept: if a different run here
+    holds one, nothing is imported (rename that run and import again). Importing again
+    changes nothing."""
     from runyard.recording.exports import import_bundle
 
     report = import_bundle(version_context(ctx), Path(path))
