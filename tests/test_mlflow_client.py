@@ -336,6 +336,7 @@ def test_an_mlflow_run_shows_in_runyard_run_list_and_run_metrics(ml: LiveServer)
         [(active.info.run_id, "visible", "/shown", "succeeded")]
     rows = runyard_cli(ml, "run", "metrics", active.info.run_id).splitlines()
     assert rows[0] == "name,step,value,time" and rows[1].startswith("loss,3,0.5,")
+    assert "mlflow-experiment" not in runyard_cli(ml, "codespec", "list")  # (kept hidden)
 
 
 def test_log_input_works_and_registry_calls_fail_at_once_without_retrying(
@@ -388,3 +389,53 @@ def test_experiment_ids_are_the_same_after_a_restart_and_across_workers(
         assert [id_of(f"e{n}") for n in range(6)] == ids
     finally:
         again.stop()
+
+
+def test_every_shared_backend_serves_the_client_with_two_workers(
+        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if store_url.startswith("memory:"):
+        pytest.skip("a memory store lives in one process: a server of its own is no test")
+    with running(store_url, tmp_path / "server", workers=2) as server:
+        use(server, monkeypatch, server.token)
+        mlflow.set_experiment(experiment_id="0")
+        ids = {}
+        for name in ("alpha", "beta/gamma"):
+            ids[name] = mlflow.set_experiment(name).experiment_id
+            with mlflow.start_run(run_name=f"{name}-run") as active:
+                mlflow.log_params({"p": name})
+                mlflow.log_metrics({"m": 1.0, "n": float("nan")}, step=2)
+                mlflow.log_dict({"k": name}, "d.json")
+        assert len(set(ids.values())) == 2
+        frame = mlflow.search_runs(experiment_names=["beta/gamma"],
+                                   filter_string="params.p = 'beta/gamma' and metrics.m = 1")
+        assert list(frame["run_id"]) == [active.info.run_id]
+        assert mlflow.artifacts.load_dict(f"runs:/{active.info.run_id}/d.json") == \
+            {"k": "beta/gamma"}
+        assert {id_of(name) for name in ids for _ in range(4)} == set(ids.values())
+        assert store_of(server).get_run(active.info.run_id).folder == "/beta/gamma"
+
+
+def test_runs_may_share_a_name_and_be_renamed(ml: LiveServer) -> None:
+    with mlflow.start_run(run_name="same") as one, mlflow.start_run(run_name="same",
+                                                                    nested=True) as two:
+        pass
+    client = MlflowClient()
+    assert {client.get_run(r.info.run_id).info.run_name for r in (one, two)} == {"same"}
+    client.update_run(two.info.run_id, name="better name")
+    assert client.get_run(two.info.run_id).info.run_name == "better name"
+    assert store_of(ml).get_run(two.info.run_id).name == "better-name"
+
+
+def test_one_experiment_wins_when_many_create_the_same_name_at_once(ml: LiveServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> str:
+        with httpx.Client(base_url=ml.url, headers=ml.headers(), timeout=60) as http:
+            answer = http.post("/api/2.0/mlflow/experiments/create", json={"name": "race"})
+            return answer.json().get("experiment_id") or answer.json()["error_code"]
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(create, range(8)))
+    winners = [o for o in outcomes if o != "RESOURCE_ALREADY_EXISTS"]
+    assert len(winners) == 1 and id_of("race") == winners[0]
+    assert [e.name for e in MlflowClient().search_experiments()].count("race") == 1
