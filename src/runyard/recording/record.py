@@ -267,4 +267,13 @@ def _mirror_of(run: RunRecord) -> Path | None:
     folder = run.internals.get("folder")
     if not isinstance(workspace, str) or not isinstance(folder, str):
         return None
-    return Path(workspace) / folder
+    # Only ever a folder right under the workspace's runs/: internals are data (an imported
+    # run, a client of the server), never a path to follow elsewhere.
+    parts = folder.split("/")
+    if not os.path.isabs(workspace) or len(parts) != 2 or parts[0] != RUNS \
+            or parts[1] in ("", ".", "..") or "\x00" in parts[1] or "\x00" in workspace:
+        return None
+    path = Path(workspace, RUNS, parts[1])
+    if path.is_symlink() or Path(workspace, RUNS).is_symlink() or not path.is_dir():
+        return None
+    return path
