@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from conftest import backend_url
 from live_servers import GROUP, LiveServer, free_port, running
 
 mlflow = pytest.importorskip("mlflow")
@@ -391,10 +392,11 @@ def test_experiment_ids_are_the_same_after_a_restart_and_across_workers(
         again.stop()
 
 
+@pytest.mark.parametrize("kind", ["file", "chunked", "sqlite", "postgresql"])
 def test_every_shared_backend_serves_the_client_with_two_workers(
-        store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if store_url.startswith("memory:"):
-        pytest.skip("a memory store lives in one process: a server of its own is no test")
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        request: pytest.FixtureRequest) -> None:
+    store_url = backend_url(kind, tmp_path, request)  # (memory:// lives in one process)
     with running(store_url, tmp_path / "server", workers=2) as server:
         use(server, monkeypatch, server.token)
         mlflow.set_experiment(experiment_id="0")
