@@ -89,11 +89,15 @@ def version_with_runs(context: StoreContext, root: Path, runs: int = 3) -> RunRe
 
 
 def snapshot(context: StoreContext) -> dict[str, Any]:
-    """Everything the store holds about its runs, comparable with ``==``."""
+    """Everything the store holds about its runs, comparable with ``==`` (the workspace a run
+    names counts as where it was exported from: an import keeps it so)."""
     store = context.store
     found = {}
     for run in store.list_runs():
-        found[run.id] = (run, store.get_steps(run.id),
+        internals = dict(run.internals)
+        if "workspace" in internals:
+            internals["exported_from"] = internals.pop("workspace")
+        found[run.id] = (run.replace(internals=internals), store.get_steps(run.id),
                          sorted(store.list_artifacts(run.id), key=lambda a: (a.name, a.stage)),
                          store.read_logs(run.id), store.read_metrics(run.id),
                          store.read_events(run.id))

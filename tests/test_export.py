@@ -476,3 +476,16 @@ def test_too_many_members_are_refused(tmp_path: Path) -> None:
     dest.mkdir()
     with pytest.raises(IntegrityError, match="20 members"):
         extract(many, dest, max_members=10)
+
+
+def test_an_imported_run_names_no_folder_of_this_machine(source: StoreContext, exported: Path,
+                                                         tmp_path: Path) -> None:
+    """The exporter's workspace is kept as ``exported_from``: a folder of that name here is
+    not the run's, so renaming the run or deleting its version never touches it."""
+    target = open_context(f"sqlite://{tmp_path}/target/runyard.db")
+    import_bundle(target, exported)
+    version = get_version(target, "paper-v1")
+    assert version.internals["exported_from"] == source.store.get_run(
+        version.id).internals["workspace"]
+    for run in [version, *runs_of(target, version)]:
+        assert "workspace" not in run.internals

@@ -149,7 +149,7 @@ def _check_complete(path: Path, bundle: fmt.Bundle, staged: BlobStore) -> None:
 def _bring_in(context: StoreContext, bundle: fmt.Bundle, staged: BlobStore,
               folder: Path) -> ImportReport:
     dst = context.store
-    logs = [_keep_name(dst, log) for log in bundle.all_runs()]
+    logs = [_keep_name(dst, _elsewhere(dst, log)) for log in bundle.all_runs()]
     src = open_store(f"file://{folder}")
     try:
         for log in logs:
@@ -171,6 +171,22 @@ def _bring_in(context: StoreContext, bundle: fmt.Bundle, staged: BlobStore,
                         sum(r.copied for r in reports), sum(r.updated for r in reports),
                         sum(r.unchanged for r in reports),
                         copied + sum(r.blobs_copied for r in reports))
+
+
+def _elsewhere(dst: RunStore, log: fmt.RunLog) -> fmt.RunLog:
+    """The run without the exporter's workspace path, kept as ``exported_from``: that folder
+    is on another machine, and a path here of the same name is not this run's (rename and
+    version delete act on ``<workspace>/runs/`` only for a run recorded here). A run this
+    store has already keeps its own internals (an export brought home changes nothing)."""
+    try:
+        internals = dict(dst.get_run(log.run.id).internals)
+    except RunNotFound:
+        internals = dict(log.run.internals)
+        if "workspace" not in internals:
+            return log
+        internals["exported_from"] = internals.pop("workspace")
+    return fmt.RunLog(log.run.replace(internals=internals), log.steps, log.artifacts,
+                      log.metrics, log.events, log.logs)
 
 
 def _keep_name(dst: RunStore, log: fmt.RunLog) -> fmt.RunLog:
