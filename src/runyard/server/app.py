@@ -56,6 +56,9 @@ def create_app(context: StoreContext, *, access_log: bool = True,
     from runyard.server import mlflow  # (the MLflow-compatible API, behind the same gate)
 
     mlflow.mount(app)
+    from runyard.server import ui  # (the dashboard at /, behind the token cookie)
+
+    ui.mount(app)
     app.add_middleware(BodyLimit, max_body=max_body)
     app.add_middleware(TokenGate, store_of=lambda: context.store)  # (before any body is read)
     if cors_origin:  # (outside the gate: a browser's preflight carries no token)

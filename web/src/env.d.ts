@@ -1,0 +1,2 @@
+// Lets TypeScript accept the CSS imports esbuild bundles.
+declare module "*.css";
