@@ -11,6 +11,9 @@ fi
 if ! command -v curl >/dev/null 2>&1; then
   missing+=(curl)  # docs/server.md calls the REST API as a user would
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+  missing+=(chromium)  # the dashboard's browser tests drive it through Playwright
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -40,6 +40,8 @@ COMMANDS = {  # name: (where the command lives, its one-line help, shown without
             "List, start and stop the local Ray clusters runyard starts."),
     "server": ("runyard.cli.server:server_group",
                "Serve the store over HTTP (REST API, bearer tokens); manage its tokens."),
+    "ui": ("runyard.cli.ui:ui_cmd",
+           "Open the dashboard of the store in a browser (served on 127.0.0.1 until ^C)."),
     "version": ("runyard.cli.versions:version_group",
                 "Snapshot a workspace as an immutable version; list, show, diff, restore, delete."),
     "record": ("runyard.cli.record:record_cmd",
