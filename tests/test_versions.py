@@ -45,6 +45,7 @@ from runyard.recording.versions import (
     restore,
     runs_of,
 )
+from runyard.recording.workspace import cache_path
 from runyard.stores import RunFilter
 
 HOUR = 3600.0
@@ -431,7 +432,7 @@ def test_a_stat_cache_naming_something_else_than_a_digest_is_not_believed(
     for path in workspace.rglob("*"):
         os.utime(path, (past, past))
     create_version(local, workspace)
-    cache_file = workspace / ".runyard" / "version-cache.json"
+    cache_file = cache_path(workspace, local.blobs.root.parent)
     cache = json.loads(cache_file.read_text())
     rel = os.path.relpath(victim, local.blobs.root)
     cache["data.csv"][3] = rel[:2] + "/" + rel[2:]  # a "digest" that walks out to victim
@@ -491,3 +492,17 @@ def test_a_delete_cut_short_leaves_a_version_no_one_uses_and_deleting_again_ends
         get_version(local, "half-deleted")
     report = delete_version(local, "half-deleted")
     assert report.runs == ["rec"] and not local.store.list_runs()
+
+
+def test_a_version_leaves_no_runyard_folder_in_a_workspace_below_the_store_home(
+        tmp_path: Path) -> None:
+    """The stat cache lives beside the blobs, not in the workspace: a ``.runyard`` folder
+    there would become the nearest home, and the next command would open another store."""
+    home_store = open_context(f"sqlite://{tmp_path}/.runyard/runyard.db")
+    paper = tmp_path / "paper"
+    paper.mkdir()
+    (paper / "a.txt").write_text("a")
+    create_version(home_store, paper, name="p1")
+    create_version(home_store, paper, name="p2")
+    assert not (paper / ".runyard").exists()
+    assert cache_path(paper, home_store.blobs.root.parent).is_file()

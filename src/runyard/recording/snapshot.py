@@ -47,18 +47,19 @@ class Snapshot:
 def snapshot(blobs: BlobStore, workspace: Path,
              tick: Callable[[int, int], object] = lambda done, total: None) -> Snapshot:
     """Put every file of ``workspace`` into ``blobs``; the manifest (see the module doc).
-    The blob folder is left out if it is inside the workspace. ``tick(done, total)`` is
+    The blob folder and the stat caches beside it are left out if they are inside the
+    workspace. ``tick(done, total)`` is
     called every ``TICK_EVERY`` files (files looked at so far, files in all)."""
     started = time.time_ns()
-    found = ws.scan(workspace, exclude=[blobs.root])
-    cache = ws.load_cache(workspace)
+    found = ws.scan(workspace, exclude=[blobs.root, blobs.root.parent / ws.CACHE_FOLDER])
+    cache = ws.load_cache(workspace, blobs.root.parent)
     made = Snapshot({}, list(found.skipped), 0)
     fresh: dict[str, ws.CacheEntry] = {}
     todo = _put_all(blobs, str(workspace), found.files, cache, made, fresh, started, tick)
     if todo:  # known from the cache, but their blobs are gone (collected): read them again
         _put_all(blobs, str(workspace), todo, {}, made, fresh, started, tick)
     tick(len(found.files), len(found.files))
-    ws.save_cache(workspace, fresh)
+    ws.save_cache(workspace, blobs.root.parent, fresh)
     return made
 
 

@@ -10,16 +10,19 @@ The scan never follows a symbolic link: a link is reported as a link (kept as on
 version), so nothing outside the workspace is read through it. Fifos, sockets and devices are
 skipped with a note, as are names that are not UTF-8 (a manifest is JSON text).
 
-The stat cache (``.runyard/version-cache.json`` in the workspace, replaced atomically) maps
-each path to the size, ``mtime_ns`` and inode it had when it was hashed, and its digest, so a
-file that has not changed is not read again. A file changed less than ``RACY_NS`` before the
-scan that cached it is not cached (its next change could keep the same size and mtime within
-the clock's tick): it is read again next time. The cache is replaced atomically but not
+The stat cache (``workspaces/<hash of the workspace's path>.json`` beside the blob folder
+whose digests it names, replaced atomically; never inside the workspace, where a ``.runyard``
+folder would become the nearest store home) maps each path to the size, ``mtime_ns`` and inode
+it had when it was hashed, and its digest, so a file that has not changed is not read again.
+A file changed less than ``RACY_NS`` before the scan that cached it is not cached (its next
+change could keep the same size and mtime within the clock's tick): it is read again next
+time. The cache is replaced atomically but not
 durably (see ``save_cache``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -37,7 +40,7 @@ IGNORE_FILE = ".runyardignore"
 TOP_IGNORED = frozenset({".runyard", "runs"})
 ALWAYS_IGNORED = frozenset({".git"})
 VENV_MARK = "pyvenv.cfg"
-CACHE_NAME = "version-cache.json"
+CACHE_FOLDER = "workspaces"  # beside the blob folder: the stat caches of the workspaces
 RACY_NS = 1_000_000_000
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -251,15 +254,17 @@ def _type(info: os.stat_result) -> str:
 
 
 # -- the stat cache ---------------------------------------------------------------------------
-def cache_path(workspace: Path) -> Path:
-    return workspace / ".runyard" / CACHE_NAME
+def cache_path(workspace: Path, home: Path) -> Path:
+    """Where the stat cache of ``workspace`` for the blobs under ``home`` is kept."""
+    key = hashlib.sha256(os.fsencode(os.path.abspath(workspace))).hexdigest()[:32]
+    return home / CACHE_FOLDER / f"{key}.json"
 
 
-def load_cache(workspace: Path) -> dict[str, Any]:
+def load_cache(workspace: Path, home: Path) -> dict[str, Any]:
     """The stat cache of ``workspace`` (empty if missing or unreadable: it is only a cache).
     Its entries are checked when used (``cached_digest``), not all when read."""
     try:
-        raw = json.loads(cache_path(workspace).read_bytes())
+        raw = json.loads(cache_path(workspace, home).read_bytes())
     except (OSError, ValueError):
         return {}
     return raw if isinstance(raw, dict) else {}
@@ -285,14 +290,14 @@ def cache_entry(info: os.stat_result, digest: str, started_ns: int) -> CacheEntr
     return info.st_size, info.st_mtime_ns, info.st_ino, digest
 
 
-def save_cache(workspace: Path, cache: dict[str, CacheEntry]) -> None:
+def save_cache(workspace: Path, home: Path, cache: dict[str, CacheEntry]) -> None:
     """Replace the stat cache atomically (a temporary file renamed over it), not durably: a
     cache lost in a crash only costs reading the files again (and the fsync cost 10-25 ms
     of a second version's 0.2 s here). A failure (a read-only workspace) is ignored."""
-    target = cache_path(workspace)
-    temp = target.with_name(f".tmp-{CACHE_NAME}-{os.urandom(6).hex()}")
+    target = cache_path(workspace, home)
+    temp = target.with_name(f".tmp-{target.name}-{os.urandom(6).hex()}")
     try:
-        target.parent.mkdir(exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         temp.write_text(json.dumps(cache, separators=(",", ":")), encoding="utf-8")
         os.replace(temp, target)
     except (OSError, ValueError):
