@@ -10,8 +10,9 @@ temporary folder: ``runyard server`` (one worker, the default; the token in
 127.0.0.1 --port P`` (its defaults: 4 workers, artifacts served through its proxy). Rounds
 alternate which server goes first; the figure is each side's median over ``ROUNDS`` rounds, the
 time from the first call of the script to the end of the search (server start-up and the
-client's import are outside it, identical for both). The first round of each is a warm-up
-(first requests, lazily imported handlers) and is left out.
+client's import are outside it, identical for both). The first ``WARMUP`` rounds are left out
+(first requests, lazily imported handlers: ``mlflow server``'s workers take tens of seconds
+over their first requests here).
 Run: ``.venv/bin/python benchmarks/bench_mlflow.py [ROUNDS]``
 """
 
@@ -35,6 +36,7 @@ os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 from live_servers import free_port, running  # noqa: E402
 
 ROUNDS = 5
+WARMUP = 2  # rounds left out: mlflow server's four workers each initialise on first requests
 PARAMS, BATCHES, PER_BATCH, ARTIFACTS = 20, 100, 100, 5
 BUDGET = 5.0
 START_TIMEOUT = 120.0
@@ -127,13 +129,13 @@ def main(rounds: int = ROUNDS) -> int:
                 "mlflow": lambda e: timed(theirs, None, e, files),
             }
             times: dict[str, list[float]] = {"runyard": [], "mlflow": []}
-            for n in range(rounds + 1):
+            for n in range(rounds + WARMUP):
                 order = ["runyard", "mlflow"] if n % 2 else ["mlflow", "runyard"]
                 this = {name: sides[name](f"bench-{n}") for name in order}
                 for name, took in this.items():
-                    if n:
+                    if n >= WARMUP:
                         times[name].append(took)
-                print(f"round {n}{' (warm-up)' if not n else ''}: "
+                print(f"round {n}{' (warm-up)' if n < WARMUP else ''}: "
                       + ", ".join(f"{k} {v:.3f} s" for k, v in sorted(this.items())),
                       file=sys.stderr)
     ours_s, theirs_s = (statistics.median(times[k]) for k in ("runyard", "mlflow"))

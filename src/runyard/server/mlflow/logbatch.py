@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 import time
+from functools import lru_cache
 from typing import Any
 
 from runyard.model import RunRecord
-from runyard.server.mlflow.errors import invalid
+from runyard.server.mlflow.errors import MlflowError, invalid
 from runyard.server.mlflow.runs import active, params, tag_value
 from runyard.server.mlflow.wire import INT64, number, whole
 from runyard.stores import RunStore
@@ -56,19 +57,48 @@ def value_of(item: dict[str, Any], key: str, what: str, limit: int) -> str:
 
 def metric_columns(items: list[dict[str, Any]]) -> tuple[list[str], list[float],
                                                          list[int | None], list[float]]:
-    names, values, steps, times = [], [], [], []
+    """The four columns of a batch's metrics; what the client sends (a known key, a float, an
+    int64 step and time) is taken as it is, anything else checked field by field."""
+    names: list[str] = []
+    values: list[float] = []
+    steps: list[int | None] = []
+    times: list[float] = []
     now_ms = int(time.time() * 1000)
     for item in items:
-        key = key_of(item, "metric")
+        key, value = item.get("key"), item.get("value")
+        step, stamp = item.get("step", 0), item.get("timestamp", now_ms)
+        if type(key) is not str or not _known_key(key) or type(value) is not float \
+                or type(step) is not int or type(stamp) is not int \
+                or not (STEPS[0] <= step <= STEPS[1] and STAMPS[0] <= stamp <= STAMPS[1]):
+            key, value, step, stamp = _checked_metric(item, now_ms)
         names.append(key)
-        if "value" not in item:
-            raise invalid(f"missing value for required parameter 'value' of metric '{key}'")
-        values.append(number(item["value"], f"the value of metric '{key}'"))
-        steps.append(whole(item, "step", default=0))
-        stamp = whole(item, "timestamp", default=now_ms, low=INT64[0] // 1000,
-                      high=INT64[1] // 1000)
-        times.append((now_ms if stamp is None else stamp) / 1000.0)
+        values.append(value)
+        steps.append(step)
+        times.append(stamp / 1000.0)
     return names, values, steps, times
+
+
+STEPS, STAMPS = INT64, (INT64[0] // 1000, INT64[1] // 1000)
+
+
+@lru_cache(maxsize=4096)
+def _known_key(key: str) -> bool:
+    """Whether ``key`` passes ``key_of`` (a script logs the same few keys again and again)."""
+    try:
+        key_of({"key": key}, "metric")
+    except MlflowError:
+        return False
+    return True
+
+
+def _checked_metric(item: dict[str, Any], now_ms: int) -> tuple[str, float, int, int]:
+    key = key_of(item, "metric")
+    if "value" not in item:
+        raise invalid(f"missing value for required parameter 'value' of metric '{key}'")
+    value = number(item["value"], f"the value of metric '{key}'")
+    step = whole(item, "step", default=0)
+    stamp = whole(item, "timestamp", default=now_ms, low=STAMPS[0], high=STAMPS[1])
+    return key, value, 0 if step is None else step, now_ms if stamp is None else stamp
 
 
 def new_params(run: RunRecord, items: list[dict[str, Any]]) -> dict[str, str]:
