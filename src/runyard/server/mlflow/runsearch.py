@@ -33,11 +33,12 @@ def attribute(name: str) -> str:
 
 def runs_of(store: RunStore, folders: dict[str, str]) -> list[tuple[RunRecord, str]]:
     """``(run, experiment id)`` of every run in these folders (folder → experiment id)."""
-    if "/" in folders or len(folders) > 1:
-        everything = store.list_runs()
-    else:
-        everything = store.list_runs(RunFilter(folder=next(iter(folders))))
-    return [(run, folders[run.folder]) for run in everything if run.folder in folders]
+    if "/" in folders:  # (the root holds every folder: one listing)
+        listed = store.list_runs()
+    else:  # (a folder's listing holds its sub-folders too: they are other experiments)
+        listed = [run for folder in folders for run in store.list_runs(RunFilter(folder=folder))]
+    found = {run.id: run for run in listed if run.folder in folders}
+    return [(run, folders[run.folder]) for run in found.values()]
 
 
 def view_of(store: RunStore, run: RunRecord, experiment_id: str, with_metrics: bool
