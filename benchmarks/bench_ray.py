@@ -8,8 +8,9 @@ workflow run on that configuration; raw Ray: ``ray.init(address=…)``): one sho
 3 tasks, then the timed workload. Cases take turns (runyard, raw, runyard, raw, …) and each
 figure is the median of ``REPEAT`` processes, with their range. Raw Ray's chain is written
 the Ray way (each task given the previous one's ObjectRef, so Ray queues the next task before
-the last ends); a last, unbudgeted line times the chain with a ``ray.get`` per task, the round
-trip runyard's driver makes (it records each result before it submits the next task).
+the last ends), as runyard's driver now submits task runs ahead on Ray (``engine.driver``); a
+last, unbudgeted line times the chain with a ``ray.get`` per task, the round trip runyard's
+driver made before (it recorded each result before it submitted the next task).
 Run: ``.venv/bin/python benchmarks/bench_ray.py [REPEAT]`` (``BENCH_RAY_VERBOSE=1``: every
 process's time and CPU).
 """
@@ -115,7 +116,7 @@ def report(times: dict[tuple[str, str], list[float]]) -> bool:
               f"({min(ours):.3f}-{max(ours):.3f}) -> {ratio:.2f}x (pairs {ratios[0]:.2f}-"
               f"{ratios[-1]:.2f}x; budget {BUDGETS[kind]}x)")
     get = [t / CHAIN * 1e3 for t in times[("raw", "chain-get")]]
-    print(f"(raw Ray chain with a ray.get per task, as runyard's driver waits for each: "
+    print(f"(raw Ray chain with a ray.get per task, as runyard's driver waited for each: "
           f"{statistics.median(get):.3f} ms/task ({min(get):.3f}-{max(get):.3f}); not budgeted)")
     return ok
 

@@ -12,6 +12,18 @@ run's record only until it has ended: a long run holds what is still to come, no
 Finished futures are put in an inbox; whichever thread finds the driver free (never waiting for
 it) takes the lock and handles everything in the inbox, so completions are handled in batches
 and a runtime's threads go straight back to work instead of queueing on a lock.
+
+On a runtime that chains calls (Ray: ``chains``), a task run whose inputs are all known but
+the result of one being submitted is submitted *ahead*, on that call (``submit_after``), and
+so on down to ``AHEAD`` levels: Ray starts each as soon as the one before ends, without a
+round trip through the driver (hearing of the end, recording it, submitting the next), as a
+Ray chain given the previous task's ObjectRef does. A call ahead becomes the task run's first
+attempt only when the driver, having recorded the earlier result, would submit it anyway
+(``_submit`` adopts it); the task run is prepared and recorded then, as always. A call ahead
+of an attempt that failed does not run its task (``run_task_after``) and is forgotten; those
+still waiting when the run stops (failure, cancel) are cancelled in Ray. Never with a re-run
+cache: a hit is only known from the earlier result's digest. (A chain of 100 on Ray, in one
+process, took 1.30x raw Ray's time per task without, 1.21x one level ahead, 1.09x four.)
 """
 
 from __future__ import annotations
@@ -26,7 +38,7 @@ from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, flat_refs, sub
 from runyard.engine.recorder import Recorder, StepState
 from runyard.engine.reuse import ReuseIndex
 from runyard.engine.values import Value, encode
-from runyard.engine.worker import Bound, Outcome, TaskCall, run_task
+from runyard.engine.worker import PENDING, Bound, Outcome, TaskCall, run_task, run_task_after
 from runyard.errors import RunyardError
 from runyard.model import Artifact, Attempt, LogLine, Stage, Status
 from runyard.runtimes import threads
@@ -37,6 +49,7 @@ if TYPE_CHECKING:
 
 _RUNNING, _SUCCEEDED = Status.RUNNING, Status.SUCCEEDED  # (an enum member costs a lookup)
 _NO_PARAMS: dict[str, Value | Bound] = {}  # a finished task run's arguments (never written to)
+AHEAD = 4  # levels of task runs submitted ahead of the one submitted (a runtime that chains)
 
 
 class Prepared(StepState):
@@ -91,6 +104,10 @@ class Driver:
         self._put_step = recorder.put_step
         self._in_flight = recorder.in_flight  # the task runs whose attempt is in flight
         self.dependents = dag.dependents
+        # Calls submitted ahead (see the module docstring): task run -> (the task run it
+        # waits for, the call's handle). Only where the runtime chains and nothing is reused.
+        self._chains = bool(getattr(runtime, "chains", False)) and reuse is None
+        self._ahead: dict[str, tuple[str, Any]] = {}
 
     # -- control ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,6 +119,7 @@ class Driver:
     def cancel(self) -> None:
         with self._lock:
             self.canceled = True
+            self._drop_ahead(None)
             self._check_done()
         self._drain()
 
@@ -153,6 +171,8 @@ class Driver:
         if outcome.logs or outcome.trace:
             self._logs(prepared.node.id, outcome)
         if not outcome.ok:
+            if self._ahead:
+                self._drop_ahead(prepared.node.id)
             if number < prepared.node.task.max_attempts and not self._stopping():
                 self._record(prepared, Status.RUNNING, _attempt(number, outcome, prepared))
                 self._submit(prepared, number + 1)
@@ -246,15 +266,82 @@ class Driver:
         self._in_flight[prepared.name] = prepared
         self.inflight += 1
         try:
-            call = prepared if self._local else TaskCall(
-                node.id, node.task, prepared.params, self.blobs, False)
-            self.runtime.submit_then(run_task, (call,), prepared)
+            ahead = self._ahead.pop(node.id, None) if self._ahead else None
+            if ahead is not None and number == 1:  # (a retry is never submitted ahead)
+                handle = ahead[1]
+                self.runtime.answer_when(handle, prepared)  # type: ignore[attr-defined]
+            else:
+                call = prepared if self._local else TaskCall(
+                    node.id, node.task, prepared.params, self.blobs, False)
+                handle = self.runtime.submit_then(run_task, (call,), prepared)
         except RunyardError as exc:
             self.inflight -= 1
             prepared.flight = None
             self._in_flight.pop(prepared.name, None)
             now = time.time()
             self._failed(prepared, Outcome(False, now, now, error=str(exc)), number)
+            return
+        if self._chains and handle is not None and not self._stopping():
+            try:
+                self._submit_ahead(node.id, handle)
+            except Exception:  # (only ever a speed-up: the task runs are submitted as usual)
+                self._chains = False
+
+    # -- calls submitted ahead (a runtime that chains) ---------------------------------------
+    def _submit_ahead(self, node_id: str, handle: Any, depth: int = 0) -> None:
+        """Submit ahead, on the call ``handle`` of ``node_id``, each task run that waits for
+        that one's result alone, and so on down to ``AHEAD`` levels below the task run
+        submitted (those submitted ahead already are kept)."""
+        waiting, nodes, ahead = self.waiting, self.dag.nodes, self._ahead
+        for child in self.dependents.get(node_id, ()):
+            if waiting[child] != 1:
+                continue
+            known = ahead.get(child)
+            if known is not None and known[0] == node_id:
+                child_handle = known[1]
+            else:
+                node = nodes[child]
+                call = TaskCall(child, node.task, self._params_ahead(node, node_id),
+                                self.blobs, False)
+                try:
+                    child_handle = self.runtime.submit_after(  # type: ignore[attr-defined]
+                        run_task_after, (call,), handle)
+                except RunyardError:
+                    continue  # submitted the usual way later, which reports the error
+                ahead[child] = (node_id, child_handle)
+            if depth + 1 < AHEAD:
+                self._submit_ahead(child, child_handle, depth + 1)
+
+    def _params_ahead(self, node: Node, pending: str) -> dict[str, Any]:
+        """``node``'s arguments, the result of ``pending`` left ``PENDING``."""
+        params: dict[str, Any] = {}
+        outputs = self.outputs
+        for name, param in node.params.items():
+            if param.__class__ is Ref:
+                params[name] = PENDING if param.node == pending else outputs[param.node]
+            elif isinstance(param, Value):
+                params[name] = param
+            else:
+                assert isinstance(param, Nested)
+                values: dict[str, Any] = {
+                    ref: PENDING if ref == pending else outputs[ref] for ref in param.refs}
+                params[name] = Bound(param.template, values)
+        return params
+
+    def _drop_ahead(self, node_id: str | None) -> None:
+        """Forget the calls submitted ahead on ``node_id`` (all of them: ``None``), cancelling
+        them in the runtime: a call ahead of a failed attempt would not run its task anyway,
+        but one ahead of a task run still running would, once the run has stopped."""
+        if node_id is not None:  # (their calls end at once, without running their task)
+            for child in self.dependents.get(node_id, ()):
+                if self._ahead.get(child, ("",))[0] == node_id:
+                    del self._ahead[child]
+                    self._drop_ahead(child)
+            return
+        dropped = [handle for _, handle in self._ahead.values()]
+        self._ahead.clear()
+        if dropped:
+            self.runtime.drop(dropped)  # type: ignore[attr-defined]
 
     def _failed(self, prepared: Prepared, outcome: Outcome, number: int) -> None:
         self._record(prepared, Status.FAILED, _attempt(number, outcome, prepared))
@@ -263,6 +350,8 @@ class Driver:
         if self.failure is None:
             tries = f" after {number} attempts" if number > 1 else ""
             self.failure = f"task run {prepared.node.id} failed{tries}: {outcome.error}"
+            if self._ahead:
+                self._drop_ahead(None)
             self._on_failure(prepared.node, outcome.error or "")
 
     def _on_failure(self, failed: Node, error: str) -> None:

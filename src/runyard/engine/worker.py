@@ -179,6 +179,44 @@ def run_task(call: TaskCall) -> Outcome:
     return Outcome(True, started, time.time(), output, None, None, logs)
 
 
+class Pending:
+    """In a call submitted ahead (``run_task_after``), the result of the task run it was
+    submitted after, not known yet when it was submitted."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Pending, ())
+
+
+PENDING = Pending()
+SKIPPED = "not run: the task run it was submitted after did not succeed"
+
+
+def run_task_after(call: TaskCall, earlier: Outcome) -> Outcome:
+    """``run_task`` for a call submitted ahead, on the ``Outcome`` of the task run whose
+    result it takes (``PENDING`` in its parameters); if that one failed, the call is not run
+    (an outcome saying so, which the driver never asks for)."""
+    if not earlier.ok or earlier.output is None:
+        now = time.time()
+        return Outcome(False, now, now, error=SKIPPED)
+    output = earlier.output
+    given: dict[str, Any] = call.params  # (PENDING among them)
+    params: dict[str, Value | Bound] = {}
+    for name, param in given.items():
+        if param.__class__ is Pending:
+            params[name] = output
+        elif param.__class__ is Bound:
+            values: dict[str, Any] = param.values
+            params[name] = Bound(param.template, {
+                ref: output if value.__class__ is Pending else value
+                for ref, value in values.items()})
+        else:
+            params[name] = param
+    call.params = params
+    return run_task(call)
+
+
 def _one_line(exc: BaseException) -> str:
     detail = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

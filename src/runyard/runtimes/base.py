@@ -32,7 +32,7 @@ class Runtime(Protocol):
     def start(self) -> None: ...
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]: ...
     def submit_then(self, fn: Callable[..., T], args: tuple[Any, ...],
-                    done: Callable[[T | None, BaseException | None], None]) -> None: ...
+                    done: Callable[[T | None, BaseException | None], None]) -> Any: ...
     def shutdown(self, wait: bool = True) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -72,10 +72,11 @@ class RuntimeBase(ABC):
             )
 
     def submit_then(self, fn: Callable[..., T], args: tuple[Any, ...],
-                    done: Callable[[T | None, BaseException | None], None]) -> None:
+                    done: Callable[[T | None, BaseException | None], None]) -> Any:
         """Submit ``fn(*args)``; when it ends, ``done(result, None)`` or ``done(None, error)``
         is called on whichever thread ends it. Refused as ``submit`` refuses. Runtimes may do
-        this without a ``Future`` (the in-process one does: one less lock per step)."""
+        this without a ``Future`` (the in-process one does: one less lock per step). Returns
+        the call's handle where the runtime chains calls (``submit_after``), else ``None``."""
         self.submit(fn, *args).add_done_callback(lambda future: _report(future, done))
 
     def shutdown(self, wait: bool = True) -> None:
@@ -158,9 +159,10 @@ def pickled_call(fn: Callable[..., Any], args: tuple[Any, ...], runtime: str) ->
         ) from exc
 
 
-def call_pickled(payload: bytes) -> Any:
-    """Run a call made by ``pickled_call`` (in the worker)."""
+def call_pickled(payload: bytes, more: tuple[Any, ...] = ()) -> Any:
+    """Run a call made by ``pickled_call`` (in the worker), with ``more`` arguments after its
+    own."""
     import cloudpickle
 
     fn, args = cloudpickle.loads(payload)
-    return fn(*args)
+    return fn(*args, *more)

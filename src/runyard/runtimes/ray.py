@@ -14,10 +14,17 @@ Nothing here ever runs ``ray stop`` or connects to ``auto``.
 
 One process keeps one connection to Ray (``ray.init`` takes a while): shutting a runtime down
 leaves the connection for the next runtime on the same address; ``disconnect`` closes it.
+
+Calls can be chained in Ray (``chains``): ``submit_after`` submits a call that Ray starts once
+an earlier call has ended, handed that call's result, so a chain of tasks does not wait for a
+round trip through the driver between two tasks (as Ray's own chains, given the previous task's
+ObjectRef, do not); nobody is told of its end until ``answer_when`` asks for it, and ``drop``
+cancels the ones that will not be wanted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -279,6 +286,7 @@ class RayRuntime(RuntimeBase):
 
     name = "ray"
     remote = True
+    chains = True  # submit_after, answer_when, drop
 
     def __init__(self, address: str | None = None, cluster: LocalCluster | None = None,
                  token: str | None = None) -> None:
@@ -308,14 +316,39 @@ class RayRuntime(RuntimeBase):
         return future
 
     def submit_then(self, fn: Callable[..., T], args: tuple[Any, ...],
-                    done: Callable[[T | None, BaseException | None], None]) -> None:
-        """As ``submit``, answered by calling ``done`` on the waiter's thread (no Future)."""
+                    done: Callable[[T | None, BaseException | None], None]) -> Any:
+        """As ``submit``, answered by calling ``done`` on the waiter's thread (no Future);
+        the call's handle (its ObjectRef), for ``submit_after``."""
         self._check_started()
-        self._send(fn, args, done)
+        return self._send(fn, args, done)
 
-    def _send(self, fn: Callable[..., Any], args: tuple[Any, ...], answer: Answer) -> None:
+    def _send(self, fn: Callable[..., Any], args: tuple[Any, ...], answer: Answer) -> Any:
         assert self._waiter is not None
-        self._waiter.add(self._remote.remote(pickled_call(fn, args, self.name)), answer)
+        ref = self._remote.remote(pickled_call(fn, args, self.name))
+        self._waiter.add(ref, answer)
+        return ref
+
+    def submit_after(self, fn: Callable[..., Any], args: tuple[Any, ...], after: Any) -> Any:
+        """Submit ``fn(*args, result)``, run by Ray once the call whose handle is ``after``
+        has ended (``result``: what it returned; if it raised, this call fails the same way
+        without running). Nobody is told of its end until ``answer_when``; its handle."""
+        self._check_started()
+        return self._remote.remote(pickled_call(fn, args, self.name), after)
+
+    def answer_when(self, handle: Any, done: Callable[[Any, BaseException | None], None]
+                    ) -> None:
+        """Call ``done`` once the call ``handle`` (from ``submit_after``) has ended."""
+        self._check_started()
+        assert self._waiter is not None
+        self._waiter.add(handle, done)
+
+    def drop(self, handles: list[Any]) -> None:
+        """Cancel calls from ``submit_after`` that nobody will ask for: those still waiting
+        do not run (one already running is interrupted)."""
+        ray = import_ray()
+        for handle in handles:
+            with contextlib.suppress(Exception):  # ended already, or Ray is gone: no matter
+                ray.cancel(handle)
 
     def _shutdown(self, wait: bool) -> None:
         self._remote = None
@@ -323,10 +356,12 @@ class RayRuntime(RuntimeBase):
             self._waiter.stop()  # it ends once the calls still running have finished
 
 
-def call_to_pickle(payload: bytes) -> bytes:
+def call_to_pickle(payload: bytes, *earlier: bytes) -> bytes:
     """Run a ``pickled_call`` in a Ray worker and return its result pickled: Ray passes bytes
-    on as they are, while a Python object would go through its much slower serializer."""
-    result = call_pickled(payload)
+    on as they are, while a Python object would go through its much slower serializer.
+    ``earlier``: the results of the calls it was submitted after (``submit_after``), pickled
+    so, given to the call as more arguments."""
+    result = call_pickled(payload, tuple(pickle.loads(data) for data in earlier))
     try:
         return pickle.dumps(result, protocol=5)
     except Exception:  # a result only cloudpickle can send
