@@ -183,4 +183,7 @@ function painted(u: uPlot, name: string): void {
   root.dataset.points = String(u.data[0].length);
   root.dataset.xmin = String(u.scales.x.min);
   root.dataset.xmax = String(u.scales.x.max);
+  let top = -Infinity;
+  for (const ys of u.data.slice(1)) for (const y of ys) if (y != null && y > top) top = y;
+  root.dataset.ymax = String(top);
 }
