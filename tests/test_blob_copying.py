@@ -75,9 +75,9 @@ def test_folders_and_missing_files_are_refused(blobs: BlobStore, tmp_path: Path)
     assert not _temps(blobs)
 
 
-def test_a_batch_bigger_than_an_early_sync_stores_every_file(blobs: BlobStore,
-                                                             tmp_path: Path) -> None:
-    contents = [os.urandom(300_000) for _ in range(40)]  # 12 MB: early syncs start meanwhile
+def test_a_batch_of_many_files_stores_every_file_at_its_commit(blobs: BlobStore,
+                                                               tmp_path: Path) -> None:
+    contents = [os.urandom(300_000) for _ in range(40)]  # one syncfs for all, not an fsync each
     for i, data in enumerate(contents):
         (tmp_path / f"f{i}").write_bytes(data)
     with blobs.batch() as batch:

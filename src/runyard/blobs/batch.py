@@ -9,11 +9,10 @@ or none, plus temporary files that ``BlobStore.remove_stale_temp`` clears. A blo
 batch can be read only after ``commit`` returns; a writer that records where a blob is (a
 catalog entry) commits first, so no record names a blob that is not durable.
 
-Once ``PRESYNC_BYTES`` wait in ``SYNCFS_FROM`` files or more, a put starts a ``syncfs`` on a
-thread of its own: the disk writes those bytes while the next files are copied, and the
-commit's own sync only waits for the rest (200 x 100 KB: the sync at ``commit`` went from
-~15-25 to ~5-10 ms here). It only starts writing early what the commit syncs anyway; the
-commit does not rely on it.
+(An early ``syncfs`` on a thread of its own once 4 MB waited, so the disk would write them
+while later files were copied, saved 3-18 ms of 50-76 for 200 x 100 KB in a bare harness on
+a quiet machine, and gave mixed results in the full benchmark on a busy one, where each
+``syncfs`` also waits for other programs' writes: left out, issue 16.)
 
 Puts may come from several threads while one other thread commits.
 """
@@ -22,20 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections import deque
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from runyard.blobs.digests import BlobRef
-from runyard.blobs.syncing import SYNCFS_FROM, sync_files, sync_folders, syncfs
+from runyard.blobs.syncing import sync_files, sync_folders
 from runyard.errors import StoreError
 
 if TYPE_CHECKING:
     from runyard.blobs.local import BlobStore
-
-PRESYNC_BYTES = 4 << 20  # bytes put since the last early sync that start another
 
 
 class BlobBatch:
@@ -46,8 +42,6 @@ class BlobBatch:
         self.blobs = blobs
         self._waiting: deque[tuple[Path, BlobRef]] = deque()
         self._held: set[str] = set()
-        self._unsynced = 0  # bytes put since the last early sync started
-        self._presync: threading.Thread | None = None
 
     def __contains__(self, digest: object) -> bool:
         """Whether a put of this batch holds ``digest``, not committed yet."""
@@ -68,25 +62,7 @@ class BlobBatch:
     def _add(self, temp: Path, ref: BlobRef) -> BlobRef:
         self._held.add(ref.digest)
         self._waiting.append((temp, ref))
-        self._unsynced += ref.size
-        if self._unsynced >= PRESYNC_BYTES and len(self._waiting) >= SYNCFS_FROM:
-            self._start_presync()
         return ref
-
-    def _start_presync(self) -> None:
-        """Start writing the waiting files out (one early ``syncfs``, on its own thread)."""
-        running = self._presync
-        if running is not None and running.is_alive():
-            return
-        self._unsynced = 0
-        self._presync = threading.Thread(target=_presync, args=(self.blobs.root,),
-                                         name="runyard-blob-presync", daemon=True)
-        self._presync.start()
-
-    def _join_presync(self) -> None:
-        running, self._presync = self._presync, None
-        if running is not None:
-            running.join()
 
     def commit(self) -> dict[str, str]:
         """Make every blob put so far durable and place it under its digest. Returns the
@@ -94,7 +70,6 @@ class BlobBatch:
         taken = _take_all(self._waiting)
         if not taken:
             return {}
-        self._join_presync()  # (its sync and the commit's would only take turns)
         try:
             failed = self._place(taken)
         finally:
@@ -142,12 +117,6 @@ class BlobBatch:
             digest, why = next(iter(failed.items()))
             raise StoreError(f"blob {digest} under {self.blobs.root}: {why} "
                              f"({len(failed)} blob(s) not stored); check the disk and put again")
-
-
-def _presync(root: Path) -> None:
-    """An early ``syncfs`` of the store's file system; a failure is the commit's to find."""
-    with contextlib.suppress(OSError):
-        syncfs(root)
 
 
 def _unlink(temp: Path) -> None:
