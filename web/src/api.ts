@@ -12,10 +12,10 @@ export const API = "/api/v1";
 
 export type Status = "created" | "pending" | "running" | "succeeded" | "failed" |
   "canceling" | "canceled" | "lost";
-export type Kind = "tracked" | "workflow" | "command" | "recorded";
+export type Kind = "tracked" | "workflow" | "command" | "recorded" | "version";
 export const STATUSES: Status[] = ["created", "pending", "running", "succeeded", "failed",
   "canceling", "canceled", "lost"];
-export const KINDS: Kind[] = ["tracked", "workflow", "command", "recorded"];
+export const KINDS: Kind[] = ["tracked", "workflow", "command", "recorded", "version"];
 export const TERMINAL = new Set<Status>(["succeeded", "failed", "canceled"]);
 
 export interface Run {
@@ -154,8 +154,8 @@ export function stream(path: string, handlers: Handlers,
 
 /** New runs and status changes of the filtered list (`run`), and runs leaving it (`removed`). */
 export const watchRuns = (f: RunFilter, on: { run: (r: Run) => void;
-  removed: (a: { id: string }) => void }, onState?: (open: boolean) => void) =>
-  stream(`/watch/runs${query(filterQuery(f))}`, on, onState);
+  removed: (a: { id: string }) => void }, onState?: (open: boolean) => void, limit?: number) =>
+  stream(`/watch/runs${query({ ...filterQuery(f), limit })}`, on, onState);
 
 /** One run: `status` (run), `metrics` (columns), `logs` ({lines}), `events`, `end`. */
 export const watchRun = (id: string, what: { metrics?: boolean; logs?: boolean;

@@ -19,7 +19,7 @@ function App() {
         <button type="button" class="theme" onClick={toggle} aria-label="Switch theme"
           title="Switch between dark and light">{theme === "dark" ? "☀ Light" : "☾ Dark"}</button>
       </header>
-      {route.page === "list" && <RunList params={route.params} />}
+      {route.page === "list" && <RunList key={route.params.toString()} params={route.params} />}
       {route.page === "run" && <RunPage key={route.id} id={route.id} />}
       {route.page === "compare" && <Compare ids={route.ids} />}
       {route.page === "missing" &&
