@@ -19,13 +19,12 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from dashboard_run_helpers import ARGS, CHROMIUM, SHOTS, build_web  # noqa: E402
-from server_helpers import served, token  # noqa: E402
-
-from runyard.core.context import StoreContext, open_context  # noqa: E402
-from runyard.core.runs import create_run  # noqa: E402
-from runyard.errors import RunNotFound  # noqa: E402
-from runyard.model import Kind, Status  # noqa: E402
+from dashboard_run_helpers import ARGS, CHROMIUM, SHOTS, build_web
+from runyard.core.context import StoreContext, open_context
+from runyard.core.runs import create_run
+from runyard.errors import RunNotFound
+from runyard.model import Kind, Status
+from server_helpers import served, token
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs /usr/bin/chromium (scripts/system-deps.sh installs it)",
