@@ -226,3 +226,12 @@ def test_a_read_only_token_reads_and_searches_but_never_writes(
         put = reader.put(f"/api/2.0/mlflow-artifacts/artifacts/0/{run_id}/artifacts/a.txt",
                          content=b"x")
         refused(put, 403, "PERMISSION_DENIED")
+
+
+def test_the_ajax_api_prefix_serves_the_same_api(http: httpx.Client) -> None:
+    created = http.post("/ajax-api/2.0/mlflow/experiments/create", json={"name": "ui"})
+    experiment_id = created.json()["experiment_id"]
+    found = http.get(f"{API}/experiments/get-by-name", params={"experiment_name": "ui"})
+    assert found.json()["experiment"]["experiment_id"] == experiment_id
+    refused(http.get("/ajax-api/2.0/mlflow/experiments/get", params={"experiment_id": "99"}),
+            404, "RESOURCE_DOES_NOT_EXIST")
