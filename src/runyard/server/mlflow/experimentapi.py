@@ -9,7 +9,7 @@ from runyard.model import RunRecord
 from runyard.server.mlflow import experiments, search, wire
 from runyard.server.mlflow.errors import EXISTS, MlflowError, invalid, missing
 from runyard.server.mlflow.experiments import ACTIVE, DELETED, Experiment
-from runyard.server.mlflow.logbatch import MAX_TAG_VALUE, key_of, value_of
+from runyard.server.mlflow.logbatch import MAX_TAG_VALUE, key_of, new_tags, value_of
 from runyard.server.mlflow.runs import lifecycle, set_lifecycle
 from runyard.server.mlflow.wire import millis
 from runyard.stores import RunFilter, RunStore
@@ -46,8 +46,7 @@ def get(store: RunStore, fields: dict[str, Any]) -> dict[str, Any]:
 
 def create(store: RunStore, fields: dict[str, Any]) -> dict[str, Any]:
     name = wire.text(fields, "name", required=True) or ""
-    tags = {key_of(t, "tag"): value_of(t, key_of(t, "tag"), "tag", MAX_TAG_VALUE)
-            for t in wire.items(fields, "tags")}
+    tags = new_tags(wire.items(fields, "tags"))
     return {"experiment_id": experiments.create(store, name, tags).id}
 
 
