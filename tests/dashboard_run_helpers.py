@@ -111,6 +111,22 @@ def seed_tracked(context: StoreContext, points: int = MILLION, name: str = "big-
     return run.id
 
 
+def running_tracked(context: StoreContext, name: str) -> str:
+    """A tracked run left running, owned by this (live) process, with ten ``acc`` values."""
+    from runyard.processes.owners import this_owner
+
+    run = create_run(context.store, name=name, status=Status.RUNNING, owner=this_owner(),
+                     heartbeat=time.time())
+    add_points(context, run.id, "acc", range(10))
+    return run.id
+
+
+def add_points(context: StoreContext, run_id: str, name: str, steps: range) -> None:
+    now = time.time()
+    context.store.append_metric_columns(run_id, [name] * len(steps), [s / 10 for s in steps],
+                                        list(steps), [now + s * 1e-3 for s in steps])
+
+
 def seed_workflow(context: StoreContext) -> str:
     """A finished workflow run of ``wf_defs.fan(3)``: three ``add`` task runs into ``total``."""
     import wf_defs

@@ -23,9 +23,11 @@ from dashboard_run_helpers import (
     MILLION,
     TICKER,
     Dashboard,
+    add_points,
     chromium,
     dashboard,
     new_page,
+    running_tracked,
     seed_recorded,
     seed_tracked,
     seed_workflow,
@@ -144,6 +146,23 @@ def test_a_chart_of_a_million_points_draws_a_few_per_pixel_and_zooms(
     chart.get_by_label("x axis of loss").select_option("time")
     chart.get_by_label("log scale of loss").check()
     page.wait_for_selector(f'{LOSS}[data-state="ready"]')
+    assert page.errors == []
+
+
+def test_the_chart_of_a_running_run_grows_live(page: Any, dash: Dashboard,
+                                              tmp_path: Path) -> None:
+    store = dash.context.store
+    run_id = running_tracked(dash.context, "live-acc")
+    open_run(page, dash, run_id)
+    chart = page.locator('.metric-chart[data-metric="acc"]')
+    until(lambda: chart.get_attribute("data-state") == "ready")
+    assert chart.get_attribute("data-points") == "10"
+    add_points(dash.context, run_id, "acc", range(10, 25))
+    until(lambda: chart.get_attribute("data-points") == "25")  # no reload, no new fetch
+    assert float(chart.get_attribute("data-xmax")) >= 24
+    shot(page, tmp_path, "chart-live")
+    store.update_status(run_id, Status.SUCCEEDED)
+    page.wait_for_selector('.run-page[data-status="succeeded"]')
     assert page.errors == []
 
 

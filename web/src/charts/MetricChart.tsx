@@ -54,6 +54,11 @@ export function MetricChart(props: MetricChartProps) {
     return () => abort.abort();
   }, [key, props.name, x, range, width]);
   useLive(props, series, x, range, () => setTick((t) => t + 1));
+  useEffect(() => {  // a theme switch redraws with the new colours
+    const watcher = new MutationObserver(() => setTick((t) => t + 1));
+    watcher.observe(document.documentElement, { attributes: true, attributeFilter: ['data-theme', 'class'] });
+    return () => watcher.disconnect();
+  }, []);
   useEffect(() => {
     if (!series || !box.current) return;
     draw(box.current, plot, series, { ...props, x, log, smoothing, width, setRange });
@@ -135,18 +140,21 @@ function draw(el: HTMLElement, plot: { current: uPlot | null }, series: Series[]
     if (o.log) y = positive(y);
     return [[s.x, y]];
   })) as uPlot.AlignedData;
-  const shape = `${series.length}|${o.log}|${o.x}|${o.width}|${o.height ?? 240}`;
+  const ink = getComputedStyle(el).color;  // canvas knows no currentColor: the theme's text
+  const shape = `${series.length}|${o.log}|${o.x}|${o.width}|${o.height ?? 240}|${ink}`;
   if (plot.current && (plot.current as any)._shape === shape) {
+    // new data from the server is marked once painted; live points are not (no mark per frame)
+    (plot.current as any)._fresh = (plot.current as any)._series !== series;
+    (plot.current as any)._series = series;
     plot.current.setData(data);
     return;
   }
   plot.current?.destroy();
-  const u = new uPlot(options(series, o), data, el);
-  (u as any)._shape = shape;
+  const u = Object.assign(new uPlot(options(series, o, ink), data, el), { _shape: shape, _series: series });
   plot.current = u;
 }
 
-function options(series: Series[], o: DrawOptions): uPlot.Options {
+function options(series: Series[], o: DrawOptions, ink: string): uPlot.Options {
   const label = (run: string) => o.labels?.[run] ?? (series.length > 1 ? run : o.name);
   return {
     width: o.width, height: o.height ?? 240,
@@ -155,28 +163,29 @@ function options(series: Series[], o: DrawOptions): uPlot.Options {
       label: label(s.run), stroke: COLORS[i % COLORS.length], width: 1.25, spanGaps: false,
       points: { show: false },
     }))],
-    axes: [{ stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.15)' } },
-           { stroke: 'currentColor', grid: { stroke: 'rgba(128,128,128,0.15)' }, size: 60 }],
+    axes: [{ stroke: ink, grid: { stroke: 'rgba(128,128,128,0.15)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' } },
+           { stroke: ink, grid: { stroke: 'rgba(128,128,128,0.15)' }, ticks: { stroke: 'rgba(128,128,128,0.3)' }, size: 60 }],
     cursor: { drag: { x: true, y: false, setScale: false } },
     legend: { live: true },
     hooks: {
-      setSelect: [(u) => zoomTo(u, o.setRange)],
+      setSelect: [(u) => zoomTo(u, o.name, o.setRange)],
       draw: [(u) => painted(u, o.name)],
     },
   };
 }
 
-function zoomTo(u: uPlot, setRange: (r: Range) => void): void {
+function zoomTo(u: uPlot, name: string, setRange: (r: Range) => void): void {
   const { left, width } = u.select;
   if (width < 2) return;
   const min = u.posToVal(left, 'x'), max = u.posToVal(left + width, 'x');
   u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
-  performance.mark(`chart-zoom:${u.series[0].label}`);
+  performance.mark(`chart-zoom:${name}`);
   setRange({ min, max });
 }
 
 function painted(u: uPlot, name: string): void {
-  performance.mark(`chart-paint:${name}`);
+  if ((u as any)._fresh !== false) performance.mark(`chart-paint:${name}`);
+  (u as any)._fresh = false;
   const root = u.root.closest('.metric-chart') as HTMLElement | null;
   if (!root) return;
   root.dataset.state = 'ready';

@@ -37,6 +37,7 @@ type Hub = {
 export type Streams = 'metrics' | 'logs';
 
 const hubs = new Map<string, Hub>();
+const LINGER_MS = 2000;
 
 /** Follow run `id`; the returned function stops following. */
 export function follow(id: string, streams: Streams, handler: LiveHandler): () => void {
@@ -54,10 +55,12 @@ export function follow(id: string, streams: Streams, handler: LiveHandler): () =
   const h = hub;
   return () => {
     h.handlers.delete(handler);
-    if (h.handlers.size === 0) {
+    // kept a moment: a chart that zooms leaves and comes back at once (same stream)
+    if (h.handlers.size === 0) setTimeout(() => {
+      if (h.handlers.size > 0 || hubs.get(key) !== h) return;
       h.abort.abort();
       hubs.delete(key);
-    }
+    }, LINGER_MS);
   };
 }
 
