@@ -198,3 +198,9 @@ class VersionNotFound(NotFoundError):
         detail = f" ({why})" if why else ""
         super().__init__(f"no version {ref!r}{detail}; see `runyard version list`")
         self.ref = ref
+
+
+def error_class(name: str) -> type[RunyardError] | None:
+    """The ``RunyardError`` class of this module named ``name`` (an error answer's ``type``)."""
+    found = globals().get(name)
+    return found if isinstance(found, type) and issubclass(found, RunyardError) else None

@@ -26,8 +26,18 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from runyard import errors
-from runyard.errors import ConfigError, RunyardError, StoreError, ValidationError
+# Not ``from runyard import errors``: the package root imports (for type checkers) every layer,
+# this one too, and that cycle put runyard and runyard.engine in one mypy SCC (a false no-redef).
+from runyard.errors import (
+    ConfigError,
+    ConflictError,
+    MissingDependencyError,
+    NotFoundError,
+    RunyardError,
+    StoreError,
+    ValidationError,
+    error_class,
+)
 from runyard.stores.credentials import origin_of
 
 __all__ = ["HttpClient", "Reply", "Unreachable", "error_from", "origin_of", "segment"]
@@ -42,8 +52,8 @@ RETRYABLE = (httpx.TransportError,)  # connect, read, write, protocol errors and
 
 # Status codes whose answer has no body of ours: what the caller gets instead.
 BY_STATUS: dict[int, type[RunyardError]] = {
-    400: errors.ValidationError, 404: errors.NotFoundError, 409: errors.ConflictError,
-    413: errors.ValidationError, 422: errors.ValidationError,
+    400: ValidationError, 404: NotFoundError, 409: ConflictError,
+    413: ValidationError, 422: ValidationError,
 }
 
 Body = bytes | Callable[[], Iterable[bytes]]
@@ -214,9 +224,8 @@ def _may_have_arrived(exc: Exception) -> bool:
 def error_from(response: httpx.Response) -> RunyardError:
     """The ``runyard.errors`` exception an error answer stands for, with its one line."""
     detail, kind = _detail(response)
-    found = getattr(errors, kind, None) if kind and kind.isidentifier() else None
-    if isinstance(found, type) and issubclass(found, RunyardError) \
-            and found is not errors.MissingDependencyError:
+    found = error_class(kind) if kind else None
+    if found is not None and found is not MissingDependencyError:
         cls: type[RunyardError] = found
     else:
         cls = _by_status(response.status_code)
@@ -230,7 +239,7 @@ def _by_status(status: int) -> type[RunyardError]:
         return ConfigError
     if status >= 500:
         return StoreError
-    return BY_STATUS.get(status, errors.RunyardError)
+    return BY_STATUS.get(status, RunyardError)
 
 
 def _with_hint(detail: str, status: int) -> str:
