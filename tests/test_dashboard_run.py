@@ -95,7 +95,8 @@ def test_every_kind_of_run_opens_on_the_one_layout(page: Any, dash: Dashboard,
     assert page.locator('#outputs [data-name="out/result.txt"]').count() == 1
     assert page.locator('#inputs [data-name="data/input.csv"]').count() == 1
     open_run(page, dash, dash.runs["version"])
-    page.wait_for_selector("#version")
+    page.wait_for_selector("#version [data-run-link]")
+    assert page.locator("#version [data-run-link]").count() == 2  # the run and its reproduction
     assert page.errors == []
 
 
@@ -192,6 +193,9 @@ def test_the_logs_of_a_running_command_run_follow_and_it_can_be_canceled(
     page.get_by_role("button", name="Cancel run").click()
     page.wait_for_selector('.run-page[data-status="canceled"]', timeout=60_000)
     assert dash.context.store.get_run(run_id).status is Status.CANCELED
+    replica = page.locator("#replicas [data-replica]")
+    until(lambda: "canceled" in replica.inner_text())  # the replica's attempt and exit code
+    assert replica.locator(".exit-code").inner_text() != "—"
     shot(page, tmp_path, "command-canceled")
     assert page.errors == []
 

@@ -5,7 +5,7 @@
  * (origin). Versions: the workspace, the number of files and the runs recorded from them.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { getArtifacts, getRun } from '../api';
+import { getArtifacts, getRun, listRuns } from '../api';
 import type { Artifact, Run } from '../api';
 import { Artifacts, useArtifacts } from './Artifacts';
 import { KeyValues, Section, when } from './Fields';
@@ -33,13 +33,14 @@ export function Command(props: { run: Run }) {
       <Section title={`Replicas${steps ? ` (${steps.length})` : ''}`} id="replicas">
         {!steps ? <p class="muted">loading…</p> : steps.length === 0 ? <p class="muted">none started</p> : (
           <table class="grid replicas">
-            <thead><tr><th>replica</th><th>status</th><th>started</th><th>ended</th><th>exit status</th><th>pid</th></tr></thead>
+            <thead><tr><th>replica</th><th>status</th><th>started</th><th>ended</th><th>exit code</th><th>outcome</th><th>pid</th></tr></thead>
             <tbody>{steps.map((s: any) => {
-              const a = (s.attempts ?? [])[s.attempts.length - 1] ?? {};
+              const a = (s.attempts ?? [])[(s.attempts ?? []).length - 1] ?? {};
+              const code = a.outputs?.exit_code;
               return (
-                <tr key={s.name} data-replica={s.name}><td>{s.name}</td><td class={`status-${s.status}`}>{s.status}</td>
-                  <td>{when(a.started)}</td><td>{when(a.ended)}</td><td>{a.message ?? (a.status === 'succeeded' ? 'exit 0' : '—')}</td>
-                  <td>{s.metadata?.pid ?? '—'}</td></tr>);
+                <tr key={s.name} data-replica={s.name}><td>{s.name}</td><td class={`status-${a.status ?? s.status}`}>{a.status ?? s.status}</td>
+                  <td>{when(a.started)}</td><td>{when(a.ended)}</td><td class="exit-code">{code ?? '—'}</td>
+                  <td>{a.message ?? '—'}</td><td>{s.metadata?.pid ?? '—'}</td></tr>);
             })}</tbody>
           </table>)}
       </Section>
@@ -66,12 +67,24 @@ export function Recorded(props: { run: Run }) {
     </>);
 }
 
+const RECENT = 1000; // recorded runs looked through for a version's own
+
 export function Version(props: { run: Run }) {
   const i = (props.run.internals ?? {}) as Record<string, any>;
+  const [runs, setRuns] = useState<Run[] | null>(null);
+  useEffect(() => {
+    listRuns({ kind: 'recorded' }, { limit: RECENT })
+      .then((page) => setRuns(page.runs.filter((r) => (r.internals as any)?.version === props.run.id)))
+      .catch(() => setRuns([]));
+  }, [props.run.id]);
   return (
     <Section title="Version" id="version">
       <KeyValues label="version" data={{ workspace: i.workspace, files: i.files, bytes: i.bytes, manifest: i.manifest }} />
-      <p><a href={`#/?kind=recorded&text=${encodeURIComponent(props.run.id)}`}>runs recorded from this version</a></p>
+      <h3>Runs recorded from it</h3>
+      {runs === null ? <p class="muted">loading…</p> : runs.length === 0 ? <p class="muted">none among the newest {RECENT} recorded runs</p> : (
+        <ul class="version-runs">{runs.map((r) => (
+          <li key={r.id} data-run-link={r.id}><a href={`#/runs/${encodeURIComponent(r.id)}`}>{r.name}</a>
+            {' '}<span class={`status-${r.status}`}>{r.status}</span>{r.origin ? <span class="muted"> (reproduces {r.origin})</span> : null}</li>))}</ul>)}
     </Section>);
 }
 

@@ -12,7 +12,7 @@ export async function loadDag(run: Run, steps: Step[]): Promise<DagNode[]> {
   const record = (run.internals?.dag ?? {}) as Record<string, any>;
   try {
     let doc: any = record;
-    if (record.blob) {
+    if (typeof record.blob === 'string' && /^[0-9a-f]{64}$/.test(record.blob)) {  // a digest, nothing else
       const answer = await fetch(`/api/v1/blobs/${encodeURIComponent(record.blob)}`, { credentials: 'same-origin' });
       if (answer.ok) doc = await answer.json();
     }
