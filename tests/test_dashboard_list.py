@@ -244,6 +244,25 @@ def test_compare_two_runs_overlays_metrics_and_marks_differences(page: Any, boar
     shot(page, tmp_path, "compare")
 
 
+def test_chosen_parameter_and_metric_columns_show_their_values(page: Any) -> None:
+    page.click("details.columns summary")
+    page.locator("details.columns label", has_text="lr").locator("input").check()
+    page.fill("input[aria-label='Add a metric column']", "loss")
+    page.press("input[aria-label='Add a metric column']", "Enter")
+    row = page.locator("tr.run", has_text="beta-sweep")
+    page.wait_for_function("() => [...document.querySelectorAll('tr.run')].some(r => "
+                           "r.innerText.includes('beta-sweep') && r.innerText.includes('0.04'))",
+                           timeout=WAIT)
+    cells = row.locator("td.num").all_inner_texts()
+    assert "0.01" in cells and "0.04" in cells  # lr, and loss's last value (2/50)
+    headers = page.locator("table.runs thead th").all_inner_texts()
+    assert "lr" in headers and "loss" in headers
+    page.reload()  # the columns are kept
+    ready(page)
+    assert "loss" in page.locator("table.runs thead th").all_inner_texts()
+    page.evaluate("() => localStorage.removeItem('runyard.columns')")
+
+
 def test_theme_switches_between_dark_and_light(page: Any, tmp_path: Path) -> None:
     before = page.evaluate("document.documentElement.dataset.theme")
     page.get_by_role("button", name="Switch theme").click()

@@ -42,7 +42,6 @@ export function Compare(props: { ids: string[] }) {
       <div class="charts">
         {shown.map((name) => (
           <section key={name} aria-label={`Metric ${name}`}>
-            <h3>{name}</h3>
             <MetricChart runs={runs.map((r) => r.id)} name={name} labels={labels} />
           </section>
         ))}
