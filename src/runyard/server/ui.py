@@ -18,7 +18,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 
-from runyard.errors import RunyardError
+from runyard.errors import RunyardError, StoreError
 from runyard.server.auth import authorize, carried
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -61,6 +61,8 @@ async def refusal_of(request: Request) -> str | None:
     try:
         text = carried(request.headers.get("authorization"), request.headers.get("cookie"))
         await anyio.to_thread.run_sync(authorize, store, text, "GET")
+    except StoreError as exc:
+        return f"The store does not answer ({exc}); try again in a moment."
     except RunyardError as exc:
         return str(exc) if "revoked" in str(exc) else "You are not signed in."
     return None
