@@ -40,6 +40,15 @@ command: ["bash", "-c", "for i in $(seq 1 600); do echo \\"tick $i\\"; \\
   echo \\"warn $i\\" >&2; sleep 0.1; done"]
 """
 
+HELLO = """\
+name: hello
+buffers:
+  inputs: ["input"]
+  outputs: ["output"]
+command: ["bash", "-c", "inp=$(cat \\"$INPUT_PIPE\\"); \\
+  echo \\"Hello ${inp}\\" > \\"$OUTPUT_PIPE\\""]
+"""
+
 
 def build_web() -> None:
     """Build web/ into the package when it is not built, or older than a source file."""

@@ -7,6 +7,8 @@ error of the page."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ if not Path("/usr/bin/chromium").exists():
                 allow_module_level=True)
 
 from dashboard_run_helpers import (
+    HELLO,
     MILLION,
     TICKER,
     Dashboard,
@@ -205,6 +208,29 @@ def test_the_logs_of_a_running_command_run_follow_and_it_can_be_canceled(
     # 0: the exit code is the process's own)
     until(lambda: replica.locator(".exit-code").inner_text() != "—")
     shot(page, tmp_path, "command-canceled")
+    assert page.errors == []
+
+
+def test_a_command_run_shows_its_buffers_and_its_replicas_exit_code(
+        page: Any, dash: Dashboard, tmp_path: Path) -> None:
+    (tmp_path / "hello.yml").write_text(HELLO)
+    assert dash.runyard(tmp_path, "codespec", "create", "-f", "hello.yml").returncode == 0
+    buffer = dash.runyard(tmp_path, "buffer", "create").stdout.strip()
+    created = dash.runyard(tmp_path, "run", "create", "-c", "hello", "--buffer", f"input={buffer}")
+    assert created.returncode == 0, created.stderr
+    run_id = created.stdout.strip()
+    written = subprocess.run([sys.executable, "-m", "runyard", "buffer", "write", buffer],
+                             input="Paul\n", text=True, capture_output=True, env=dash.cli_env())
+    assert written.returncode == 0, written.stderr
+    output = dash.context.store.get_run(run_id).parameters["buffers"]["output"]
+    open_run(page, dash, run_id)
+    page.wait_for_selector('.run-page[data-status="succeeded"]', timeout=60_000)
+    buffers = page.locator('table.kv[aria-label="buffers"]').inner_text()
+    assert re.search(rf"input input\s+{buffer}", buffers)
+    assert re.search(rf"output output\s+{output}", buffers)
+    replica = page.locator("#replicas [data-replica]")
+    until(lambda: replica.locator(".exit-code").inner_text() == "0")
+    shot(page, tmp_path, "command-buffers")
     assert page.errors == []
 
 
