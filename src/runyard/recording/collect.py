@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from runyard.core.liveness import refresh
 from runyard.core.runs import DELETING
-from runyard.errors import ConflictError, RunNotFound, RunyardError, VersionNotFound
+from runyard.errors import ConflictError, RunNotFound, RunyardError
 from runyard.model import Kind, RunRecord, Status
 
 if TYPE_CHECKING:
@@ -89,13 +89,9 @@ def delete_version(context: StoreContext, ref: str) -> DeleteReport:
 def find_version(context: StoreContext, ref: str) -> RunRecord:
     """The version run with id or name ``ref``, complete or not (VersionNotFound if none);
     ConflictError while it is still being created."""
-    try:
-        run = context.store.find_run(ref)
-    except RunNotFound:
-        raise VersionNotFound(ref) from None
-    if run.kind is not Kind.VERSION:
-        raise VersionNotFound(ref, f"{run.name} is a {run.kind.value} run")
-    run = refresh(context.store, run)
+    from runyard.recording.versions import version_run
+
+    run = version_run(context, ref)
     if run.status is Status.RUNNING and not run.internals.get(DELETING):
         raise ConflictError(f"version {run.name} is being created (by pid "
                             f"{run.owner.pid if run.owner else '?'}); wait for it to end")

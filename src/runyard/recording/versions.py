@@ -81,16 +81,22 @@ def create_version(context: StoreContext, workspace: Path, *, name: str | None =
         raise
 
 
-def get_version(context: StoreContext, ref: str) -> RunRecord:
-    """The complete version with id or name ``ref``; VersionNotFound otherwise (no such run,
-    not a version, one that never completed, or one being deleted)."""
+def version_run(context: StoreContext, ref: str) -> RunRecord:
+    """The run of kind ``version`` with id or name ``ref``, complete or not, its liveness
+    brought up to date; VersionNotFound if there is none."""
     try:
         run = context.store.find_run(ref)
     except RunNotFound:
         raise VersionNotFound(ref) from None
     if run.kind is not Kind.VERSION:
         raise VersionNotFound(ref, f"{run.name} is a {run.kind.value} run")
-    run = refresh(context.store, run)
+    return refresh(context.store, run)
+
+
+def get_version(context: StoreContext, ref: str) -> RunRecord:
+    """The complete version with id or name ``ref``; VersionNotFound otherwise (no such run,
+    not a version, one that never completed, or one being deleted)."""
+    run = version_run(context, ref)
     if run.internals.get(DELETING):
         raise VersionNotFound(ref, f"version {run.name} is being deleted")
     if run.status is not Status.SUCCEEDED or not run.internals.get("manifest"):
