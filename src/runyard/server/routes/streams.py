@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import ORJSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -23,6 +22,7 @@ from runyard.errors import ValidationError
 from runyard.model import codec
 from runyard.model.validate import MAX_STEP, MIN_STEP
 from runyard.server import wire
+from runyard.server.answers import OrjsonAnswer
 from runyard.stores.base import MetricColumns, check_batch_key
 
 if TYPE_CHECKING:
@@ -96,22 +96,22 @@ def append_columns(store: RunStore, run_id: str, data: dict[str, Any]) -> None:
     store.append_metric_columns(run_id, *codec.columns_from_dict(data))
 
 
-@router.get("/runs/{run_id}/metrics", response_class=ORJSONResponse,
+@router.get("/runs/{run_id}/metrics", response_class=OrjsonAnswer,
             responses={200: wire.answer_schema(wire.COLUMNS)},
             summary="A run's metrics as columns; one metric's within step and time ranges")
 def get_metrics(request: Request, run_id: str, name: str | None = None,
                 step_min: Step = None, step_max: Step = None,
-                time_min: Time = None, time_max: Time = None) -> ORJSONResponse:
+                time_min: Time = None, time_max: Time = None) -> OrjsonAnswer:
     steps, times = (step_min, step_max), (time_min, time_max)
     if name is None:
         if any(b is not None for b in (*steps, *times)):
             raise ValidationError("step_min, step_max, time_min and time_max need a metric "
                                   "name: add name=…")
-        return ORJSONResponse(codec.metrics_to_columns(store_of(request).read_metrics(run_id)))
+        return OrjsonAnswer(codec.metrics_to_columns(store_of(request).read_metrics(run_id)))
     series = store_of(request).read_metric_series(
         run_id, name, steps=None if steps == (None, None) else steps,
         times=None if times == (None, None) else times)
-    return ORJSONResponse(series_columns(name, series))
+    return OrjsonAnswer(series_columns(name, series))
 
 
 def series_columns(name: str, series: MetricSeries) -> dict[str, Any]:
@@ -123,28 +123,28 @@ def series_columns(name: str, series: MetricSeries) -> dict[str, Any]:
                                  series.times.tolist())
 
 
-@router.get("/runs/{run_id}/metrics/summary", response_class=ORJSONResponse,
+@router.get("/runs/{run_id}/metrics/summary", response_class=OrjsonAnswer,
             responses={200: wire.answer_schema(wire.obj(["metrics"],
                                                          metrics=wire.array(wire.SUMMARY)))},
             summary="Per metric name: count, last value and step, minimum and maximum")
-def get_summary(request: Request, run_id: str) -> ORJSONResponse:
+def get_summary(request: Request, run_id: str) -> OrjsonAnswer:
     found = store_of(request).metric_summaries(run_id)
-    return ORJSONResponse({"metrics": [{
+    return OrjsonAnswer({"metrics": [{
         "name": s.name, "count": s.count, "last": codec.encode_number(s.last),
         "last_step": s.last_step, "minimum": codec.encode_number(s.minimum),
         "maximum": codec.encode_number(s.maximum)} for s in found]})
 
 
-@router.get("/runs/{run_id}/metrics/downsample", response_class=ORJSONResponse,
+@router.get("/runs/{run_id}/metrics/downsample", response_class=OrjsonAnswer,
             responses={200: wire.answer_schema(wire.DOWNSAMPLED)},
             summary="One metric cut to first, min, max and last per x bucket (M4)")
 def get_downsample(request: Request, run_id: str, name: str,
                    buckets: Annotated[int, Query(ge=1, le=10_000)] = 1000,
                    x: Literal["step", "time"] = "step",
-                   low: Low = None, high: High = None) -> ORJSONResponse:
+                   low: Low = None, high: High = None) -> OrjsonAnswer:
     series = store_of(request).read_metric_series(run_id, name, **x_bounds(x, low, high))
     xs, ys, total = cut(series, x, buckets, low, high)
-    return ORJSONResponse({"name": name, "x": x, "buckets": buckets, "count": total,
+    return OrjsonAnswer({"name": name, "x": x, "buckets": buckets, "count": total,
                            "points": {"x": xs, "y": codec.encode_numbers(ys)}})
 
 
@@ -193,14 +193,14 @@ async def post_events(run_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/events", response_class=ORJSONResponse,
+@router.get("/runs/{run_id}/events", response_class=OrjsonAnswer,
             responses={200: wire.answer_schema(wire.obj(["events"],
                                                          events=wire.array(wire.EVENT)))},
             summary="A run's events, from a time on, the last few")
 def get_events(request: Request, run_id: str, since: Time = None,
-               tail: Tail = None) -> ORJSONResponse:
+               tail: Tail = None) -> OrjsonAnswer:
     found = store_of(request).read_events(run_id, since=since, tail=tail)
-    return ORJSONResponse({"events": [codec.event_to_dict(e) for e in found]})
+    return OrjsonAnswer({"events": [codec.event_to_dict(e) for e in found]})
 
 
 @router.post("/runs/{run_id}/logs", status_code=204, responses=NO_CONTENT,
@@ -214,14 +214,14 @@ async def post_logs(run_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/logs", response_class=ORJSONResponse,
+@router.get("/runs/{run_id}/logs", response_class=OrjsonAnswer,
             responses={200: wire.answer_schema(wire.obj(["lines"],
                                                          lines=wire.array(wire.LOGLINE)))},
             summary="A run's log lines (of one step), from a time on, the last few")
 def get_logs(request: Request, run_id: str, step: str | None = None, since: Time = None,
-             tail: Tail = None) -> ORJSONResponse:
+             tail: Tail = None) -> OrjsonAnswer:
     found = store_of(request).read_logs(run_id, step=step, since=since, tail=tail)
-    return ORJSONResponse({"lines": [codec.logline_to_dict(line) for line in found]})
+    return OrjsonAnswer({"lines": [codec.logline_to_dict(line) for line in found]})
 
 
 ENCODE: dict[str, Callable[[Any], Any]] = {
@@ -247,17 +247,17 @@ async def post_missing(run_id: str, kind: Kind, request: Request) -> Appended:
     return Appended(appended=count)
 
 
-@router.get("/runs/{run_id}/streams/{kind}", response_class=ORJSONResponse,
+@router.get("/runs/{run_id}/streams/{kind}", response_class=OrjsonAnswer,
             responses={200: wire.answer_schema(wire.obj(
                 ["items", "next"], items=wire.array(wire.ITEM), next={"type": "integer"}))},
             summary="The rows of a stream from position start on (for followers and copies)")
 def get_stream(request: Request, run_id: str, kind: Kind,
                start: Annotated[int, Query(ge=0)] = 0,
-               limit: Annotated[int | None, Query(ge=0)] = None) -> ORJSONResponse:
+               limit: Annotated[int | None, Query(ge=0)] = None) -> OrjsonAnswer:
     """Positions past the end, however large, read nothing (``next`` then stays at most
     2**62, which JSON's 64-bit integers carry)."""
     start = min(start, MAX_POSITION)
     rows = store_of(request).read_from(run_id, kind, start,
                                        None if limit is None else min(limit, MAX_POSITION))
-    return ORJSONResponse({"items": [ENCODE[kind](row) for row in rows],
+    return OrjsonAnswer({"items": [ENCODE[kind](row) for row in rows],
                            "next": start + len(rows)})
