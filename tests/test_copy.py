@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import pytest
@@ -297,6 +298,67 @@ def test_a_corrupt_source_blob_is_not_copied(tmp_path: Path) -> None:
         copy_store(src, dst, src_blobs, dst_blobs)
     assert list(dst_blobs) == []
     assert dst.list_artifacts(run.id) == []
+
+
+def _blob_stores(tmp_path: Path, src_root: Path | None = None) -> tuple[Any, ...]:
+    src, dst = open_store(url_for("memory", tmp_path)), open_store(url_for("memory", tmp_path))
+    return src, dst, BlobStore(src_root or tmp_path / "b1"), BlobStore(tmp_path / "b2")
+
+
+def _leftovers(blobs: BlobStore) -> list[str]:
+    return [p.name for p in blobs.root.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_copy_on_one_file_system_links_the_blobs(tmp_path: Path) -> None:
+    src, dst, src_blobs, dst_blobs = _blob_stores(tmp_path)
+    run = src.create_run(make_run())
+    art = catalog.save_bytes(src, src_blobs, run.id, b"shared", "a.txt")
+    assert copy_store(src, dst, src_blobs, dst_blobs).blobs_copied == 1
+    assert dst_blobs.path(art.hash).samefile(src_blobs.path(art.hash))
+    assert dst_blobs.read_bytes(art.hash) == b"shared"
+    assert _leftovers(dst_blobs) == []
+    assert dst.list_artifacts(run.id) == [art]
+
+
+def test_a_linked_copy_still_refuses_a_corrupt_source_blob(tmp_path: Path) -> None:
+    src, dst, src_blobs, dst_blobs = _blob_stores(tmp_path)
+    run = src.create_run(make_run())
+    art = catalog.save_bytes(src, src_blobs, run.id, b"original", "a.txt")
+    path = src_blobs.path(art.hash)
+    os.chmod(path, 0o600)
+    path.write_bytes(b"tampered")
+    os.chmod(path, 0o444)  # read-only again: a blob the copy would link
+    with pytest.raises(IntegrityError, match=art.hash):
+        copy_store(src, dst, src_blobs, dst_blobs)
+    assert list(dst_blobs) == []
+    assert _leftovers(dst_blobs) == []
+    assert dst.list_artifacts(run.id) == []
+
+
+def test_a_writable_source_blob_is_copied_not_linked(tmp_path: Path) -> None:
+    src, dst, src_blobs, dst_blobs = _blob_stores(tmp_path)
+    run = src.create_run(make_run())
+    art = catalog.save_bytes(src, src_blobs, run.id, b"mine", "a.txt")
+    os.chmod(src_blobs.path(art.hash), 0o644)  # linked, a write to it would change both
+    assert copy_store(src, dst, src_blobs, dst_blobs).blobs_copied == 1
+    assert not dst_blobs.path(art.hash).samefile(src_blobs.path(art.hash))
+    assert dst_blobs.read_bytes(art.hash) == b"mine"
+
+
+def test_blobs_on_another_file_system_are_copied(tmp_path: Path) -> None:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    with TemporaryDirectory(dir=shm) as other:
+        src, dst, src_blobs, dst_blobs = _blob_stores(tmp_path, Path(other) / "b1")
+        run = src.create_run(make_run())
+        arts = [catalog.save_bytes(src, src_blobs, run.id, bytes([i]) * 100, f"{i}.bin")
+                for i in range(20)]
+        assert copy_store(src, dst, src_blobs, dst_blobs).blobs_copied == 20
+        for art in arts:
+            assert dst_blobs.path(art.hash).stat().st_dev == tmp_path.stat().st_dev
+            assert dst_blobs.read_bytes(art.hash) == src_blobs.read_bytes(art.hash)
+        assert _leftovers(dst_blobs) == []
 
 
 def test_lost_blobs_are_restored_and_missing_ones_counted(tmp_path: Path) -> None:

@@ -323,7 +323,7 @@ class _Copier:
             return
         try:
             with self.src_blobs.open(digest) as stream:
-                self.batch.put_stream(stream, expect=digest)
+                self.batch.put_blob(stream, expect=digest)  # a link where it may be
         except BlobNotFound:
             self.tally.blobs_missing += 1
             return
