@@ -12,7 +12,6 @@ after its URI unless given a name.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 
 from runyard.errors import ConfigError, ConfigNotFound, ValidationError
 from runyard.runtimes.base import Runtime
+from runyard.stores.location import config_home
 
 if TYPE_CHECKING:
     from runyard.runtimes.ray import LocalCluster
@@ -29,14 +29,6 @@ RUNTIMES = ("in_process", "process", "ray")
 BUILTIN_NAMES = RUNTIMES
 FILE_NAME = "runtimes.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}\Z")
-
-
-def config_home() -> Path:
-    explicit = os.environ.get("RUNYARD_CONFIG_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "runyard"
 
 
 def config_file() -> Path:

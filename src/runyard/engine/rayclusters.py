@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from runyard.engine.config import check_name, config_home
+from runyard.engine.config import check_name
+from runyard.stores.location import config_home
 
 
 @dataclass(frozen=True)

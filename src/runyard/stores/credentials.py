@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from runyard.errors import ConfigError
 from runyard.fsio import atomic_write_text
+from runyard.stores.location import config_home
 
 FILE_NAME = "credentials.json"
 TOKEN_ENV = "RUNYARD_TOKEN"
@@ -47,15 +48,6 @@ def remember(url: str, token: str) -> str:
     with _lock:
         _remembered[origin] = check_token(token)
     return origin
-
-
-def config_home() -> Path:
-    """The user's runyard configuration folder (as ``runyard.engine.config`` finds it)."""
-    explicit = os.environ.get("RUNYARD_CONFIG_HOME")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base).expanduser() / "runyard"
 
 
 def credentials_file() -> Path:

@@ -37,6 +37,17 @@ class StoreURL:
     url: str
 
 
+def config_home() -> Path:
+    """The user's runyard configuration folder: ``RUNYARD_CONFIG_HOME``, else
+    ``$XDG_CONFIG_HOME/runyard`` (``~/.config/runyard``): saved runtime configurations,
+    server credentials, local Ray clusters' state."""
+    explicit = os.environ.get("RUNYARD_CONFIG_HOME")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base).expanduser() / "runyard"
+
+
 def find_upwards(name: str, start: Path | None = None) -> Path | None:
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
