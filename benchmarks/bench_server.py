@@ -42,7 +42,8 @@ from bench_tracking import QUIET, per_call_median  # noqa: E402
 from live_servers import LiveServer, running  # noqa: E402
 from runyard.model import Status  # noqa: E402
 from runyard.stores import open_store  # noqa: E402
-from runyard.stores.base import MetricColumns, RunFilter  # noqa: E402
+from runyard.stores.base import RunFilter  # noqa: E402
+from runyard.stores.streams import MetricColumns  # noqa: E402
 from runyard.testing import make_run  # noqa: E402
 
 BATCH = 10_000  # values per request: about what a Run's writer sends per flush at full speed

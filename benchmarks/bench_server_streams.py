@@ -28,7 +28,7 @@ sys.path[:0] = [str(HERE.parent / "tests")]
 
 from runyard.model import RunRecord, Status, codec, new_id  # noqa: E402
 from runyard.stores import open_store  # noqa: E402
-from runyard.stores.base import MetricColumns  # noqa: E402
+from runyard.stores.streams import MetricColumns  # noqa: E402
 from server_helpers import server_process, token  # noqa: E402
 
 BATCH = 10_000

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from runyard.stores.base import MetricColumns, MetricSeries, MetricSummary, RunFilter, RunStore
+from runyard.stores.base import MetricSummary, RunFilter, RunStore
 from runyard.stores.location import blob_location, home, parse_url, redact_url, resolve_url
+from runyard.stores.streams import MetricColumns, MetricSeries
 
 __all__ = [
     "MetricColumns",

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 
 from runyard.errors import ValidationError
 from runyard.model import Event, LogLine, Metric
-from runyard.stores.base import MetricColumns, check_batch_key, metric_records
+from runyard.stores.base import metric_records
 from runyard.stores.doc import checked_metrics
+from runyard.stores.streams import MetricColumns, check_batch_key
 
 R = TypeVar("R")
 Batch = tuple[list[Metric], list[Event], list[LogLine]]

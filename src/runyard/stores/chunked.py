@@ -47,7 +47,7 @@ from runyard.model import (
 )
 from runyard.model import validate as check
 from runyard.stores import chunkbatch
-from runyard.stores.base import MetricColumns, MetricSummary, summarise, tail_since
+from runyard.stores.base import MetricSummary, summarise, tail_since
 from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.filebase import FileStoreBase, stream_items
@@ -62,6 +62,7 @@ from runyard.stores.files import (
     remove_leftovers,
     usable_id,
 )
+from runyard.stores.streams import MetricColumns
 
 RUN_LOG = "RunLog.json"
 METRICS, EVENTS, LOGS, CATALOG = "metrics.jsonl", "events.jsonl", "logs.jsonl", "catalog.jsonl"

@@ -20,11 +20,12 @@ from typing import Any, Generic, TypeVar
 from runyard.errors import NameTaken, RunExists, RunNotFound, StoreError
 from runyard.model import Event, LogLine, RunRecord, Status
 from runyard.model import validate as check
-from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page, stream_kind
+from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.fileindex import IndexTable, RunIndex, file_lock, summary
 from runyard.stores.files import check_id, usable_id
 from runyard.stores.filetokens import FileTokens
+from runyard.stores.streams import stream_kind
 
 T = TypeVar("T")
 D = TypeVar("D", bound=RunDoc)

@@ -31,7 +31,7 @@ from runyard.model import (
     step_to_dict,
 )
 from runyard.model import validate as check
-from runyard.stores.base import MetricColumns, MetricSummary, summarise, tail_since
+from runyard.stores.base import MetricSummary, summarise, tail_since
 from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.filebase import FileStoreBase, stream_items
@@ -43,6 +43,7 @@ from runyard.stores.files import (
     remove_leftovers,
     usable_id,
 )
+from runyard.stores.streams import MetricColumns
 
 SECTIONS = ("steps", "metrics", "events", "logs", "artifacts")
 BATCHES = "batches"  # the keys of the batches ``append_batch`` appended

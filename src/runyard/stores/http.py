@@ -25,16 +25,7 @@ from typing import TYPE_CHECKING, Any
 from runyard.errors import ConfigError, ConflictError, RunNotFound, ValidationError
 from runyard.model import Artifact, Attempt, Event, LogLine, Metric, RunRecord, Status, Step, codec
 from runyard.model.tokens import TokenRecord
-from runyard.stores.base import (
-    MetricColumns,
-    MetricSeries,
-    MetricSummary,
-    RunFilter,
-    check_after,
-    check_batch_key,
-    check_bounds,
-    stream_slice,
-)
+from runyard.stores.base import MetricSummary, RunFilter, check_after
 from runyard.stores.credentials import remember, token_for
 from runyard.stores.httpclient import HttpClient, Unreachable, origin_of
 from runyard.stores.httpregistry import RegistryOverHttp
@@ -49,6 +40,13 @@ from runyard.stores.httpwire import (
 )
 from runyard.stores.location import redact_url
 from runyard.stores.spool import Spool, post_batch
+from runyard.stores.streams import (
+    MetricColumns,
+    MetricSeries,
+    check_batch_key,
+    check_bounds,
+    stream_slice,
+)
 
 if TYPE_CHECKING:
     from runyard.stores.httpblobs import ServerBlobs

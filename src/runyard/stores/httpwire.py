@@ -14,7 +14,8 @@ import orjson
 
 from runyard.errors import ValidationError
 from runyard.model import Event, LogLine, Metric, codec
-from runyard.stores.base import STREAMS, MetricColumns, RunFilter
+from runyard.stores.base import RunFilter
+from runyard.stores.streams import STREAMS, MetricColumns
 
 
 def stream(kind: str) -> str:

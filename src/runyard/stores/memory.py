@@ -20,19 +20,18 @@ from runyard.model import (
 )
 from runyard.model import validate as check
 from runyard.stores.base import (
-    MetricColumns,
     MetricSummary,
     RunFilter,
     StoreHelpers,
     checked_new_run,
     page,
-    stream_kind,
     summarise,
     tail_since,
 )
 from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.memregistry import MemoryRegistry
+from runyard.stores.streams import MetricColumns, stream_kind
 
 
 class MemoryStore(MemoryRegistry, StoreHelpers):

@@ -16,7 +16,9 @@ from typing import Any
 
 from runyard.model import Event, LogLine
 from runyard.stores import sqlmetrics, sqlseries, sqlstreams
-from runyard.stores.base import (
+from runyard.stores.batch import records_of
+from runyard.stores.sqlschema import Dialect, Tx, id_range
+from runyard.stores.streams import (
     MetricColumns,
     MetricSeries,
     check_batch_key,
@@ -24,8 +26,6 @@ from runyard.stores.base import (
     stream_kind,
     stream_slice,
 )
-from runyard.stores.batch import records_of
-from runyard.stores.sqlschema import Dialect, Tx, id_range
 
 
 class SqlPositions:

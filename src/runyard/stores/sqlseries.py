@@ -14,8 +14,8 @@ from array import array
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from runyard.stores.base import MetricSeries
 from runyard.stores.sqlmetrics import IN_RANGE, LITTLE
+from runyard.stores.streams import MetricSeries
 
 if TYPE_CHECKING:
     from runyard.stores.sqlschema import Tx

@@ -15,7 +15,8 @@ import pytest
 
 from runyard.errors import RunNotFound, ValidationError
 from runyard.model import Event, Kind, LogLine, Metric, Status
-from runyard.stores.base import MetricColumns, RunFilter, RunStore, in_ranges
+from runyard.stores.base import RunFilter, RunStore
+from runyard.stores.streams import MetricColumns, in_ranges
 from runyard.testing.factories import make_run
 
 

@@ -23,10 +23,11 @@ from runyard.model import codec
 from runyard.model.validate import MAX_STEP, MIN_STEP
 from runyard.server import wire
 from runyard.server.answers import OrjsonAnswer
-from runyard.stores.base import MetricColumns, check_batch_key
+from runyard.stores.streams import MetricColumns, check_batch_key
 
 if TYPE_CHECKING:
-    from runyard.stores.base import MetricSeries, RunStore
+    from runyard.stores.base import RunStore
+    from runyard.stores.streams import MetricSeries
 
 router = APIRouter(tags=["streams"])
 

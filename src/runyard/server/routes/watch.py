@@ -30,7 +30,8 @@ from starlette.concurrency import run_in_threadpool
 from runyard.errors import NotFoundError, StoreError
 from runyard.model import codec
 from runyard.server.routes.runs import DEFAULT_LIMIT, MAX_LIMIT, run_filter
-from runyard.stores.base import STREAMS, RunFilter
+from runyard.stores.base import RunFilter
+from runyard.stores.streams import STREAMS
 
 if TYPE_CHECKING:
     from runyard.model import RunRecord
