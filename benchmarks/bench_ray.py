@@ -56,7 +56,7 @@ def case_raw(kind: str, address: str) -> tuple[float, float]:
     import bench_wf_tasks as wf
     import ray
 
-    ray.init(address=address)
+    ray.init(address=address, _node_ip_address="127.0.0.1")  # the cluster is on loopback
     inc, total = ray.remote(wf.inc_plain), ray.remote(wf.sum_plain)
     x = 0
     for _ in range(3):  # warm-up: 3 tasks, one after another (as runyard's)

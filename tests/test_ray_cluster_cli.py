@@ -54,6 +54,10 @@ def test_start_ahead_list_reuse_and_stop(config_home: Path, tmp_path: Path) -> N
         head = cluster.pid
         run = wf_defs.chain(3).run("mine", store=f"sqlite://{tmp_path}/r.db")
         assert run.get_results(wait=True, timeout=240) == 3
+        import ray  # on loopback, both the node and this driver's way to it
+
+        assert [n["NodeManagerAddress"] for n in ray.nodes()] == ["127.0.0.1"]
+        assert ray.get_runtime_context().gcs_address == address
         assert RuntimeConfiguration.load("mine").start() == address  # the same one, reused
         assert [c.pid for c in ray_clusters()] == [head]
         listed = json.loads(runyard(config_home, "ray", "list", "--json").stdout)

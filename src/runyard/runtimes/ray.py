@@ -142,7 +142,10 @@ class LocalCluster:
             )
         temp_dir = tempfile.mkdtemp(prefix=f"ry{self.port}-", dir="/tmp")
         log = self.state_file.with_suffix(".log")
-        pid = spawn_detached(self.argv(temp_dir), log, env=ray_env())
+        # ``ray start`` turns ``--node-ip-address 127.0.0.1`` into the machine's outward
+        # address unless Ray thinks it runs on a single-node platform: keep it on loopback.
+        env = {**ray_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        pid = spawn_detached(self.argv(temp_dir), log, env=env)
         state = {"address": self.address, "pid": pid, "temp_dir": temp_dir,
                  "started": time.time()}
         _write_json(self.state_file, state)
@@ -265,12 +268,35 @@ def init_options(address: str) -> dict[str, Any]:
     return options
 
 
+@contextlib.contextmanager
+def _loopback_kept(address: str) -> Any:
+    """While connecting to a loopback address, keep it on loopback.
+
+    ``ray.init`` rewrites a ``127.0.0.1`` address to the address this machine routes to the
+    internet from (a UDP "connect" to 8.8.8.8), which a sandbox or a CI runner may filter:
+    the driver then waits for ten minutes on a cluster it could reach on loopback. Ray has no
+    setting for this, so its one rewriting function is bypassed for the call.
+    """
+    from ray._private import services
+
+    rewrite = getattr(services, "resolve_ip_for_localhost", None)
+    if rewrite is None or not address.startswith("127.0.0.1:"):
+        yield
+        return
+    services.resolve_ip_for_localhost = lambda host: host
+    try:
+        yield
+    finally:
+        services.resolve_ip_for_localhost = rewrite
+
+
 def _init(ray: Any, address: str) -> None:
     """``ray.init``, tried ``CONNECT_TRIES`` times: a cluster that has just opened its port
     may not take connections yet (its node not registered while the machine is busy)."""
     for attempt in range(1, CONNECT_TRIES + 1):
         try:
-            ray.init(**init_options(address))
+            with _loopback_kept(address):
+                ray.init(**init_options(address))
             return
         except Exception as exc:  # Ray raises many kinds; one line for all
             if attempt < CONNECT_TRIES and isinstance(exc, ConnectionError):
