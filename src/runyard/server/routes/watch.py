@@ -5,9 +5,12 @@ process can serve any watcher and nothing is shared between them. ``GET /runs/{i
 sends ``status`` (the run, when it changes), ``metrics``/``events``/``logs`` (new rows, by
 ``read_from`` position; each carries an ``id`` that a reconnecting client returns as
 ``Last-Event-ID`` to resume where it left off) and ``end`` once the run is terminal and every
-row written before that is sent. ``GET /watch/runs`` sends ``run`` for each run that enters the
-filtered list or changes and ``removed`` for each that leaves it. A comment line every 15 s
-keeps proxies from closing a quiet stream.
+row written before that is sent. ``GET /watch/runs`` follows the newest runs of the filtered
+list and every active one (not final), however old: it sends ``run`` for each followed run
+that is new or changed (an old running run's end included: it is sent once more as it leaves
+the active set) and ``removed`` only for one deleted or no longer matching the filters (a run
+merely pushed down by newer ones is not news). A comment line every 15 s keeps proxies from
+closing a quiet stream.
 
 A stream stops when its client goes (Starlette cancels it) and when the server shuts down:
 uvicorn waits for open responses before it exits, so each stream watches uvicorn's
@@ -16,6 +19,7 @@ uvicorn waits for open responses before it exits, so each stream watches uvicorn
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import time
@@ -28,7 +32,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from runyard.errors import NotFoundError, StoreError
-from runyard.model import codec
+from runyard.model import Status, codec
 from runyard.server.routes.runs import DEFAULT_LIMIT, MAX_LIMIT, run_filter
 from runyard.stores.base import RunFilter
 from runyard.stores.streams import STREAMS
@@ -43,6 +47,7 @@ POLL = 0.3  # seconds between polls of the store
 LIST_POLL = 0.5
 HEARTBEAT = 15.0  # seconds of silence before a keep-alive comment
 BATCH = 10_000  # rows of a stream per read
+ACTIVE_MAX = 1_000  # active runs a list watcher follows beyond the newest
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_ANSWER: dict[int | str, dict[str, Any]] = {200: {
     "description": "A stream of server-sent events (text/event-stream).",
@@ -187,19 +192,39 @@ class RunFollower:
 async def watch_runs(request: Request, wanted: Annotated[RunFilter, Depends(run_filter)],
                      limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
                      ) -> StreamingResponse:
-    """The newest ``limit`` runs that match the filters (those of ``GET /runs``), followed."""
+    """The newest ``limit`` runs that match the filters (those of ``GET /runs``) and every
+    active one among them (up to ACTIVE_MAX, newest first), however old, followed."""
     store = store_of(request)
-    first = await run_in_threadpool(store.list_runs, wanted, limit=limit)  # bad filter: 400
-    follower = follow_list(store, wanted, limit, first, shutting_down())
+    first = await run_in_threadpool(followed, store, wanted, limit)  # bad filter: 400
+    follower = follow_list(ListFollower(store, wanted), limit, first, shutting_down())
     return StreamingResponse(follower, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def follow_list(store: RunStore, chosen: RunFilter, limit: int, runs: list[RunRecord],
+def active_filter(chosen: RunFilter) -> RunFilter | None:
+    """``chosen`` narrowed to the statuses that are not final (those it names, or all of
+    them); None when it names only final ones."""
+    open_statuses = frozenset(s for s in Status if not s.is_final)
+    statuses = open_statuses & chosen.status if chosen.status else open_statuses
+    return dataclasses.replace(chosen, status=statuses) if statuses else None
+
+
+def followed(store: RunStore, chosen: RunFilter, limit: int) -> list[RunRecord]:
+    """What a list watcher follows: the newest ``limit`` matching runs, then the active
+    ones beyond them (one more listing: the filter's non-final statuses)."""
+    runs = store.list_runs(chosen, limit=limit)
+    active = active_filter(chosen)
+    if active is None:
+        return runs
+    seen = {run.id for run in runs}
+    more = store.list_runs(active, limit=ACTIVE_MAX)
+    return runs + [run for run in more if run.id not in seen]
+
+
+async def follow_list(follower: ListFollower, limit: int, runs: list[RunRecord],
                       stopping: Callable[[], bool]) -> AsyncIterator[bytes]:
-    shown: dict[str, dict[str, Any]] = {}
     quiet_since = time.monotonic()
     while True:
-        sent = list_changes(shown, runs)
+        sent = await follower.changes(runs)
         for chunk in sent:
             yield chunk
         quiet_since = time.monotonic() if sent else quiet_since
@@ -209,18 +234,53 @@ async def follow_list(store: RunStore, chosen: RunFilter, limit: int, runs: list
         if not await pause(LIST_POLL, stopping):
             return
         try:
-            runs = await run_in_threadpool(store.list_runs, chosen, limit=limit)
+            runs = await run_in_threadpool(followed, follower.store, follower.chosen, limit)
         except StoreError:  # busy or restarting: the same list again, and a look later
             continue
 
 
-def list_changes(shown: dict[str, dict[str, Any]], runs: list[RunRecord]) -> list[bytes]:
-    """The events that take a watcher from ``shown`` to ``runs`` (``shown`` is updated)."""
-    now = {run.id: (run, face(run)) for run in runs}
-    out = [sse("removed", {"id": run_id}) for run_id in shown if run_id not in now]
-    for run_id, (run, seen) in now.items():
-        if shown.get(run_id) != seen:
-            out.append(sse("run", codec.run_to_dict(run)))
-    shown.clear()
-    shown.update({run_id: seen for run_id, (_, seen) in now.items()})
-    return out
+class ListFollower:
+    """What one watcher of the run list has been sent: each followed run as last shown."""
+
+    def __init__(self, store: RunStore, chosen: RunFilter) -> None:
+        self.store, self.chosen = store, chosen
+        self.shown: dict[str, dict[str, Any]] = {}
+
+    async def changes(self, runs: list[RunRecord]) -> list[bytes]:
+        """The events that take the watcher from what it was shown to ``runs`` (the runs
+        now followed). A run no longer followed is looked up: ``removed`` if it is gone or
+        no longer matches, else its new state if it changed (an old run that ended), and
+        it is followed no more. One whose look-up fails stays for the next poll."""
+        now = {run.id: (run, face(run)) for run in runs}
+        left = [run_id for run_id in self.shown if run_id not in now]
+        out: list[bytes] = []
+        if left:
+            found = await run_in_threadpool(look_up, self.store, self.chosen, left)
+            for run_id, run in found.items():
+                seen = self.shown.pop(run_id)
+                if run is None:
+                    out.append(sse("removed", {"id": run_id}))
+                elif face(run) != seen:
+                    out.append(sse("run", codec.run_to_dict(run)))
+        for run_id, (run, seen) in now.items():
+            if self.shown.get(run_id) != seen:
+                out.append(sse("run", codec.run_to_dict(run)))
+            self.shown[run_id] = seen
+        return out
+
+
+def look_up(store: RunStore, chosen: RunFilter, run_ids: list[str]
+            ) -> dict[str, RunRecord | None]:
+    """Each run of ``run_ids`` as stored now, None if deleted or no longer matching
+    ``chosen``; a store error (busy) ends the look-up early with what was found."""
+    found: dict[str, RunRecord | None] = {}
+    for run_id in run_ids:
+        try:
+            run = store.get_run(run_id)
+        except NotFoundError:
+            found[run_id] = None
+            continue
+        except StoreError:
+            break
+        found[run_id] = run if chosen.matches(run) else None
+    return found
