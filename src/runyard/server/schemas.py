@@ -62,6 +62,10 @@ class RunCount(BaseModel):
     count: int
 
 
+class FolderCounts(BaseModel):
+    folders: dict[str, int]  # folder -> how many matching runs lie directly in it
+
+
 class AttemptDoc(BaseModel):
     number: Small
     status: Status = Status.RUNNING

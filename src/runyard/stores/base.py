@@ -9,6 +9,7 @@ both win a transition, and it never loses a concurrent update.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -124,6 +125,9 @@ class RunStore(RegistryStore, TokenStore, Protocol):
     # ``after``: a run id; only the runs after it in this order (ids sort by creation: newest
     # first, ids below it; else above it). The run need not exist any more (keyset paging)
     def count_runs(self, filter: RunFilter | None = None) -> int: ...
+    def folder_counts(self, filter: RunFilter | None = None) -> dict[str, int]: ...
+    # each folder holding runs that match ``filter`` -> how many of them lie directly in it
+    # (not below it); sorted by folder. A dashboard's folder tree sums subtrees itself
     def update_status(
         self,
         run_id: str,
@@ -328,6 +332,13 @@ def page(runs: list[RunRecord], newest_first: bool, limit: int | None,
     ordered = sorted(runs, key=lambda r: r.id, reverse=newest_first)
     end = None if limit is None else offset + limit
     return ordered[offset:end]
+
+
+def count_folders(runs: Iterable[RunRecord]) -> dict[str, int]:
+    """``folder_counts`` of the runs given (already filtered), for backends that filter in
+    Python."""
+    counts = Counter(run.folder for run in runs)
+    return {folder: counts[folder] for folder in sorted(counts)}
 
 
 T = TypeVar("T", Event, LogLine)

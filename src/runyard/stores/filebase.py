@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from runyard.errors import NameTaken, RunExists, RunNotFound, StoreError
 from runyard.model import Event, LogLine, RunRecord, Status
 from runyard.model import validate as check
-from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, page
+from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, count_folders, page
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.fileindex import IndexTable, RunIndex, file_lock, summary
 from runyard.stores.files import check_id, usable_id
@@ -196,6 +196,10 @@ class FileStoreBase(FileTokens, StoreHelpers, Generic[D]):
 
     def count_runs(self, filter: RunFilter | None = None) -> int:
         return len(self._matching(filter or RunFilter()))
+
+    def folder_counts(self, filter: RunFilter | None = None) -> dict[str, int]:
+        """From the index's summaries: no run file is read."""
+        return count_folders(self._matching(filter or RunFilter()))
 
     def _matching(self, wanted: RunFilter) -> list[RunRecord]:
         """Index entries that match, leaving out any whose run has no files."""

@@ -123,6 +123,10 @@ class HttpStore(RegistryOverHttp):
     def count_runs(self, filter: RunFilter | None = None) -> int:
         return int(self.client.call("GET", "/runs/count", params=filter_params(filter))["count"])
 
+    def folder_counts(self, filter: RunFilter | None = None) -> dict[str, int]:
+        found = self.client.call("GET", "/folders", params=filter_params(filter))["folders"]
+        return {str(folder): int(found[folder]) for folder in sorted(found)}
+
     def update_status(self, run_id: str, status: Status, reason: str | None = None, *,
                       expect: Status | None = None, now: float | None = None,
                       metadata: Mapping[str, Any] | None = None,

@@ -24,6 +24,7 @@ from runyard.stores.base import (
     RunFilter,
     StoreHelpers,
     checked_new_run,
+    count_folders,
     page,
     summarise,
     tail_since,
@@ -88,6 +89,11 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         wanted = filter or RunFilter()
         with self._lock:
             return sum(1 for d in self._docs.values() if wanted.matches(d.run))
+
+    def folder_counts(self, filter: RunFilter | None = None) -> dict[str, int]:
+        wanted = filter or RunFilter()
+        with self._lock:
+            return count_folders(d.run for d in self._docs.values() if wanted.matches(d.run))
 
     def _edit(self, run_id: str, op: str, *args: Any) -> Any:
         with self._lock:

@@ -37,12 +37,11 @@ from runyard.model import validate as check
 from runyard.stores import sqlmetrics
 from runyard.stores.base import (
     MetricSummary,
-    RunFilter,
     StoreHelpers,
-    check_after,
     checked_new_run,
 )
 from runyard.stores.doc import RunDoc
+from runyard.stores.sqllisting import SqlListing
 from runyard.stores.sqlpositions import SqlPositions
 from runyard.stores.sqlregistry import SqlRegistry
 from runyard.stores.sqlschema import (
@@ -52,7 +51,6 @@ from runyard.stores.sqlschema import (
     INSERT_RUN,
     INSERT_TAG,
     RANGE_TABLES,
-    RUN_FIELDS,
     RUN_TABLES,
     SELECT_RUN,
     UPSERT_ARTIFACT,
@@ -60,7 +58,6 @@ from runyard.stores.sqlschema import (
     Dialect,
     Row,
     Tx,
-    filter_query,
     id_range,
     row_run,
     row_values,
@@ -75,7 +72,7 @@ from runyard.stores.stepjson import step_json
 T = TypeVar("T")
 
 
-class SqlStore(SqlPositions, SqlRegistry, SqlTokens, StoreHelpers):
+class SqlStore(SqlListing, SqlPositions, SqlRegistry, SqlTokens, StoreHelpers):
     url: str
     dialect: Dialect
 
@@ -197,34 +194,6 @@ class SqlStore(SqlPositions, SqlRegistry, SqlTokens, StoreHelpers):
         if row is None:
             raise RunNotFound(name)
         return row_run(row, self.dialect)
-
-    def list_runs(
-        self,
-        filter: RunFilter | None = None,
-        *,
-        newest_first: bool = True,
-        limit: int | None = None,
-        offset: int = 0,
-        after: str | None = None,
-    ) -> list[RunRecord]:
-        q = filter_query(filter or RunFilter(), self.dialect)
-        direction = "DESC" if newest_first else "ASC"
-        cut = self.dialect.no_limit if limit is None else "?"
-        where, params = q.where, q.params
-        if after is not None:  # keyset paging: a range of the index the order reads
-            where = f"{where} AND {q.order} {'<' if newest_first else '>'} ?"
-            params = (*params, check_after(after))
-        params = (*params, *(() if limit is None else (limit,)), offset)
-        sql = f"SELECT {RUN_FIELDS} FROM {q.source} WHERE {where}"
-        with self._transaction(False) as tx:
-            rows = tx.all(f"{sql} ORDER BY {q.order} {direction} LIMIT {cut} OFFSET ?", params)
-        return [row_run(row, self.dialect) for row in rows]
-
-    def count_runs(self, filter: RunFilter | None = None) -> int:
-        q = filter_query(filter or RunFilter(), self.dialect)
-        with self._transaction(False) as tx:
-            row = tx.one(f"SELECT COUNT(*) FROM {q.source} WHERE {q.where}", q.params)
-        return 0 if row is None else int(row[0])
 
     def update_status(
         self,

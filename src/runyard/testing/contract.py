@@ -34,12 +34,13 @@ from runyard.model import (
 )
 from runyard.stores.base import RunFilter, RunStore
 from runyard.testing.factories import make_run
+from runyard.testing.listing_contract import ListingContract
 from runyard.testing.registry_contract import RegistryContract
 from runyard.testing.strategies import runs as run_strategy
 from runyard.testing.stream_contract import StreamContract
 
 
-class RunStoreContract(RegistryContract, StreamContract):
+class RunStoreContract(ListingContract, RegistryContract, StreamContract):
     """Behaviour shared by every backend; the subclass provides the ``store`` fixture."""
 
     # -- creating and reading runs ----------------------------------------------------------

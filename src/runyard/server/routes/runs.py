@@ -1,4 +1,5 @@
-"""Runs over HTTP: create, list (filters, keyset cursor), count, get, change, cancel, delete.
+"""Runs over HTTP: create, list (filters, keyset cursor), count, folder counts, get, change,
+cancel, delete.
 
 Each route is one call into the store (or, for cancel, the kind's own function), so a run
 changed through the server follows exactly the rules it follows locally. Lists are encoded
@@ -27,6 +28,7 @@ from runyard.server.routes import (
     store_of,
 )
 from runyard.server.schemas import (
+    FolderCounts,
     MetadataChange,
     ParametersChange,
     Rename,
@@ -115,6 +117,16 @@ def count_runs(
 ) -> dict[str, int]:
     """How many runs match every filter given."""
     return {"count": store_of(request).count_runs(wanted)}
+
+
+@router.get("/folders", response_model=FolderCounts)
+def folder_counts(
+    request: Request,
+    wanted: Filter,
+) -> dict[str, dict[str, int]]:
+    """Each folder holding matching runs, with how many lie directly in it (not below it);
+    a folder filter keeps that subtree. A folder tree sums its subtrees itself."""
+    return {"folders": store_of(request).folder_counts(wanted)}
 
 
 @router.get("/runs/{ref}", response_model=None, responses=RUN)
