@@ -160,7 +160,7 @@ def test_filters_by_text_status_kind_tag_and_folder(page: Any, tmp_path: Path) -
     shot(page, tmp_path, "list-filtered")
     page.fill("input[name=tag]", "")
     page.press("input[name=tag]", "Enter")
-    page.click("nav.folders button:has-text('etl')")
+    page.click("nav.folders [role=treeitem]:has-text('etl')")
     wait_names(page, {"gamma-flow", "epsilon-rec"})
     assert "folder=%2Fproj%2Fetl" in page.url  # the filter is in the link
     page.reload()

@@ -34,7 +34,7 @@ export interface RunFilter {
   created_since?: number; created_until?: number;
 }
 
-export interface RunPage { runs: Run[]; next_cursor: string | null }
+export interface RunPage { runs: Run[]; next_cursor: string | null; next_offset?: number | null }
 export interface MetricSummary {
   name: string; count: number; last: number; last_step: number | null;
   minimum: number; maximum: number;
@@ -95,10 +95,18 @@ export function filterQuery(f: RunFilter): Query {
   return { status: f.status, tag: f.tag, folder: f.folder, name: f.name, kind: f.kind,
     created_since: f.created_since, created_until: f.created_until };
 }
-export const listRuns = (f: RunFilter, opts: { cursor?: string | null; limit?: number;
-  order?: "newest" | "oldest" } = {}, signal?: AbortSignal) =>
-  get<RunPage>(`/runs${query({ ...filterQuery(f), cursor: opts.cursor, limit: opts.limit,
-    order: opts.order })}`, signal);
+/** A page of runs. `sort` is `created` (the default: paged by `cursor`) or another order
+ * (`name`, `status`, `kind`, `started`, `ended`, `duration`, `param:<key>`: paged by
+ * `offset`); `order` is its direction (`newest` = descending). */
+export const listRuns = (f: RunFilter, opts: { cursor?: string | null; offset?: number;
+  limit?: number; order?: "newest" | "oldest"; sort?: string } = {}, signal?: AbortSignal) =>
+  get<RunPage>(`/runs${query({ ...filterQuery(f), cursor: opts.cursor, offset: opts.offset || undefined,
+    limit: opts.limit, order: opts.order,
+    sort: opts.sort && opts.sort !== "created" ? opts.sort : undefined })}`, signal);
+/** How many matching runs lie directly in each folder (not below it). */
+export const folderCounts = (f: RunFilter, signal?: AbortSignal) =>
+  get<{ folders: Record<string, number> }>(`/folders${query(filterQuery(f))}`, signal)
+    .then((a) => a.folders);
 export const countRuns = (f: RunFilter, signal?: AbortSignal) =>
   get<{ count: number }>(`/runs/count${query(filterQuery(f))}`, signal).then((a) => a.count);
 export const getRun = (id: string) => get<Run>(`/runs/${ref(id)}`);

@@ -1,22 +1,28 @@
-// The runs list (#/): every kind of run, filtered, sorted and paged by cursor, live. Runs
-// chosen here open side by side in the comparison (#/compare?ids=…).
+// The runs list (#/): every kind of run, filtered, sorted on the server (by a column's
+// header) and paged, live, beside the folder tree. Runs chosen here open side by side in the
+// comparison (#/compare?ids=…).
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import type { Run } from "../api";
 import { compareHref, go } from "../shell/route";
-import { loadColumns, parameterNames, saveColumns, useSummaries, type Column, type Summaries } from "./columns";
+import { loadColumns, parameterNames, saveColumns, useSummaries, type Column } from "./columns";
 import { FilterBar } from "./FilterBar";
+import { useFolders } from "./folders";
 import { filterKey, fromParams, toParams, toRunFilter, type ListFilter } from "./filters";
 import { FolderTree } from "./FolderTree";
-import { RunTable, type SortKey } from "./RunTable";
+import { RunTable } from "./RunTable";
 import { useRuns } from "./useRuns";
 
 export function RunList(props: { params: URLSearchParams }) {
   const [filter, setFilter] = useState<ListFilter>(() => fromParams(props.params));
   const key = filterKey(filter);
   const runFilter = useMemo(() => toRunFilter(filter), [key]);
-  const runs = useRuns(runFilter, key, filter.order);
+  const treeFilter = useMemo(() => ({ ...runFilter, folder: undefined }), [key]);
+  const treeKey = filterKey({ ...filter, folder: "", sort: "created", order: "newest" });
+  const notice = useRef<(runs: Run[]) => void>(() => undefined);
+  const runs = useRuns(runFilter, key, filter.sort, filter.order, (news) => notice.current(news));
+  const folders = useFolders(treeFilter, treeKey, runs.generation);
+  notice.current = folders.notice;
   const [columns, setColumns] = useState<Column[]>(loadColumns);
-  const [sort, setSort] = useState<{ key: SortKey; descending: boolean }>({ key: "created", descending: true });
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [message, setMessage] = useState<{ text: string; bad: boolean } | null>(null);
   const ids = useMemo(() => runs.rows.map((r) => r.id), [runs.rows]);
@@ -27,10 +33,11 @@ export function RunList(props: { params: URLSearchParams }) {
     performance.mark("list-change");
     setFilter((f) => ({ ...f, ...change }));
   };
-  const sortBy = (k: SortKey) => {
-    if (k === "created") { set({ order: filter.order === "newest" ? "oldest" : "newest" }); setSort({ key: k, descending: filter.order !== "newest" }); return; }
-    setSort((s) => ({ key: k, descending: s.key === k ? !s.descending : false }));
-  };
+  // the list's order: again on the same column turns it round; a new column starts
+  // descending for creation (newest first, the default) and ascending for any other
+  const sortBy = (k: string) => set(filter.sort === k
+    ? { order: filter.order === "newest" ? "oldest" : "newest" }
+    : { sort: k, order: k === "created" ? "newest" : "oldest" });
   const toggle = (id: string) => setSelected((s) => {
     const next = new Set(s);
     if (!next.delete(id)) next.add(id);
@@ -38,8 +45,6 @@ export function RunList(props: { params: URLSearchParams }) {
   });
   const chooseColumns = (c: Column[]) => { setColumns(c); saveColumns(c); };
   const report = (text: string, bad = false) => setMessage({ text, bad });
-  const rows = useMemo(() => sorted(runs.rows, sort.key, sort.descending, summaries),
-    [runs.rows, sort, summaries, runs.generation]);
 
   return (
     <main class="page list" data-state={runs.loading ? "loading" : "ready"} data-generation={runs.generation}>
@@ -59,10 +64,10 @@ export function RunList(props: { params: URLSearchParams }) {
       </div>
       {runs.error && <p class="error" role="alert">{runs.error}</p>}
       <div class="split">
-        <FolderTree rows={runs.rows} chosen={filter.folder} choose={(folder) => set({ folder })} />
+        <FolderTree folders={folders} chosen={filter.folder} choose={(folder) => set({ folder })} />
         <div class="table-wrap">
-          <RunTable rows={rows} fresh={runs.fresh} columns={columns} summaries={summaries}
-            selected={selected} toggle={toggle} sort={sort.key} descending={sort.descending}
+          <RunTable rows={runs.rows} fresh={runs.fresh} columns={columns} summaries={summaries}
+            selected={selected} toggle={toggle} sort={filter.sort} descending={filter.order === "newest"}
             sortBy={sortBy} onEnd={runs.loadMore} report={report} />
           {!runs.loading && runs.rows.length === 0 && <p class="muted empty">No runs match.</p>}
           <Sentinel onSeen={runs.loadMore} />
@@ -114,23 +119,4 @@ function ColumnChooser(p: { rows: Run[]; columns: Column[]; choose: (c: Column[]
       </div>
     </details>
   );
-}
-
-function sorted(rows: Run[], key: SortKey, descending: boolean, summaries: Summaries): Run[] {
-  if (key === "created") return rows; // the server's order (newest or oldest first)
-  const value = (r: Run): string | number => {
-    if (key === "duration") return r.started === null ? -1 : (r.ended ?? Date.now() / 1000) - r.started;
-    if (key.startsWith("param:")) return sortable(r.parameters?.[key.slice(6)]);
-    if (key.startsWith("metric:")) return sortable(summaries.get(r.id)?.get(key.slice(7))?.last);
-    return String(r[key as "name" | "status" | "kind" | "folder"]);
-  };
-  const sign = descending ? -1 : 1;
-  return [...rows].sort((a, b) => {
-    const x = value(a), y = value(b);
-    return (x < y ? -1 : x > y ? 1 : 0) * sign;
-  });
-}
-
-function sortable(v: unknown): string | number {
-  return typeof v === "number" ? v : v === undefined || v === null ? -Infinity : String(v);
 }

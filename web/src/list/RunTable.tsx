@@ -1,22 +1,28 @@
 // The table of runs: one row per run, keyboard-navigable (↑/↓ or j/k move, Enter opens,
-// Space or x selects for comparison, Home/End), with rename and delete on each row.
+// Space or x selects for comparison, Home/End), with rename and delete on each row. A
+// sortable column's header sorts the list on the server (again: the other direction); a
+// running run's duration ticks every second (one timer for the table: shell/tick.ts).
 import { useRef, useState } from "preact/hooks";
 import { deleteRun, renameRun, type Run } from "../api";
 import { duration, show, when } from "../shell/format";
 import { go, runHref } from "../shell/route";
+import { useTick } from "../shell/tick";
 import { columnLabel, type Column, type Summaries } from "./columns";
-
-export type SortKey = "created" | "name" | "status" | "kind" | "folder" | "duration" | Column;
 
 export interface TableProps {
   rows: Run[]; fresh: Set<string>; columns: Column[]; summaries: Summaries;
   selected: Set<string>; toggle: (id: string) => void;
-  sort: SortKey; descending: boolean; sortBy: (k: SortKey) => void;
+  sort: string; descending: boolean; sortBy: (k: string) => void;
   onEnd: () => void; report: (message: string, bad?: boolean) => void;
 }
 
-const HEADS: [SortKey, string][] = [["status", "Status"], ["kind", "Kind"], ["name", "Name"],
-  ["folder", "Folder"], ["created", "Start"], ["duration", "Duration"]];
+/** The fixed columns: the order each sorts by (null: not sortable) and its label. */
+const HEADS: [string | null, string, string][] = [["status", "Status", "status"],
+  ["kind", "Kind", "kind"], ["name", "Name", "name"], [null, "Folder", "folder"],
+  ["created", "Created", "created"], ["started", "Started", "started"],
+  ["duration", "Duration", "duration"]];
+const METRIC_UNSORTED = "Not sortable: sorting by a metric would need every run's series " +
+  "(left for later)";
 
 export function RunTable(props: TableProps) {
   const body = useRef<HTMLTableSectionElement>(null);
@@ -46,9 +52,10 @@ export function RunTable(props: TableProps) {
     <table class="runs" aria-label="Runs" aria-rowcount={props.rows.length}>
       <thead><tr>
         <th scope="col"><span class="sr">Select</span></th>
-        {HEADS.map(([key, label]) => <Head key={key} k={key} label={label} {...props} />)}
+        {HEADS.map(([key, label, name]) => <Head key={name} k={key} label={label} {...props} />)}
         <th scope="col">Tags</th>
-        {props.columns.map((c) => <Head key={c} k={c} label={columnLabel(c)} {...props} />)}
+        {props.columns.map((c) => <Head key={c} k={c.startsWith("param:") ? c : null}
+          label={columnLabel(c)} title={c.startsWith("metric:") ? METRIC_UNSORTED : undefined} {...props} />)}
         <th scope="col"><span class="sr">Actions</span></th>
       </tr></thead>
       <tbody ref={body} onKeyDown={keys}>
@@ -61,12 +68,17 @@ export function RunTable(props: TableProps) {
   );
 }
 
-function Head(p: TableProps & { k: SortKey; label: string }) {
-  const sorted = p.sort === p.k;
+/** A column's header: a button that sorts by ``k`` (none when ``k`` is null). */
+function Head(p: TableProps & { k: string | null; label: string; title?: string }) {
+  if (p.k === null) return <th scope="col" title={p.title}>{p.label}</th>;
+  const k = p.k;
+  const sorted = p.sort === k;
+  const next = !sorted ? "Sort by this column" : `Sort ${p.descending ? "ascending" : "descending"}`;
   return (
-    <th scope="col" aria-sort={sorted ? (p.descending ? "descending" : "ascending") : undefined}>
-      <button type="button" class="sort" onClick={() => p.sortBy(p.k)}>
-        {p.label}{sorted ? (p.descending ? " ▾" : " ▴") : ""}
+    <th scope="col" aria-sort={sorted ? (p.descending ? "descending" : "ascending") : "none"}
+      data-sort={k}>
+      <button type="button" class="sort" title={next} onClick={() => p.sortBy(k)}>
+        {p.label}<span class="arrow" aria-hidden="true">{sorted ? (p.descending ? " ▾" : " ▴") : ""}</span>
       </button>
     </th>
   );
@@ -85,13 +97,22 @@ function Row(p: { run: Run; index: number; focused: boolean; props: TableProps; 
       <td class="kind">{run.kind}</td>
       <td class="name"><Name run={run} report={props.report} /></td>
       <td class="folder">{run.folder}</td>
-      <td class="time">{when(run.started ?? run.created)}</td>
-      <td class="num">{duration(run)}</td>
+      <td class="time created">{when(run.created)}</td>
+      <td class="time started">{when(run.started)}</td>
+      <Duration run={run} />
       <td class="tags">{run.tags.map((t) => <span key={t} class="tag">{t}</span>)}</td>
       {props.columns.map((c) => <td key={c} class="num">{cell(run, c, props.summaries)}</td>)}
       <td class="actions"><Delete run={run} report={props.report} /></td>
     </tr>
   );
+}
+
+/** How long the run ran, ticking each second while it runs. */
+function Duration(p: { run: Run }) {
+  const { run } = p;
+  const now = useTick(run.started !== null && run.ended === null &&
+    (run.status === "running" || run.status === "canceling"));
+  return <td class="num duration">{duration(run, now)}</td>;
 }
 
 function cell(run: Run, c: Column, summaries: Summaries): string {

@@ -1,5 +1,6 @@
-// The runs list's filters: kept in the URL's hash (#/?status=running&kind=command…), so a
-// reload or a shared link shows the same list, and turned into the API's RunFilter.
+// The runs list's filters and its order: kept in the URL's hash
+// (#/?status=running&kind=command&sort=name&order=oldest…), so a reload or a shared link shows
+// the same list, and turned into the API's RunFilter (the order goes as `sort` and `order`).
 import { KINDS, STATUSES, type Kind, type RunFilter, type Status } from "../api";
 
 export type Since = "" | "1h" | "24h" | "7d" | "30d";
@@ -8,8 +9,13 @@ export const SINCE: Record<Exclude<Since, "">, number> = { "1h": 3600, "24h": 86
 
 export interface ListFilter {
   status: Status[]; kind: Kind | ""; tag: string; folder: string; q: string; since: Since;
-  order: "newest" | "oldest";
+  sort: string; order: "newest" | "oldest";
 }
+
+/** The orders the server sorts by (`param:<key>`: a top-level parameter, 1–250 characters). */
+export const SORTS = ["created", "name", "status", "kind", "started", "ended", "duration"];
+export const sortable = (s: string) =>
+  SORTS.includes(s) || (s.startsWith("param:") && s.length > 6 && s.length <= 256);
 
 export function fromParams(p: URLSearchParams): ListFilter {
   const since = p.get("since") || "";
@@ -19,6 +25,7 @@ export function fromParams(p: URLSearchParams): ListFilter {
     kind: (KINDS as string[]).includes(kind) ? kind as Kind : "",
     tag: p.get("tag") || "", folder: p.get("folder") || "", q: p.get("q") || "",
     since: since in SINCE ? since as Since : "",
+    sort: sortable(p.get("sort") || "") ? p.get("sort")! : "created",
     order: p.get("order") === "oldest" ? "oldest" : "newest",
   };
 }
@@ -31,6 +38,7 @@ export function toParams(f: ListFilter): string {
   if (f.folder) p.set("folder", f.folder);
   if (f.q) p.set("q", f.q);
   if (f.since) p.set("since", f.since);
+  if (f.sort !== "created") p.set("sort", f.sort);
   if (f.order !== "newest") p.set("order", f.order);
   return p.toString();
 }
@@ -46,5 +54,5 @@ export function toRunFilter(f: ListFilter, now = Date.now() / 1000): RunFilter {
   };
 }
 
-/** The filter's identity: a change of it starts the list over. */
+/** The filter's identity (its order included): a change of it starts the list over. */
 export const filterKey = (f: ListFilter) => toParams(f);

@@ -1,20 +1,28 @@
-// The runs of the list: the first page at once, further pages by cursor, the count beside,
-// and the top of the list kept live through /api/v1/watch/runs (new runs appear, status
-// changes show, deleted runs go) without a reload.
+// The runs of the list: the first page at once, further pages by cursor (the default order,
+// by creation) or by offset (any other order the server sorts by), the count beside, and the
+// list kept live through /api/v1/watch/runs without a reload. The stream follows the newest
+// runs and every active one however old, so a change shows on any row held, wherever it is in
+// the list; a new run is put where it belongs in creation order (newest first: at the top),
+// and with another order the stream only updates the rows shown.
 //
 // Timing marks for the benchmark: `list-ask` when a listing is asked for, `list-rows` once its
 // rows are drawn, and the measures `list-first-rows` (the page's first listing, from the ask)
 // and `list-filter` (from the user's change of a filter, `list-change`, to its rows drawn).
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { countRuns, listRuns, watchRuns, type Run, type RunFilter } from "../api";
+import { countRuns, listRuns, watchRuns, type Run, type RunFilter, type RunPage } from "../api";
 
 export const PAGE = 100;
-const WATCHED = 200; // the newest runs the live stream follows
+const WATCHED = 200; // the newest runs the live stream follows (the server adds the active ones)
 
 export interface Runs {
   rows: Run[]; total: number | null; more: boolean; loading: boolean; error: string | null;
   fresh: Set<string>; live: boolean; generation: number; loadMore: () => void;
 }
+
+/** Where the next page starts: a cursor (creation order) or an offset (any other order). */
+type Next = { cursor: string } | { offset: number };
+/** How the stream's news is merged: new runs placed in creation order, or only updates. */
+export type Mode = "newest" | "oldest" | "update";
 
 const QUIET = new Set(["heartbeat", "resources"]);
 function same(a: Run, b: Run): boolean {
@@ -22,10 +30,16 @@ function same(a: Run, b: Run): boolean {
   return strip(a) === strip(b);
 }
 
-export function useRuns(filter: RunFilter, key: string, order: "newest" | "oldest"): Runs {
+function nextOf(page: RunPage, sort: string): Next | null {
+  if (sort === "created") return page.next_cursor ? { cursor: page.next_cursor } : null;
+  return typeof page.next_offset === "number" ? { offset: page.next_offset } : null;
+}
+
+export function useRuns(filter: RunFilter, key: string, sort: string, order: "newest" | "oldest",
+  onNews?: (runs: Run[]) => void): Runs {
   const [rows, setRows] = useState<Run[]>([]);
   const [total, setTotal] = useState<number | null>(null);
-  const [cursor, setCursor] = useState<string | null>(null);
+  const [next, setNext] = useState<Next | null>(null);
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<string | null>(null);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
@@ -34,9 +48,11 @@ export function useRuns(filter: RunFilter, key: string, order: "newest" | "oldes
   const first = useRef(true);
   const paging = useRef<AbortController | null>(null);
   const more = useRef(false);
-  more.current = cursor !== null;
+  more.current = next !== null;
   const shown = useRef<Run[]>([]);
   shown.current = rows;
+  const news = useRef(onNews);
+  news.current = onNews;
 
   useEffect(() => {
     const abort = new AbortController();
@@ -44,14 +60,18 @@ export function useRuns(filter: RunFilter, key: string, order: "newest" | "oldes
     paging.current = abort;
     setLoading(true); setError(null); setTotal(null);
     performance.mark("list-ask");
-    listRuns(filter, { limit: PAGE, order }, abort.signal).then((page) => {
+    let stop = () => undefined as void;
+    listRuns(filter, { limit: PAGE, order, sort }, abort.signal).then((page) => {
       if (abort.signal.aborted) return;
       performance.mark("list-got");
-      setRows(page.runs); setCursor(page.next_cursor); setFresh(new Set());
+      const after = nextOf(page, sort);
+      shown.current = page.runs; more.current = after !== null;
+      setRows(page.runs); setNext(after); setFresh(new Set());
       setLoading(false); setGeneration((g) => g + 1);
+      stop = follow(); // live from here: the stream's first news is every run it follows
     }).catch((e) => failed(e, abort, setError, setLoading));
     countRuns(filter, abort.signal).then(setTotal).catch(() => undefined);
-    return () => abort.abort();
+    return () => { abort.abort(); stop(); setLive(false); };
   }, [key]);
 
   useLayoutEffect(() => { // once the rows of a listing are in the page: at its next frame
@@ -67,16 +87,19 @@ export function useRuns(filter: RunFilter, key: string, order: "newest" | "oldes
     });
   }, [generation]);
 
-  useEffect(() => {
-    if (order !== "newest") return undefined;
-    // A stream's events come one by one (200 at its start): they are merged once per frame,
-    // in one update, not one render each (that was 0.6 s of rendering at the list's start).
+  /** Follows the list; returns what stops it. A stream's events come one by one (hundreds at
+   * its start): they are merged once per frame, in one update, not one render each (that was
+   * 0.6 s of rendering at the list's start). */
+  const follow = () => {
+    const mode: Mode = sort === "created" ? order : "update";
     let pending: Run[] = [];
     let frame = 0;
     const flush = () => {
       frame = 0;
-      const merged = merge(shown.current, pending, more.current);
+      const came = pending;
       pending = [];
+      news.current?.(came);
+      const merged = merge(shown.current, came, more.current, mode);
       if (merged.rows === shown.current) return;
       shown.current = merged.rows;
       setRows(merged.rows);
@@ -89,13 +112,11 @@ export function useRuns(filter: RunFilter, key: string, order: "newest" | "oldes
       pending.push(run);
       if (!frame) frame = requestAnimationFrame(flush);
     };
-    const onRemoved = ({ id }: { id: string }) => {
-      const run = shown.current.find((r) => r.id === id);
-      if (run) recheck(run, filter, drop);
-    };
+    // the server says `removed` only for a run deleted or no longer matching the filters
+    const onRemoved = ({ id }: { id: string }) => drop(id);
     const stop = watchRuns({ ...filter }, { run: onRun, removed: onRemoved }, setLive, WATCHED);
-    return () => { stop(); cancelAnimationFrame(frame); setLive(false); };
-  }, [key, order]);
+    return () => { stop(); cancelAnimationFrame(frame); };
+  };
 
   const drop = (id: string) => {
     setRows((now) => {
@@ -120,49 +141,47 @@ export function useRuns(filter: RunFilter, key: string, order: "newest" | "oldes
   }, []);
 
   const loadMore = () => {
-    if (!cursor || loading) return;
+    if (!next || loading) return;
     const abort = paging.current ?? new AbortController();
     setLoading(true);
-    listRuns(filter, { limit: PAGE, order, cursor }, abort.signal).then((page) => {
+    listRuns(filter, { limit: PAGE, order, sort, ...next }, abort.signal).then((page) => {
       if (abort.signal.aborted) return;
       setRows((now) => {
         const seen = new Set(now.map((r) => r.id));
         return [...now, ...page.runs.filter((r) => !seen.has(r.id))];
       });
-      setCursor(page.next_cursor); setLoading(false);
+      setNext(nextOf(page, sort)); setLoading(false);
     }).catch((e) => failed(e, abort, setError, setLoading));
   };
 
-  return { rows, total, more: cursor !== null, loading, error, fresh, live, generation, loadMore };
+  return { rows, total, more: next !== null, loading, error, fresh, live, generation, loadMore };
 }
 
-/** ``rows`` with ``runs`` (news of the stream) merged in: changed runs replaced, new ones put
- * in id order (newest first) unless below the pages loaded so far; the same array if nothing
- * changed. */
-export function merge(rows: Run[], runs: Run[], more: boolean): { rows: Run[]; added: string[] } {
+/** ``rows`` with ``runs`` (news of the stream) merged in: changed runs replaced wherever they
+ * are; with mode `newest`/`oldest`, new ones put in id (creation) order unless beyond the pages
+ * loaded so far; with `update`, new ones left out. The same array if nothing changed. */
+export function merge(rows: Run[], runs: Run[], more: boolean,
+  mode: Mode = "newest"): { rows: Run[]; added: string[] } {
   let out = rows;
+  let index = new Map(rows.map((r, i) => [r.id, i]));
   const added: string[] = [];
+  const before = (a: Run, b: Run) => (mode === "newest" ? a.id > b.id : a.id < b.id);
   for (const run of runs) {
-    const at = out.findIndex((r) => r.id === run.id);
-    if (at >= 0) {
-      if (!same(out[at], run)) out = out.map((r, i) => (i === at ? run : r));
+    const at = index.get(run.id);
+    if (at !== undefined) {
+      if (same(out[at], run)) continue;
+      if (out === rows) out = rows.slice();
+      out[at] = run;
       continue;
     }
-    const last = out[out.length - 1];
-    if (more && last && run.id < last.id) continue; // below the loaded pages
-    const below = out.findIndex((r) => r.id < run.id);
-    out = below < 0 ? [...out, run] : [...out.slice(0, below), run, ...out.slice(below)];
+    if (mode === "update") continue;
+    const place = out.findIndex((r) => before(run, r));
+    if (place < 0 && more) continue; // beyond the loaded pages
+    out = place < 0 ? [...out, run] : [...out.slice(0, place), run, ...out.slice(place)];
+    index = new Map(out.map((r, i) => [r.id, i]));
     added.push(run.id);
   }
   return { rows: out, added };
-}
-
-/** A run left the watched top of the list: deleted, no longer matching, or pushed down by
- * newer runs. Asked by name within the filter (never a 404 probe), it goes unless still there. */
-function recheck(run: Run, filter: RunFilter, drop: (id: string) => void): void {
-  listRuns({ ...filter, name: run.name }, { limit: 1000 })
-    .then((page) => { if (!page.runs.some((r) => r.id === run.id)) drop(run.id); })
-    .catch(() => undefined);
 }
 
 function failed(e: unknown, abort: AbortController, setError: (s: string) => void,
