@@ -122,3 +122,17 @@ def test_the_active_runs_followed_are_the_newest_thousand(live: Served,
     sent = [data["id"] for kind, data in seen if kind == "run"]
     assert len(sent) == len(set(sent)) == 1_000
     assert set(sent) == {run.id for run in runs[-1_000:]}
+
+
+def test_a_filter_of_final_statuses_follows_only_the_newest(live: Served,
+                                                           api: httpx.Client) -> None:
+    """The active runs followed are those the filter's own statuses allow: none here."""
+    old = new_run(live, Status.SUCCEEDED, tags=frozenset({"keep"}))
+    new_run(live, tags=frozenset({"keep"}))  # running: not in the filtered list
+    newest = new_run(live, Status.SUCCEEDED, tags=frozenset({"keep"}))
+    with watch(api, "/watch/runs", tag="keep", status="succeeded", limit=1) as answer:
+        sse = Sse(answer)
+        assert sse.next()[1]["id"] == newest.id
+        seen, _ = burst(sse, live)
+    assert old.id not in {data["id"] for _, data in seen}
+    assert all(kind == "removed" or data["status"] == "succeeded" for kind, data in seen)
