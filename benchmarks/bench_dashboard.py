@@ -3,9 +3,10 @@
 Budgets (issue 14): the first rows drawn ≤ 300 ms after the list asks for them; a filter's rows
 drawn ≤ 200 ms after the user changes it; the JavaScript shipped ≤ 150 KB gzipped. The times
 come from the page's own Performance API marks (``web/src/list/useRuns.ts``: ``list-ask`` →
-``list-rows``, ``list-change`` → ``list-rows``), median of REPEATS. Baseline, the same work
-without a browser: the same ``GET /api/v1/runs`` calls through httpx, so the figure shows what
-the page adds to the server's answer.
+``list-rows``, ``list-change`` → ``list-rows``), median of REPEATS. Sorting by a column's
+header (on the server, by name and by a parameter) is measured the same way, for information.
+Baseline, the same work without a browser: the same ``GET /api/v1/runs`` calls through httpx,
+so the figure shows what the page adds to the server's answer.
 
 The store is a ``sqlite:`` store filled in one transaction with the store's own row format
 (as ``bench_sqlite_list.py`` does) and served by ``runyard server`` (one worker).
@@ -48,6 +49,13 @@ FILTERS: list[tuple[str, str, dict[str, Any]]] = [
     ("text '777'", "fill:input[name=q]:777", {"name": "777"}),
     ("status failed", "check:input[name=status][value=failed]", {"status": "failed"}),
     ("kind command", "select:select[name=kind]:command", {"kind": "command"}),
+]
+# Sorting by a column's header (server-side, offset paging): no budget of its own; measured
+# as a filter is (``list-change`` -> ``list-rows``), each click turning the order round.
+SORTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("name", "table.runs th[data-sort=name] button.sort", {"sort": "name", "order": "oldest"}),
+    ("param:lr", "table.runs th[data-sort='param:lr'] button.sort",
+     {"sort": "param:lr", "order": "oldest"}),
 ]
 
 
@@ -128,7 +136,9 @@ def first_rows(page: Any, base: str) -> list[float]:
 
 def act(page: Any, how: str, undo: bool = False) -> None:
     verb, selector, *value = how.split(":", 2)
-    if verb == "fill":
+    if verb == "click":  # a sort header: each click is a change (the other direction)
+        page.click(how.split(":", 1)[1])
+    elif verb == "fill":
         page.fill(selector, "" if undo else value[0])
     elif verb == "check":
         (page.uncheck if undo else page.check)(selector)
@@ -183,6 +193,12 @@ def browse(base: str, token: str) -> None:
             print(f"filter {label:<15} {took:6.1f} ms (budget <= {BUDGET_FILTER_MS:.0f}: "
                   f"{verdict(took, BUDGET_FILTER_MS)})   baseline GET /runs via httpx "
                   f"{plain:6.1f} ms")
+        page.evaluate("localStorage.setItem('runyard.columns', JSON.stringify(['param:lr']))")
+        for label, selector, query in SORTS:
+            took = statistics.median(filter_times(page, base, f"click:{selector}"))
+            plain = baseline_ms(base, token, query)
+            print(f"sort by {label:<14} {took:6.1f} ms (no budget of its own)   baseline "
+                  f"GET /runs via httpx {plain:6.1f} ms")
         browser.close()
 
 
