@@ -35,3 +35,30 @@ def test_tasks_import_the_drivers_path_in_order_without_a_runtime_env(
     assert where == "first"
     assert runtime_env in ("", "{}")
     sys.modules.pop("ry_probe", None)
+
+
+def _three() -> int:
+    return 3
+
+
+def test_a_local_cluster_listens_on_loopback_only(ray_cluster: object) -> None:
+    """Runyard's local cluster runs without Ray's token auth: none of its processes (head,
+    GCS, raylet, agents, workers) may take connections from another machine."""
+    import psutil
+
+    from runyard.runtimes.ray import RayRuntime
+
+    with RayRuntime(cluster=ray_cluster) as runtime:  # type: ignore[arg-type]
+        assert runtime.submit(_three).result(timeout=240) == 3  # workers up
+    temp_dir = str(ray_cluster.read_state()["temp_dir"])  # type: ignore[attr-defined]
+    listening = []
+    for proc in psutil.process_iter(["cmdline"]):
+        if temp_dir not in " ".join(proc.info["cmdline"] or ()):
+            continue
+        try:
+            found = proc.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        listening += [(proc.pid, c.laddr.ip) for c in found if c.status == psutil.CONN_LISTEN]
+    assert listening  # the check saw the cluster's sockets
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for _, ip in listening), listening
