@@ -55,7 +55,8 @@ class RunDoc(BaseModel):
 
 class RunPage(BaseModel):
     runs: list[RunDoc]
-    next_cursor: str | None
+    next_cursor: str | None  # (only with sort=created)
+    next_offset: int | None  # where the next page starts (null: this one was the last)
 
 
 class RunCount(BaseModel):

@@ -121,9 +121,13 @@ class RunStore(RegistryStore, TokenStore, Protocol):
         limit: int | None = None,
         offset: int = 0,
         after: str | None = None,
+        order_by: str = "created",
     ) -> list[RunRecord]: ...
     # ``after``: a run id; only the runs after it in this order (ids sort by creation: newest
-    # first, ids below it; else above it). The run need not exist any more (keyset paging)
+    # first, ids below it; else above it). The run need not exist any more (keyset paging).
+    # ``order_by``: created (by id), name, started, ended, status, kind, duration or
+    # param:KEY, ``newest_first`` its direction; ties by id, runs with no value last
+    # (``stores.ordering``); ``after`` only with created (else ValidationError: use offset)
     def count_runs(self, filter: RunFilter | None = None) -> int: ...
     def folder_counts(self, filter: RunFilter | None = None) -> dict[str, int]: ...
     # each folder holding runs that match ``filter`` -> how many of them lie directly in it

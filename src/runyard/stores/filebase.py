@@ -20,11 +20,12 @@ from typing import Any, Generic, TypeVar
 from runyard.errors import NameTaken, RunExists, RunNotFound, StoreError
 from runyard.model import Event, LogLine, RunRecord, Status
 from runyard.model import validate as check
-from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, count_folders, page
+from runyard.stores.base import RunFilter, StoreHelpers, checked_new_run, count_folders
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.fileindex import IndexTable, RunIndex, file_lock, summary
 from runyard.stores.files import check_id, usable_id
 from runyard.stores.filetokens import FileTokens
+from runyard.stores.ordering import INDEXED, check_listing, page_by
 from runyard.stores.streams import stream_kind
 
 T = TypeVar("T")
@@ -188,10 +189,22 @@ class FileStoreBase(FileTokens, StoreHelpers, Generic[D]):
         limit: int | None = None,
         offset: int = 0,
         after: str | None = None,
+        order_by: str = "created",
     ) -> list[RunRecord]:
-        wanted = filter or RunFilter()
-        chosen = page(self._matching(wanted), newest_first, limit, offset, after)
-        found = (self._readable_run(entry.id, "the list") for entry in chosen)
+        """Filtered and, in the orders the index holds (created, name, status, kind), ordered
+        on the index: only the page's run files are read. The others (started, ended,
+        duration, param:) read every matching run's file to order them."""
+        order, wanted = check_listing(order_by, after), filter or RunFilter()
+        if order not in INDEXED:
+            return page_by(self._read_all(self._matching(wanted), wanted), order,
+                           newest_first, limit, offset)
+        chosen = page_by(self._matching(wanted), order, newest_first, limit, offset, after)
+        return self._read_all(chosen, wanted)
+
+    def _read_all(self, entries: Iterable[RunRecord], wanted: RunFilter) -> list[RunRecord]:
+        """The runs of index entries, read from their files (those still there, still
+        matching)."""
+        found = (self._readable_run(entry.id, "the list") for entry in entries)
         return [run for run in found if run is not None and wanted.matches(run)]
 
     def count_runs(self, filter: RunFilter | None = None) -> int:

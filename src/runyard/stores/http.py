@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from runyard.errors import ConfigError, ConflictError, RunNotFound, ValidationError
 from runyard.model import Artifact, Attempt, Event, LogLine, Metric, RunRecord, Status, Step, codec
 from runyard.model.tokens import TokenRecord
-from runyard.stores.base import MetricSummary, RunFilter, check_after
+from runyard.stores.base import MetricSummary, RunFilter
 from runyard.stores.credentials import remember, token_for
 from runyard.stores.httpclient import HttpClient, Unreachable, origin_of
 from runyard.stores.httpregistry import RegistryOverHttp
@@ -39,6 +39,7 @@ from runyard.stores.httpwire import (
     stream,
 )
 from runyard.stores.location import redact_url
+from runyard.stores.ordering import CREATED, check_listing
 from runyard.stores.spool import Spool, post_batch
 from runyard.stores.streams import (
     MetricColumns,
@@ -105,18 +106,25 @@ class HttpStore(RegistryOverHttp):
         return self._run("GET", f"/runs/{rid(ref)}", params={"by": "ref"})
 
     def list_runs(self, filter: RunFilter | None = None, *, newest_first: bool = True,
-                  limit: int | None = None, offset: int = 0,
-                  after: str | None = None) -> list[RunRecord]:
-        query = [*filter_params(filter), ("order", "newest" if newest_first else "oldest")]
+                  limit: int | None = None, offset: int = 0, after: str | None = None,
+                  order_by: str = "created") -> list[RunRecord]:
+        """Pages of up to ``PAGE`` runs: in the created order each after the last one's id
+        (``next_cursor``), in the others from the offset the server gives (``next_offset``)."""
+        order = check_listing(order_by, after)
+        query = [*filter_params(filter), ("order", "newest" if newest_first else "oldest"),
+                 ("sort", None if order == CREATED else order)]
         found: list[RunRecord] = []
-        cursor, skip = (None if after is None else check_after(after)), offset
+        cursor, skip = after, offset
         while limit is None or len(found) < limit:
             want = PAGE if limit is None else min(PAGE, limit - len(found))
             page = self.client.call("GET", "/runs", params=[
                 *query, ("limit", want), ("offset", skip or None), ("cursor", cursor)])
             found.extend(codec.run_from_dict(doc) for doc in page["runs"])
-            cursor, skip = page.get("next_cursor"), 0
-            if not cursor or len(page["runs"]) < want:
+            if order == CREATED:
+                cursor, skip = page.get("next_cursor"), 0
+            else:
+                skip = page.get("next_offset")
+            if not (cursor or skip) or len(page["runs"]) < want:
                 break
         return found
 

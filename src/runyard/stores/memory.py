@@ -25,13 +25,13 @@ from runyard.stores.base import (
     StoreHelpers,
     checked_new_run,
     count_folders,
-    page,
     summarise,
     tail_since,
 )
 from runyard.stores.batch import checked_batch
 from runyard.stores.doc import RunDoc, checked_metrics
 from runyard.stores.memregistry import MemoryRegistry
+from runyard.stores.ordering import check_listing, page_by
 from runyard.stores.streams import MetricColumns, stream_kind
 
 
@@ -79,11 +79,12 @@ class MemoryStore(MemoryRegistry, StoreHelpers):
         limit: int | None = None,
         offset: int = 0,
         after: str | None = None,
+        order_by: str = "created",
     ) -> list[RunRecord]:
-        wanted = filter or RunFilter()
+        order, wanted = check_listing(order_by, after), filter or RunFilter()
         with self._lock:
             runs = [d.run for d in self._docs.values() if wanted.matches(d.run)]
-            return copy.deepcopy(page(runs, newest_first, limit, offset, after))
+            return copy.deepcopy(page_by(runs, order, newest_first, limit, offset, after))
 
     def count_runs(self, filter: RunFilter | None = None) -> int:
         wanted = filter or RunFilter()

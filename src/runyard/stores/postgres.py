@@ -67,6 +67,8 @@ def postgres_dialect(psycopg: Any) -> Dialect:
         schema_lock=f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK_KEY})",
         renamed=RENAMED,
         placeholder="%s",
+        json_flavour="postgres",
+        data_error=(psycopg.DataError,),  # (a string holding \u0000 as text)
     )
 
 

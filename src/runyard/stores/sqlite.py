@@ -104,6 +104,7 @@ SQLITE = Dialect(
     unique_error=sqlite3.IntegrityError,
     load_json=_load_text,
     allow_nan=True,
+    data_error=(sqlite3.OperationalError,),  # (json_each of NaN: "malformed JSON")
 )
 
 

@@ -137,6 +137,8 @@ class Dialect:
     # names they have when created as {table} (PostgreSQL names constraints after their table)
     renamed: tuple[str, ...] = ()
     placeholder: str = "?"
+    json_flavour: str = "sqlite"  # how a JSON value is read in SQL: sqlite or postgres
+    data_error: tuple[type[Exception], ...] = ()  # a query failed on a stored value
 
     def sql(self, text: str) -> str:
         return text if self.placeholder == "?" else _translate(text, self.placeholder)

@@ -1,5 +1,5 @@
-"""Runs over HTTP: create, list (filters, keyset cursor), count, folder counts, get, change,
-cancel, delete.
+"""Runs over HTTP: create, list (filters, sort, keyset cursor or offset), count, folder counts,
+get, change, cancel, delete.
 
 Each route is one call into the store (or, for cancel, the kind's own function), so a run
 changed through the server follows exactly the rules it follows locally. Lists are encoded
@@ -98,16 +98,22 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     offset: Annotated[int, Query(ge=0, lt=2**31)] = 0,
     cursor: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    sort: Annotated[str, Query(min_length=1, max_length=256)] = "created",
 ) -> Response:
-    """Runs matching every filter given, newest (or oldest) first; ``next_cursor`` asks for
-    the page after this one."""
+    """Runs matching every filter given, sorted by ``sort`` (created, name, started, ended,
+    status, kind, duration or param:KEY; ties by id, runs with no value last), ``order=newest``
+    descending. A full page says where the next starts: ``next_offset`` in every sort, and
+    ``next_cursor`` (the keyset cursor, only with ``sort=created``)."""
     paging: dict[str, Any] = {"newest_first": order == "newest", "limit": limit,
-                              "offset": offset}
+                              "offset": offset, "order_by": sort}
     if cursor is not None:
         paging["after"] = cursor  # (any text: ids sort as text, the run may be gone)
     runs = store_of(request).list_runs(wanted, **paging)
-    next_cursor = runs[-1].id if len(runs) == limit else None
-    return json_answer({"runs": [run_to_dict(r) for r in runs], "next_cursor": next_cursor})
+    full = len(runs) == limit
+    return json_answer({
+        "runs": [run_to_dict(r) for r in runs],
+        "next_cursor": runs[-1].id if full and sort == "created" else None,
+        "next_offset": offset + len(runs) if full else None})
 
 
 @router.get("/runs/count", response_model=RunCount)
