@@ -34,8 +34,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, flat_refs, substitute
-from runyard.engine.recorder import Recorder, StepState
+from runyard.engine.dag import Dag, Nested, Node, Ref, digest_of, substitute
+from runyard.engine.prepared import Prepared, failed_attempt, lost, nested_record, refs_of
+from runyard.engine.recorder import Recorder
 from runyard.engine.reuse import ReuseIndex
 from runyard.engine.values import Value, encode
 from runyard.engine.worker import PENDING, Bound, Outcome, TaskCall, run_task, run_task_after
@@ -52,33 +53,6 @@ _NO_PARAMS: dict[str, Value | Bound] = {}  # a finished task run's arguments (ne
 AHEAD = 4  # levels of task runs submitted ahead of the one submitted (a runtime that chains)
 
 
-class Prepared(StepState):
-    """One task run ready to execute: its arguments and their digests, and its record
-    (``inputs``: the arguments' records, as the step's metadata holds them).
-
-    It is the task run's step record too (a ``StepState``), and for a runtime in this
-    process also the call (it has the attributes of a ``TaskCall``) and the callback the
-    runtime tells of the attempt's end: one object per task run, where a record, a call and
-    a callback would be three."""
-
-    __slots__ = ("blobs", "digests", "driver", "inputs", "local", "node", "number",
-                 "params", "task")
-
-    def __init__(self, driver: Driver, node: Node, params: dict[str, Value | Bound],
-                 digests: dict[str, str | None], inputs: dict[str, Any]) -> None:
-        self.driver, self.node, self.params, self.digests = driver, node, params, digests
-        self.inputs = inputs
-        self.task, self.blobs = node.task, driver.blobs
-        self.local = True
-        self.number = 1  # the attempt in flight (or last made)
-        StepState.__init__(self, node.id, node.kind, _meta(node, inputs),
-                           attempt_inputs=digests)
-
-    def __call__(self, outcome: Outcome | None, error: BaseException | None) -> None:
-        """The runtime's done-callback for the attempt in flight."""
-        self.driver._on_done(self, outcome, error)
-
-
 class Driver:
     def __init__(self, dag: Dag, runtime: Runtime, recorder: Recorder, blobs: BlobStore | None,
                  reuse: ReuseIndex | None = None) -> None:
@@ -89,7 +63,7 @@ class Driver:
         # (``consumers``: how many have yet to; the workflow's result holds on to its own).
         self.outputs: dict[str, Value] = {}
         self.consumers = {node_id: len(children) for node_id, children in dag.dependents.items()}
-        for ref in _refs_of(dag.result):
+        for ref in refs_of(dag.result):
             self.consumers[ref] += 1
         self.succeeded = 0  # task runs (not failure handlers) that succeeded or were reused
         self.inflight = 0
@@ -158,7 +132,7 @@ class Driver:
         inbox = self._inbox
         while inbox:
             prepared, outcome, error = inbox.popleft()
-            self._finished(prepared, outcome if outcome is not None else _lost(error))
+            self._finished(prepared, outcome if outcome is not None else lost(error))
         self._check_done()
 
     def _finished(self, prepared: Prepared, outcome: Outcome) -> None:
@@ -174,7 +148,7 @@ class Driver:
             if self._ahead:
                 self._drop_ahead(prepared.node.id)
             if number < prepared.node.task.max_attempts and not self._stopping():
-                self._record(prepared, Status.RUNNING, _attempt(number, outcome, prepared))
+                self._record(prepared, Status.RUNNING, failed_attempt(number, outcome, prepared))
                 self._submit(prepared, number + 1)
             else:
                 self._failed(prepared, outcome, number)
@@ -241,7 +215,7 @@ class Driver:
                 params[name] = Bound(param.template, values)
                 digest = digests[name] = digest_of(
                     param.template, {ref: value.digest for ref, value in values.items()})
-                docs[name] = _nested_record(param, digest)
+                docs[name] = nested_record(param, digest)
         consumers = self.consumers
         for dep in node.deps:  # this task run has its inputs: let go of those now unneeded
             left = consumers[dep] = consumers[dep] - 1
@@ -344,7 +318,7 @@ class Driver:
             self.runtime.drop(dropped)  # type: ignore[attr-defined]
 
     def _failed(self, prepared: Prepared, outcome: Outcome, number: int) -> None:
-        self._record(prepared, Status.FAILED, _attempt(number, outcome, prepared))
+        self._record(prepared, Status.FAILED, failed_attempt(number, outcome, prepared))
         if prepared.node.kind == "on_failure":
             return
         if self.failure is None:
@@ -392,48 +366,3 @@ class Driver:
         if outcome.trace:
             self.recorder.put_logs([LogLine(outcome.ended, line, "stderr", node_id)
                                     for line in outcome.trace.rstrip().splitlines()])
-
-
-def _refs_of(template: Any) -> list[str]:
-    """The nodes whose results ``template`` holds."""
-    found: list[str] = []
-    substitute(template, lambda ref: found.append(ref.node))
-    return found
-
-
-def _meta(node: Node, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The head of a task run's step metadata: task, its hash, the node's key, the inputs."""
-    task = node.task
-    return {"task": task.name, "task_hash": task.definition_hash, "key": node.key,
-            "inputs": inputs}
-
-
-def _nested_record(param: Nested, digest: str | None) -> dict[str, Any]:
-    """The record of an argument that holds results: its digest, the task runs whose results
-    it holds (``from``), and how they are held: for a list or tuple of them, each once, its
-    ``shape`` (``from`` gives the rest); else the ``template`` pickled (base64)."""
-    record: dict[str, Any] = {"digest": digest, "from": list(param.refs)}
-    template: Any = param.template
-    if len(template) == len(param.refs) and flat_refs(template):
-        record["shape"] = template.__class__.__name__
-        return record
-    import base64
-
-    from runyard.engine.values import dumps as pickled
-
-    data = pickled(template)
-    record["template"] = None if data is None else base64.b64encode(data).decode()
-    return record
-
-
-def _attempt(number: int, outcome: Outcome, prepared: Prepared) -> Attempt:
-    """A failed attempt as recorded (a succeeded one is recorded by ``_finished``)."""
-    return Attempt(number, Status.FAILED, outcome.started, outcome.ended, outcome.error,
-                   prepared.digests, {})
-
-
-def _lost(error: BaseException | None) -> Outcome:
-    """A failed outcome for a call the runtime itself failed (a worker died)."""
-    detail = " ".join(str(error).split())[:500]
-    now = time.time()
-    return Outcome(False, now, now, error=f"{type(error).__name__}: {detail}")
