@@ -188,6 +188,14 @@ def test_sorting_by_name_pages_on_the_server_both_ways(page: Any, board: Board,
                                                        tmp_path: Path) -> None:
     sort_and_page(page, "name", expected_by(board, lambda n: n, False), "ascending")
     assert "sort=name" in page.url and "order=oldest" in page.url
+    # sorted so, the stream updates the rows shown but puts no new run among them
+    add(board, "aaa-newcomer", "/team-b", Status.SUCCEEDED)
+    shown = "fresh-runner"  # running: followed by the stream
+    assert shown in names(page)
+    board.context.store.add_tags(board.ids[shown], ["marked"])
+    row = page.locator("tr.run", has=page.locator(f"td.name a:text-is('{shown}')"))
+    row.locator(".tag", has_text="marked").wait_for(timeout=WAIT)
+    assert "aaa-newcomer" not in names(page)
     sort_and_page(page, "name", expected_by(board, lambda n: n, True), "descending")
     shot(page, tmp_path, "list-sorted-by-name")
     page.reload()  # the order is in the link
