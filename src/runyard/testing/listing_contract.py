@@ -132,6 +132,17 @@ class ListingContract:
             store.list_runs(order_by="name", after=store.list_runs()[0].id)
         assert store.list_runs(order_by="created") == store.list_runs()
 
+    def test_a_parameter_named_with_quotes_dots_or_paths_is_only_that_parameter(
+            self, store: RunStore) -> None:
+        keys = ["a.b", "a'b", 'a"b', "$[0]", "$.a", "%s", "?", " ", "é", "a"]
+        made = [store.create_run(make_run(parameters={k: i for k in keys} | {"a": -i})).id
+                for i in range(3)]
+        decoy = store.create_run(make_run(parameters={"a": {"b": 9}, "$": [5]})).id
+        for key in keys[:-1]:
+            self._check_order(store, f"param:{key}", made, [decoy])
+        assert [r.id for r in store.list_runs(order_by="param:a", newest_first=False)] \
+            == [*made[::-1], decoy]
+
     def test_values_sql_may_not_read_still_sort_as_everywhere(self, store: RunStore) -> None:
         """NaN (SQLite before 3.42 reads no JSON holding it) counts as other JSON ("NaN"),
         infinities as numbers; a string holding NUL sorts by code point. A store that cannot
