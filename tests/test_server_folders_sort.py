@@ -3,47 +3,21 @@ with ``sort``), each through a live uvicorn on 127.0.0.1 over a real store."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from runyard.model import Status, run_to_dict
+from runyard.model import Status
 from runyard.testing.factories import make_run
-from server_helpers import Served, served, token
+from server_helpers import Served, token
+from test_server_runs import api, error_of, posted, server
+
+__all__ = ["api", "server"]  # (the fixtures, shared with the runs routes' tests)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
-    url = f"memory://{uuid.uuid4().hex}" if request.param == "memory" \
-        else f"sqlite://{tmp_path}/store/runyard.db"
-    with served(url) as running:
-        yield running
-
-
-@pytest.fixture
-def api(server: Served) -> Iterator[httpx.Client]:
-    with server.client(token(server.store)) as client:
-        yield client
-
-
-def posted(api: httpx.Client, **fields: Any) -> dict[str, Any]:
-    answer = api.post("/runs", json=run_to_dict(make_run(**fields)))
-    assert answer.status_code == 201, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
-
-
-def one_line_error(answer: httpx.Response, status: int = 400) -> str:
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert set(body) == {"detail", "type"}, body
-    assert body["detail"] and "\n" not in body["detail"]
-    detail: str = body["detail"]
-    return detail
+def one_line_error(answer: httpx.Response) -> str:
+    return error_of(answer, 400, "ValidationError")
 
 
 # -- folders -------------------------------------------------------------------------------
