@@ -103,6 +103,7 @@ def browser_page(board: Board) -> Iterator[Any]:
 def page(browser_page: Any, board: Board) -> Iterator[Any]:
     """The logged-in page on a fresh list; no console error may appear during the test."""
     browser_page.errors.clear()
+    browser_page.goto("about:blank")  # a new document: no state (a selection) left by a test
     browser_page.goto(f"{board.base}/#/")
     ready(browser_page)
     yield browser_page
