@@ -149,6 +149,30 @@ def test_list_warns_on_stderr_when_more_runs_match_than_shown(isolated: Path) ->
     assert invoke("--store", url, "run", "list", "--limit", "7").err == ""
 
 
+def test_list_sorts_by_a_field_or_parameter_and_turns_round(isolated: Path) -> None:
+    url = f"file://{isolated}/runs"
+    store = open_store(url)
+    for name, lr in (("b", 0.1), ("a", 0.3), ("c", None), ("d", 0.2)):
+        create_run(store, name=name, parameters={} if lr is None else {"lr": lr})
+    store.close()
+
+    def listed(*args: str) -> list[str]:
+        result = invoke("--store", url, "run", "list", "--json", *args)
+        assert result.code == 0, result.err
+        return [r["name"] for r in json.loads(result.out)]
+
+    assert listed() == ["d", "c", "a", "b"]
+    assert listed("--reverse") == ["b", "a", "c", "d"]
+    assert listed("--sort", "name") == ["a", "b", "c", "d"]
+    assert listed("--sort", "name", "--reverse") == ["d", "c", "b", "a"]
+    assert listed("--sort", "param:lr") == ["b", "d", "a", "c"]  # no value: last
+    assert listed("--sort", "param:lr", "--reverse") == ["a", "d", "b", "c"]
+    bad = invoke("--store", url, "run", "list", "--sort", "size")
+    assert bad.code == 2 and "Traceback" not in bad.err
+    assert bad.err.strip().startswith("error: cannot sort runs by 'size'")
+    assert len(bad.err.strip().splitlines()) == 1
+
+
 # -- show -----------------------------------------------------------------------------------
 def test_show_json_is_the_whole_run_log(default_store: tuple[str, str]) -> None:
     _, run_id = default_store

@@ -48,6 +48,16 @@ if TYPE_CHECKING:
     show_default=True,
     help="Show at most N runs (0: all of them).",
 )
+@click.option(
+    "--sort",
+    "order_by",
+    metavar="KEY",
+    default="created",
+    show_default=True,
+    help="Order by created (newest first), name, started, ended, status, kind, duration or "
+    "param:NAME (ascending; runs without a value last).",
+)
+@click.option("--reverse", is_flag=True, help="Turn the order round.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of runs.")
 @store_option
 @click.pass_context
@@ -60,9 +70,11 @@ def list_runs(
     kind: str | None,
     since: str | None,
     limit: int,
+    order_by: str,
+    reverse: bool,
     as_json: bool,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (or as --sort says)."""
     wanted = run_filter(
         statuses=statuses, tags=tags, folder=folder, name=name, kind=kind, since=since
     )
@@ -70,7 +82,8 @@ def list_runs(
 
     store = open_ctx_store(ctx)
     sweep(store)  # runs whose owner died are listed (and stored) as lost
-    runs, total = list_page(store, wanted, limit or None)
+    runs, total = list_page(store, wanted, limit or None, order_by=order_by,
+                             reverse=reverse)
     if total > len(runs):
         render.warn(f"showing {len(runs)} of {total} runs; use --limit")
     if as_json:

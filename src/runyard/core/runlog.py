@@ -153,10 +153,14 @@ def parse_kind(value: str) -> Kind:
 
 
 def list_page(
-    store: RunStore, wanted: RunFilter, limit: int | None = DEFAULT_LIST_LIMIT
+    store: RunStore, wanted: RunFilter, limit: int | None = DEFAULT_LIST_LIMIT, *,
+    order_by: str = "created", reverse: bool = False,
 ) -> tuple[list[RunRecord], int]:
-    """The newest ``limit`` runs matching ``wanted`` (all for ``None``) and how many match."""
-    runs = store.list_runs(wanted, newest_first=True, limit=limit)
+    """The first ``limit`` runs matching ``wanted`` (all for ``None``) and how many match:
+    newest first, or by ``order_by`` (a store's order: ``name``, ``param:lr``…) ascending;
+    ``reverse`` turns either round."""
+    descending = (order_by == "created") != reverse
+    runs = store.list_runs(wanted, newest_first=descending, limit=limit, order_by=order_by)
     if limit is None or len(runs) < limit:
         return runs, len(runs)
     return runs, store.count_runs(wanted)
