@@ -8,7 +8,12 @@ same files into a folder (not synced: the page cache), and ``shutil.copytree`` o
 folder. Each case runs in a fresh process; repetitions are interleaved; the median and the
 range are printed. The source files are read once before timing, so every case reads them
 from the page cache, and everything waiting to be written is synced first (runyard's batches
-sync the whole file system: they would wait for the previous case's writes too).
+sync the whole file system: they would wait for the previous case's writes too). The small
+files' work folders are removed at the end, not after each case: on a file system without a
+journal (this machine's ext4), the inode allocator skips inodes freed within the last ~30-35 s
+after reading each one (``recently_deleted``), so one case's cleanup (200-700 inodes) made
+every file the next case created cost 100-250 us instead of ~8 (issue 16); the 2 x 256 MB
+folders (a few inodes, but the disk's space) are removed after each case.
 Run: ``.venv/bin/python benchmarks/bench_artifacts.py [--reps 3] [--large-mb 256]``
 """
 
@@ -87,15 +92,19 @@ def child(case: str, folder: Path) -> None:
     files = sorted(folder.glob("f*.bin"))
     for path in files:  # into the page cache, for every case alike
         path.read_bytes()
+    size = sum(p.stat().st_size for p in files)
     os.sync()  # what earlier cases (and making the files) left unwritten is not this case's
-    with tempfile.TemporaryDirectory(dir=folder.parent) as work:
-        run = {"copy": case_copy, "save_file": save_all, "store_copy": case_store_copy,
-               "copytree": case_copytree}[case]
-        elapsed = run(files, Path(work))
-    print(json.dumps({"seconds": elapsed, "bytes": sum(p.stat().st_size for p in files)}))
+    work = Path(tempfile.mkdtemp(dir=folder.parent / "work"))
+    run = {"copy": case_copy, "save_file": save_all, "store_copy": case_store_copy,
+           "copytree": case_copytree}[case]
+    elapsed = run(files, work)
+    if size > 100_000_000:  # (small files: removed with the rest at the end, see above)
+        shutil.rmtree(work)
+    print(json.dumps({"seconds": elapsed, "bytes": size}))
 
 
 def measure(case: str, folder: Path) -> float:
+    (folder.parent / "work").mkdir(exist_ok=True)
     out = subprocess.run([sys.executable, __file__, "--child", case, str(folder)],
                          check=True, capture_output=True, text=True).stdout
     result = json.loads(out.strip().splitlines()[-1])

@@ -11,18 +11,17 @@ catalog entry) commits first, so no record names a blob that is not durable. (``
 for another store's blob, makes the temporary file a hard link to it where it may:
 ``runyard.blobs.linking``.)
 
-(An early ``syncfs`` on a thread of its own once 4 MB waited, so the disk would write them
-while later files were copied, saved 3-18 ms of 50-76 for 200 x 100 KB in a bare harness on
-a quiet machine, and gave mixed results in the full benchmark on a busy one, where each
-``syncfs`` also waits for other programs' writes: left out, issue 16.)
+A regular file's copy goes into an unnamed temporary file where the file system has them
+(``runyard.blobs.tempfiles``: nothing is left behind by a crash), up to ``HELD`` open at once.
+Once a batch holds enough files for its commit to sync the whole file system, an early
+``syncfs`` runs on a thread of its own every few MB (``syncing.EarlySync``), so the disk writes
+while later files are copied and the commit waits only for the tail.
 
 Puts may come from several threads while one other thread commits.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections import deque
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +29,8 @@ from typing import IO, TYPE_CHECKING
 
 from runyard.blobs.digests import BlobRef
 from runyard.blobs.linking import link_blob
-from runyard.blobs.syncing import sync_files, sync_folders
+from runyard.blobs.syncing import EarlySync, sync_files, sync_folders
+from runyard.blobs.tempfiles import HELD, Temp, drop_temp
 from runyard.errors import StoreError
 
 if TYPE_CHECKING:
@@ -43,8 +43,10 @@ class BlobBatch:
 
     def __init__(self, blobs: BlobStore) -> None:
         self.blobs = blobs
-        self._waiting: deque[tuple[Path, BlobRef]] = deque()
+        self._waiting: deque[tuple[Temp, BlobRef]] = deque()
         self._held: set[str] = set()
+        self._open = 0  # unnamed temporary files held (a count that races may blur a little)
+        self._early = EarlySync(blobs.root)
 
     def __contains__(self, digest: object) -> bool:
         """Whether a put of this batch holds ``digest``, not committed yet."""
@@ -55,7 +57,7 @@ class BlobBatch:
 
     def put_file(self, path: Path | str) -> BlobRef:
         """Copy the file at ``path`` into the batch, hashing it on the way."""
-        return self._add(*self.blobs.write_file(path))
+        return self._add(*self.blobs.write_file(path, unnamed=self._open < HELD))
 
     def put_stream(self, stream: IO[bytes], *, expect: str | None = None) -> BlobRef:
         """Copy everything ``stream`` yields into the batch; with ``expect``, the content
@@ -70,9 +72,12 @@ class BlobBatch:
             return self.put_stream(stream, expect=expect)
         return self._add(*linked)
 
-    def _add(self, temp: Path, ref: BlobRef) -> BlobRef:
+    def _add(self, temp: Temp, ref: BlobRef) -> BlobRef:
         self._held.add(ref.digest)
         self._waiting.append((temp, ref))
+        if isinstance(temp, int):
+            self._open += 1
+        self._early.wrote(ref.size, len(self._waiting))
         return ref
 
     def commit(self) -> dict[str, str]:
@@ -84,17 +89,17 @@ class BlobBatch:
         try:
             failed = self._place(taken)
         finally:
-            for temp, ref in taken:
-                _unlink(temp)
-                self._held.discard(ref.digest)
+            self._drop(taken)
         return failed
 
-    def _place(self, taken: list[tuple[Path, BlobRef]]) -> dict[str, str]:
+    def _place(self, taken: list[tuple[Temp, BlobRef]]) -> dict[str, str]:
         root = self.blobs.root
         try:
             sync_files(root, [temp for temp, _ in taken])
         except OSError as exc:
             return {ref.digest: f"cannot sync it: {exc}" for _, ref in taken}
+        finally:
+            self._early.wait()
         failed: dict[str, str] = {}
         folders: set[str] = set()
         for temp, ref in taken:
@@ -111,8 +116,14 @@ class BlobBatch:
 
     def discard(self) -> None:
         """Forget every put not committed yet, removing its temporary file."""
-        for temp, ref in _take_all(self._waiting):
-            _unlink(temp)
+        self._drop(_take_all(self._waiting))
+        self._early.wait()
+
+    def _drop(self, taken: list[tuple[Temp, BlobRef]]) -> None:
+        for temp, ref in taken:
+            drop_temp(temp)
+            if isinstance(temp, int):
+                self._open -= 1
             self._held.discard(ref.digest)
 
     def __enter__(self) -> BlobBatch:
@@ -130,11 +141,6 @@ class BlobBatch:
                              f"({len(failed)} blob(s) not stored); check the disk and put again")
 
 
-def _unlink(temp: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temp)
-
-
-def _take_all(waiting: deque[tuple[Path, BlobRef]]) -> list[tuple[Path, BlobRef]]:
+def _take_all(waiting: deque[tuple[Temp, BlobRef]]) -> list[tuple[Temp, BlobRef]]:
     """Pop what ``waiting`` holds now (appends by other threads meanwhile stay for later)."""
     return [waiting.popleft() for _ in range(len(waiting))]

@@ -22,11 +22,13 @@ import os
 import stat
 from typing import IO, Any
 
+from runyard.blobs.digests import SHA256, BlobRef, digest_of, hasher
 from runyard.errors import ValidationError
 
 STEP = 8 << 20  # bytes copied, then hashed, at a time
 CHUNK = 1 << 20  # bytes read and written at a time by the buffered loop
 SMALL = 1 << 20  # files up to this size are copied through one buffer (``copy_small``)
+DIRECT_UNIT = 4096  # direct writes cover whole pages
 _PAGE = mmap.ALLOCATIONGRANULARITY
 _UNSUPPORTED = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 
@@ -54,6 +56,21 @@ def source_of(stream: IO[bytes]) -> tuple[int, int] | None:
         return (fd, max(info.st_size - position, 0)) if stream.tell() == position else None
     except (AttributeError, OSError, ValueError):
         return None
+
+
+def copy_stream(fd: int, stream: IO[bytes], hash_name: str = SHA256, *,
+                sync: bool = True) -> BlobRef:
+    """Copy ``stream`` into the open file ``fd`` (readable too, at offset 0), hashing the bytes
+    as they are written; fsync it unless ``sync`` is false (a batch syncs it later); close it."""
+    sha = hasher(hash_name)
+    with os.fdopen(fd, "wb", buffering=0) as out:
+        src = source_fd(stream)
+        size = None if src is None else copy_hashed(src, fd, sha)
+        if size is None:
+            size = copy_loop(stream, out, sha)
+        if sync:
+            os.fsync(fd)
+    return BlobRef(digest_of(sha, hash_name), size)
 
 
 def copy_file(src: int, dst: int, size: int, sha: Any) -> int:
@@ -138,3 +155,30 @@ def _buffer_size(stream: IO[bytes]) -> int:
         return min(CHUNK, (os.fstat(stream.fileno()).st_size or CHUNK) + 1)
     except (AttributeError, OSError, ValueError):
         return CHUNK
+
+
+def write_direct(fd: int, view: memoryview) -> memoryview:
+    """Write the whole pages of a page-aligned ``view`` to ``fd`` with ``O_DIRECT`` (where the
+    file system allows it); the rest of ``view``, still to be written the usual way."""
+    import fcntl
+
+    flag = getattr(os, "O_DIRECT", 0)
+    whole = len(view) - len(view) % DIRECT_UNIT
+    if not flag or not whole:
+        return view
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | flag)
+    except OSError:
+        return view  # a file system without direct I/O
+    try:
+        done = 0
+        while done < whole:
+            done += os.write(fd, view[done:whole])
+    except OSError as exc:
+        if exc.errno != errno.EINVAL or done:
+            raise
+        return view  # refused (alignment the device wants): written the usual way
+    finally:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    return view[whole:]

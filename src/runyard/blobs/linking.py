@@ -19,11 +19,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 from typing import IO
 
 from runyard.blobs.digests import BlobRef, algorithm, check_digest, corrupt, digest_of, hasher
-from runyard.blobs.local import TEMP_PREFIX
+from runyard.blobs.tempfiles import TEMP_PREFIX
 
 CHUNK = 1 << 20  # bytes hashed at a time
 _WRITABLE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
@@ -31,7 +30,7 @@ _REFUSED = {errno.EXDEV, errno.EPERM, errno.EACCES, errno.EMLINK, errno.EOPNOTSU
             errno.ENOSYS, errno.EROFS}
 
 
-def link_blob(root: str, stream: IO[bytes], expect: str) -> tuple[Path, BlobRef] | None:
+def link_blob(root: str, stream: IO[bytes], expect: str) -> tuple[str, BlobRef] | None:
     """A temporary link in ``root`` to the blob file open as ``stream``, its content checked
     to hash to ``expect`` (else ``IntegrityError`` and no link is left); ``None`` where the
     file cannot be linked (copy it instead)."""
@@ -47,11 +46,11 @@ def link_blob(root: str, stream: IO[bytes], expect: str) -> tuple[Path, BlobRef]
         digest, size = _hash(fd, algorithm(expect))
         if digest != expect:
             raise corrupt(expect, digest)
-        os.utime(temp)  # a fresh mtime, as a copy would have: see ``local.touch``
+        os.utime(temp)  # a fresh mtime, as a copy would have: see ``layout.touch``
     except BaseException:
         os.unlink(temp)
         raise
-    return Path(temp), BlobRef(digest, size)
+    return temp, BlobRef(digest, size)
 
 
 def _source(root: str, stream: IO[bytes]) -> tuple[int, os.stat_result] | None:

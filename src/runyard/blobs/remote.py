@@ -21,6 +21,7 @@ from typing import BinaryIO, Protocol
 from runyard.blobs.batch import BlobBatch
 from runyard.blobs.digests import BlobRef, algorithm, check_digest, corrupt, digest_of, hasher
 from runyard.blobs.local import BLOB_MODE, CHUNK, BlobStore
+from runyard.blobs.tempfiles import Temp
 from runyard.errors import BlobNotFound, RunyardError
 
 
@@ -123,7 +124,7 @@ class UploadingBatch(BlobBatch):
 
     blobs: RemoteBlobStore
 
-    def _place(self, taken: list[tuple[Path, BlobRef]]) -> dict[str, str]:
+    def _place(self, taken: list[tuple[Temp, BlobRef]]) -> dict[str, str]:
         failed = super()._place(taken)
         placed = [ref.digest for _, ref in taken if ref.digest not in failed]
         return {**failed, **self.blobs.upload(placed)}

@@ -16,15 +16,19 @@ folder on its own instead. (Starting each file's writeback as it was written, wi
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from runyard.blobs.tempfiles import Temp, sync_temp
 from runyard.fsio import fsync_dir
 
 SYNCFS_FROM = 16  # files (or folders) from which one syncfs beats an fsync of each
+EARLY_BYTES = 4 << 20  # bytes put since the last early sync (``EarlySync``) worth another
 
 
 @cache
@@ -60,16 +64,12 @@ def syncfs(folder: Path) -> bool:
     return True
 
 
-def sync_files(root: Path, paths: list[Path]) -> None:
-    """Make the content of every file in ``paths`` (all under ``root``) durable."""
-    if len(paths) >= SYNCFS_FROM and syncfs(root):
+def sync_files(root: Path, temps: list[Temp]) -> None:
+    """Make the content of every temporary file in ``temps`` (all under ``root``) durable."""
+    if len(temps) >= SYNCFS_FROM and syncfs(root):
         return
-    for path in paths:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    for temp in temps:
+        sync_temp(temp)
 
 
 def sync_folders(root: Path, folders: Iterable[str]) -> None:
@@ -79,3 +79,41 @@ def sync_folders(root: Path, folders: Iterable[str]) -> None:
         return
     for folder in folders:
         fsync_dir(Path(folder))
+
+
+class EarlySync:
+    """A ``syncfs`` of a batch's file system started on a thread of its own once
+    ``EARLY_BYTES`` were put since the last, so the disk writes them while the batch copies the
+    next files, and the commit's own sync waits only for the tail. One at a time; the commit
+    still syncs everything itself, so an early sync that fails or lags costs nothing but the
+    disk's time."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._waiting = 0  # bytes put since the last early sync began
+        self._thread: threading.Thread | None = None
+
+    def wrote(self, size: int, files: int) -> None:
+        """``size`` more bytes were put, ``files`` wait in all: start a sync if enough wait
+        (and enough files that the commit will sync the file system too) and none runs."""
+        self._waiting += size
+        if (self._waiting < EARLY_BYTES or files < SYNCFS_FROM or self.running()
+                or _libc() is None):
+            return
+        self._waiting = 0
+        self._thread = threading.Thread(target=self._sync, name="runyard-blob-sync", daemon=True)
+        self._thread.start()
+
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _sync(self) -> None:
+        with contextlib.suppress(OSError):  # (the commit's own sync reports what fails)
+            syncfs(self.root)
+
+    def wait(self) -> None:
+        """Wait for the early sync in progress, if any (so no thread outlives a commit)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        self._waiting = 0

@@ -30,7 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runyard.blobs.digests import BlobRef, algorithm, check_digest, digest_of, hasher
-from runyard.blobs.local import BLOB_MODE, CHUNK, TEMP_PREFIX, BlobStore, make_temp, touch
+from runyard.blobs.layout import touch
+from runyard.blobs.local import BLOB_MODE, CHUNK, BlobStore
+from runyard.blobs.tempfiles import TEMP_PREFIX, make_temp
 from runyard.errors import ConflictError, IntegrityError, StoreError, ValidationError
 from runyard.fsio import fsync_dir
 
@@ -139,7 +141,7 @@ class Resumed:
     def _start(self) -> int:
         if self.blobs.exists(self.digest):  # another upload finished it meanwhile
             self._path.unlink(missing_ok=True)
-            touch(self.blobs.path(self.digest))  # (put again: see ``blobs.local.touch``)
+            touch(self.blobs.path(self.digest))  # (put again: see ``blobs.layout.touch``)
             self.done = BlobRef(self.digest, self.blobs.size(self.digest))
         size = os.fstat(self._fd).st_size
         if self.done is None and self.piece.start != size:

@@ -1,0 +1,128 @@
+"""The temporary files a blob is written into before it is placed under its digest.
+
+A named one (``.tmp-<16 hex digits>`` in the store's root) is what a killed writer may leave
+behind (``BlobStore.remove_stale_temp`` clears it). Where the file system has them (Linux:
+ext4, xfs, btrfs, tmpfs), a batch writes a regular file's copy into an *unnamed* one instead
+(``O_TMPFILE``): a file with no name at all until ``place_unnamed`` links it under its digest,
+so a crash leaves nothing behind, and a put neither adds nor removes a name in the root
+folder. (Figures: ``batch``'s docstring.) It is linked by its descriptor
+(``/proc/self/fd/N``), so the batch holds the descriptor until its commit: at most ``HELD``
+at once (puts beyond that take named files), and only where a first try in that root
+worked (``_links``), so a file system or a sandbox without them (no ``O_TMPFILE``, no
+``/proc``) keeps named ones.
+
+A temporary file is either kind: a ``str`` path (named) or an ``int`` descriptor (unnamed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+TEMP_PREFIX = ".tmp-"
+HELD = 512  # unnamed temporary files one batch holds open at most (each is a descriptor)
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_works: dict[str, bool] = {}  # root -> whether unnamed temporary files can be linked there
+
+Temp = str | int  # a named temporary file's path, or an unnamed one's open descriptor
+
+
+def make_temp(folder: Path, mode: int = 0o600) -> tuple[int, Path]:
+    """A new temporary file in ``folder``, open to write and read (the ``tempfile`` module would
+    cost an import of ``random`` and ``shutil`` at every start, for this one call)."""
+    fd, path = new_named(str(folder), mode)
+    return fd, Path(path)
+
+
+def new_named(folder: str, mode: int) -> tuple[int, str]:
+    """A new named temporary file in ``folder`` (open to write and read) and its path."""
+    for _ in range(100):
+        path = f"{folder}/{TEMP_PREFIX}{os.urandom(8).hex()}"
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {folder}")
+
+
+def new_unnamed(root: str, mode: int) -> int | None:
+    """A new unnamed temporary file in ``root`` (open to write and read), or ``None`` where
+    they cannot be used there (make a named one instead)."""
+    if not _works.get(root, True) or not _O_TMPFILE:
+        return None
+    try:
+        fd = os.open(root, os.O_RDWR | _O_TMPFILE, mode)
+    except OSError:  # (EOPNOTSUPP, EISDIR on old kernels, ENOENT: the caller makes the root)
+        if os.path.isdir(root):
+            _works[root] = False
+        return None
+    if root not in _works:
+        _works[root] = _links(root, mode)
+        if not _works[root]:
+            os.close(fd)
+            return None
+    return fd
+
+
+def _links(root: str, mode: int) -> bool:
+    """Whether an unnamed file in ``root`` can be given a name (tried once, on a file of its
+    own: one that was linked and unlinked again can never be linked anew)."""
+    probe = f"{root}/{TEMP_PREFIX}probe-{os.urandom(8).hex()}"
+    fd = os.open(root, os.O_RDWR | _O_TMPFILE, mode)
+    try:
+        link_unnamed(fd, probe)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    _unlink(probe)
+    return True
+
+
+def link_unnamed(fd: int, target: str) -> None:
+    """Give the unnamed file open at ``fd`` the name ``target`` (``FileExistsError`` if taken).
+
+    ``linkat(2)`` of ``/proc/self/fd/N`` with ``AT_SYMLINK_FOLLOW``, as ``open(2)`` documents
+    for ``O_TMPFILE``; ``os.link`` calls ``linkat`` only when given a folder descriptor, so it
+    is given ``fd`` itself, which an absolute source path makes the kernel ignore."""
+    os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=fd, follow_symlinks=True)
+
+
+def sync_temp(temp: Temp) -> None:
+    """Make a temporary file's content durable (fsync)."""
+    fd = temp if isinstance(temp, int) else os.open(temp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        if isinstance(temp, str):
+            os.close(fd)
+
+
+def drop_temp(temp: Temp) -> None:
+    """Be done with a temporary file: remove a named one, close an unnamed one (which frees it,
+    unless it was linked into place)."""
+    if isinstance(temp, int):
+        os.close(temp)
+    else:
+        _unlink(temp)
+
+
+def name_temp(temp: Temp, root: str) -> str:
+    """A path naming the temporary file: a named one's own, an unnamed one linked to a new
+    named temporary path in ``root`` (which the caller then renames or removes)."""
+    if isinstance(temp, str):
+        return temp
+    for _ in range(100):
+        path = f"{root}/{TEMP_PREFIX}{os.urandom(8).hex()}"
+        try:
+            link_unnamed(temp, path)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {root}")
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
