@@ -12,5 +12,6 @@ export PATH
 .venv/bin/ruff check src tests benchmarks examples
 .venv/bin/mypy
 .venv/bin/lint-imports
+if command -v npm >/dev/null 2>&1; then (cd web && npm run -s typecheck </dev/null); fi  # the dashboard's TypeScript
 # pytest exits 5 when it collected no test: with `set -e` that fails the run, as it must.
 .venv/bin/pytest -n auto --dist loadgroup -p no:cacheprovider "$@"

@@ -110,6 +110,8 @@ export const folderCounts = (f: RunFilter, signal?: AbortSignal) =>
 export const countRuns = (f: RunFilter, signal?: AbortSignal) =>
   get<{ count: number }>(`/runs/count${query(filterQuery(f))}`, signal).then((a) => a.count);
 export const getRun = (id: string) => get<Run>(`/runs/${ref(id)}`);
+export const versionRuns = (id: string) =>
+  get<{ version: Run; runs: Run[] }>(`/versions/${ref(id)}/runs`);
 export const renameRun = (id: string, name: string) =>
   call<Run>("POST", `/runs/${ref(id)}/rename`, { name }).then(notifyRunChanged);
 export const tagRun = (id: string, add: string[], remove: string[] = []) =>

@@ -79,10 +79,19 @@ def open_routes() -> APIRouter:
 
 def protected_routes() -> APIRouter:
     """Every part of the API, in the order its routes are matched."""
-    from runyard.server.routes import blobs, launch, registry, runs, steps, streams, watch
+    from runyard.server.routes import (
+        blobs,
+        launch,
+        registry,
+        runs,
+        steps,
+        streams,
+        versions,
+        watch,
+    )
 
     router = APIRouter()
-    for part in (runs, steps, streams, watch, blobs, registry, launch):
+    for part in (runs, steps, streams, watch, blobs, registry, launch, versions):
         router.include_router(part.router)
     return router
 

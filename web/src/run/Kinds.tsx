@@ -5,7 +5,7 @@
  * (origin). Versions: the workspace, the number of files and the runs recorded from them.
  */
 import { useEffect, useState } from 'preact/hooks';
-import { getArtifacts, getRun, listRuns } from '../api';
+import { getArtifacts, getRun, versionRuns } from '../api';
 import type { Artifact, Run } from '../api';
 import { Artifacts, useArtifacts } from './Artifacts';
 import { KeyValues, Section, when } from './Fields';
@@ -67,21 +67,20 @@ export function Recorded(props: { run: Run }) {
     </>);
 }
 
-const RECENT = 1000; // recorded runs looked through for a version's own
-
 export function Version(props: { run: Run }) {
   const i = (props.run.internals ?? {}) as Record<string, any>;
   const [runs, setRuns] = useState<Run[] | null>(null);
+  const [failed, setFailed] = useState<string | null>(null);
   useEffect(() => {
-    listRuns({ kind: 'recorded' }, { limit: RECENT })
-      .then((page) => setRuns(page.runs.filter((r) => (r.internals as any)?.version === props.run.id)))
-      .catch(() => setRuns([]));
+    setRuns(null); setFailed(null);
+    versionRuns(props.run.id).then((found) => setRuns(found.runs))
+      .catch((e) => { setFailed(String(e?.message ?? e)); setRuns([]); });
   }, [props.run.id]);
   return (
     <Section title="Version" id="version">
       <KeyValues label="version" data={{ workspace: i.workspace, files: i.files, bytes: i.bytes, manifest: i.manifest }} />
       <h3>Runs recorded from it</h3>
-      {runs === null ? <p class="muted">loading…</p> : runs.length === 0 ? <p class="muted">none among the newest {RECENT} recorded runs</p> : (
+      {runs === null ? <p class="muted">loading…</p> : failed ? <p class="muted">{failed}</p> : runs.length === 0 ? <p class="muted">none yet</p> : (
         <ul class="version-runs">{runs.map((r) => (
           <li key={r.id} data-run-link={r.id}><a href={`#/runs/${encodeURIComponent(r.id)}`}>{r.name}</a>
             {' '}<span class={`status-${r.status}`}>{r.status}</span>{r.origin ? <span class="muted"> (reproduces {r.origin})</span> : null}</li>))}</ul>)}
