@@ -19,18 +19,25 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from dashboard_run_helpers import ARGS, CHROMIUM, SHOTS, build_web
-from runyard.core.context import StoreContext, open_context
+from dashboard_list_helpers import (
+    WAIT,
+    fresh_list,
+    logged_in_page,
+    names,
+    ready,
+    served_store,
+    shot,
+)
+from dashboard_run_helpers import CHROMIUM
+from runyard.core.context import StoreContext
 from runyard.core.runs import create_run
 from runyard.errors import RunNotFound
 from runyard.model import Kind, Status
-from server_helpers import served, token
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs /usr/bin/chromium (scripts/system-deps.sh installs it)",
                 allow_module_level=True)
 
-WAIT = 15_000  # ms a page may take to show what a test waits for
 
 SEEDS = [  # name, kind, status, folder, tags, parameters, loss (a metric) or None
     ("alpha-sweep", Kind.TRACKED, Status.SUCCEEDED, "/proj/vision", {"baseline"},
@@ -72,11 +79,8 @@ def seed(board: Board) -> None:
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
-    build_web()
-    root = tmp_path_factory.mktemp("dashboard-list")
-    context = open_context(f"sqlite:///{root}/runyard.db")
-    with served(context) as server:
-        found = Board(server.base, token(context.store), context)
+    with served_store(tmp_path_factory.mktemp("dashboard-list")) as (base, token_text, context):
+        found = Board(base, token_text, context)
         seed(found)
         yield found
 
@@ -84,46 +88,14 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
 @pytest.fixture(scope="module")
 def browser_page(board: Board) -> Iterator[Any]:
     """One Chromium page for the module, logged in through the login link."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.errors = []
-        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.goto(f"{board.base}/login?token={board.token}")
-        try:
-            yield page
-        finally:
-            browser.close()
+    with logged_in_page(board.base, board.token) as page:
+        yield page
 
 
 @pytest.fixture
 def page(browser_page: Any, board: Board) -> Iterator[Any]:
     """The logged-in page on a fresh list; no console error may appear during the test."""
-    browser_page.errors.clear()
-    browser_page.goto("about:blank")  # a new document: no state (a selection) left by a test
-    browser_page.goto(f"{board.base}/#/")
-    ready(browser_page)
-    yield browser_page
-    assert browser_page.errors == []
-
-
-def shot(page: Any, tmp: Path, name: str) -> Path:
-    """A full-page screenshot in ``tmp`` and in test-output/screenshots/ (kept); that path."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(tmp / f"{name}.png"), full_page=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-    return SHOTS / f"{name}.png"
-
-
-def ready(page: Any) -> None:
-    page.wait_for_selector("main.list[data-state=ready] table.runs tbody tr", timeout=WAIT)
-
-
-def names(page: Any) -> list[str]:
-    return page.locator("table.runs tbody td.name a").all_inner_texts()
+    yield from fresh_list(browser_page, board.base)
 
 
 def wait_names(page: Any, expected: set[str]) -> None:

@@ -21,12 +21,19 @@ import pytest
 
 pytest.importorskip("playwright")
 
-from dashboard_run_helpers import ARGS, CHROMIUM, build_web
-from runyard.core.context import StoreContext, open_context
+from dashboard_list_helpers import (
+    WAIT,
+    fresh_list,
+    logged_in_page,
+    names,
+    ready,
+    served_store,
+    shot,
+)
+from dashboard_run_helpers import CHROMIUM
+from runyard.core.context import StoreContext
 from runyard.core.runs import create_run
 from runyard.model import Kind, Status
-from server_helpers import served, token
-from test_dashboard_list import WAIT, names, ready, shot
 
 if not Path(CHROMIUM).exists():
     pytest.skip("needs /usr/bin/chromium (scripts/system-deps.sh installs it)",
@@ -68,40 +75,24 @@ def seed(board: Board) -> None:
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Board]:
-    build_web()
     root = tmp_path_factory.mktemp("dashboard-list-more")
-    context = open_context(f"sqlite:///{root}/runyard.db")
-    with served(context) as server:
-        found = Board(server.base, token(context.store), context)
+    with served_store(root) as (base, token_text, context):
+        found = Board(base, token_text, context)
         seed(found)
         yield found
 
 
 @pytest.fixture(scope="module")
 def browser_page(board: Board) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.errors = []
-        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.goto(f"{board.base}/login?token={board.token}")
-        try:
-            yield page
-        finally:
-            browser.close()
+    with logged_in_page(board.base, board.token) as page:
+        yield page
 
 
 @pytest.fixture
 def page(browser_page: Any, board: Board) -> Iterator[Any]:
     """A fresh list (a new document: no state left by the test before); no console error."""
-    browser_page.errors.clear()
-    browser_page.goto(f"{board.base}/?t={time.monotonic_ns()}#/")
-    ready(browser_page)
-    yield browser_page
-    assert browser_page.errors == []
+    yield from fresh_list(browser_page, board.base)
+
 
 
 def tree_item(page: Any, name: str) -> Any:
