@@ -5,10 +5,10 @@ A server URL is a store URL like any other, so the tracking client, workflows, c
 one pooled keep-alive client per store (``httpclient``: retries with backoff on connection
 errors and 5xx; the server's errors raised as the same ``runyard.errors`` classes).
 
-Appends (metrics, events, logs) go to ``POST /runs/{id}/batch``, each batch under a fresh
-``Idempotency-Key`` kept across its retries, so a resend never doubles a row; a batch that
-cannot reach the server goes to the on-disk spool (``spool``) and is resent in order. Other
-writes are made safe to resend: when a write whose earlier try may have reached the server
+Appends (metrics, events, logs), each batch under its own ``Idempotency-Key``, and a run's
+end go through ``httpoutbox``: spooled on disk (``spool``) while the server is away and resent
+in order, so ``Run.close()`` returns during an outage. Other writes raise after their retries,
+and are made safe to resend: when a write whose earlier try may have reached the server
 meets a conflict, the store reads the run back, and a run already as asked counts as done.
 The registry (codespecs, buffers) is in ``httpregistry``, the wire forms in ``httpwire``;
 tokens are managed on the server's own store, never through this one.
@@ -16,38 +16,25 @@ tokens are managed on the server's own store, never through this one.
 
 from __future__ import annotations
 
-import os
 import re
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from runyard.errors import ConfigError, ConflictError, RunNotFound, ValidationError
+from runyard.errors import ConfigError, ConflictError, RunNotFound
 from runyard.model import Artifact, Attempt, Event, LogLine, Metric, RunRecord, Status, Step, codec
 from runyard.model.tokens import TokenRecord
 from runyard.stores.base import MetricSummary, RunFilter
 from runyard.stores.credentials import remember, token_for
 from runyard.stores.httpclient import HttpClient, Unreachable, origin_of
+from runyard.stores.httpoutbox import OutboxOverHttp
 from runyard.stores.httpregistry import RegistryOverHttp
-from runyard.stores.httpwire import (
-    ITEM_FROM_DICT,
-    ITEM_TO_DICT,
-    columns_of,
-    encode_batch,
-    fields_doc,
-    filter_params,
-    stream,
-)
+from runyard.stores.httpwire import ITEM_FROM_DICT, ITEM_TO_DICT, fields_doc, filter_params, stream
 from runyard.stores.location import redact_url
 from runyard.stores.ordering import CREATED, check_listing
-from runyard.stores.spool import Spool, post_batch
-from runyard.stores.streams import (
-    MetricColumns,
-    MetricSeries,
-    check_batch_key,
-    check_bounds,
-    stream_slice,
-)
+from runyard.stores.spool import Spool
+from runyard.stores.streams import MetricSeries, check_bounds, stream_slice
 
 if TYPE_CHECKING:
     from runyard.stores.httpblobs import ServerBlobs
@@ -56,11 +43,9 @@ RUN_REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}")  # what a run's id or
 MIN_STEP = -(2**63)
 PAGE = 1000  # the most runs one listing request asks for
 MAX_ROWS = 1_000_000  # the most stream rows one request may ask for
-APPEND_PATIENCE_S = 2.0  # how long an append retries before it is spooled
-SPOOL_PATIENCE_S = 2.0  # one resend try of a spooled batch
 
 
-class HttpStore(RegistryOverHttp):
+class HttpStore(OutboxOverHttp, RegistryOverHttp):
     """The runs of the runyard server at ``url`` (``http(s)://[TOKEN@]HOST:PORT``)."""
 
     def __init__(self, url: str, *, token: str | None = None) -> None:
@@ -71,6 +56,7 @@ class HttpStore(RegistryOverHttp):
             remember(self.origin, in_url)  # context's, in this process use that one)
         self.client = HttpClient(self.origin, found)
         self._spool = Spool(self.origin, self._resend)
+        self._known: OrderedDict[str, RunRecord] = OrderedDict()  # (OutboxOverHttp)
         self._spool.adopt()  # batches left by a process that is gone go first
 
     def __repr__(self) -> str:
@@ -146,14 +132,19 @@ class HttpStore(RegistryOverHttp):
                 "internals": None if internals is None else dict(internals),
                 "fields": None if fields is None else fields_doc(fields)}
 
-        if self._spool.pending:  # (a final status after the run's data, where it can be)
-            self._spool.drain()
+        if self._end_now(Status(status)):  # (behind the run's data still spooled)
+            return self._end_later(run_id, body, fields)
 
         def settled() -> RunRecord | None:  # an earlier try made the transition
             run = self.get_run(run_id)
             return run if run.status is Status(status) and run.status_reason == reason else None
 
-        return self._write_run("POST", f"/runs/{rid(run_id)}/status", body, settled=settled)
+        try:
+            return self._write_run("POST", f"/runs/{rid(run_id)}/status", body, settled=settled)
+        except Unreachable as exc:
+            if not Status(status).is_final:
+                raise
+            return self._end_later(run_id, body, fields, exc)
 
     def update_run(self, run_id: str, **fields: Any) -> RunRecord:
         return self._run("PATCH", f"/runs/{rid(run_id)}", fields_doc(fields))
@@ -187,6 +178,7 @@ class HttpStore(RegistryOverHttp):
             return None
 
         self._write("DELETE", f"/runs/{rid(run_id)}", None, settled=settled)
+        self._known.pop(run_id, None)
 
     # -- steps and attempts --------------------------------------------------------------------
     def upsert_step(self, run_id: str, step: Step) -> Step:
@@ -210,55 +202,6 @@ class HttpStore(RegistryOverHttp):
     def get_steps(self, run_id: str) -> list[Step]:
         doc = self.client.call("GET", f"/runs/{rid(run_id)}/steps")
         return [codec.step_from_dict(s) for s in doc["steps"]]
-
-    # -- appends: one batch each, exactly once ---------------------------------------------
-    def append_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
-        self._append(run_id, {"metrics": MetricColumns(*columns_of(metrics))})
-
-    def append_metric_columns(self, run_id: str, names: Sequence[str], values: Sequence[float],
-                              steps: Sequence[int | None], times: Sequence[float]) -> None:
-        if not len(names) == len(values) == len(steps) == len(times):
-            raise ValidationError(
-                "metric columns (names, values, steps, times) must be equally long")
-        self._append(run_id, {"metrics": MetricColumns(names, values, steps, times)})
-
-    def append_events(self, run_id: str, events: Sequence[Event]) -> None:
-        self._append(run_id, {"events": events})
-
-    def append_logs(self, run_id: str, lines: Sequence[LogLine]) -> None:
-        self._append(run_id, {"logs": lines})
-
-    def append_batch(self, run_id: str, key: str, *, metrics: MetricColumns | None = None,
-                     events: Sequence[Event] = (), logs: Sequence[LogLine] = ()) -> bool:
-        """Sent now, under the caller's key (never spooled: the answer says if it applied)."""
-        body = encode_batch({"metrics": metrics, "events": events, "logs": logs})
-        reply = self.client.send("POST", f"/runs/{rid(run_id)}/batch", content=body,
-                                 headers={"idempotency-key": check_batch_key(key),
-                                          "content-type": "application/json"})
-        return bool(reply.json()["applied"])
-
-    def _append(self, run_id: str, doc: dict[str, Any]) -> None:
-        """Send one batch under a fresh key; spool it if the server stays away (and while
-        anything is spooled, so no append overtakes a spooled one)."""
-        key = os.urandom(16).hex()
-        body = encode_batch(doc)
-        if self._spool.pending:
-            self._spool.add(run_id, key, body)
-            return
-        try:
-            self._post_batch(run_id, key, body, APPEND_PATIENCE_S)
-        except Unreachable:
-            self._spool.add(run_id, key, body)
-
-    def _post_batch(self, run_id: str, key: str, body: bytes, patience: float) -> None:
-        post_batch(self.client, run_id, key, body, patience)
-
-    def _resend(self, run_id: str, key: str, body: bytes) -> None:
-        self._post_batch(run_id, key, body, SPOOL_PATIENCE_S)
-
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait for the spool to be sent (up to ``timeout`` seconds); whether it was."""
-        return self._spool.drain() if timeout is None else self._spool.drain(timeout)
 
     # -- reads ---------------------------------------------------------------------------------
     def read_metrics(self, run_id: str, name: str | None = None) -> list[Metric]:
@@ -347,12 +290,14 @@ class HttpStore(RegistryOverHttp):
     # -- plumbing ------------------------------------------------------------------------------
     def _run(self, method: str, path: str, body: Any = None, *,
              params: Mapping[str, Any] | None = None) -> RunRecord:
-        return codec.run_from_dict(self.client.call(method, path, body, params=params))
+        return self._seen(codec.run_from_dict(self.client.call(method, path, body,
+                                                               params=params)))
 
     def _write_run(self, method: str, path: str, body: Any, *,
                    settled: Callable[[], RunRecord | None]) -> RunRecord:
         found = self._write(method, path, body, settled=settled)
-        return found if isinstance(found, RunRecord) else codec.run_from_dict(found.json())
+        return self._seen(found if isinstance(found, RunRecord)
+                          else codec.run_from_dict(found.json()))
 
     def _write(self, method: str, path: str, body: Any, *,
                settled: Callable[[], Any]) -> Any:

@@ -1,21 +1,25 @@
-"""The outbox of the ``http(s)://`` store: append batches kept on disk while the server is away.
+"""The outbox of the ``http(s)://`` store: appends and runs' ends kept on disk while the
+server is away.
 
 When a batch of metrics, events or logs cannot reach the server (``httpclient.Unreachable``),
 it is written here, with the ``Idempotency-Key`` it was sent with, and a background thread
-resends the batches in order, backing off while the server stays down. Once anything is
+resends the entries in order, backing off while the server stays down. Once anything is
 spooled, every later append of that store is spooled behind it until the spool is empty, so no
 append overtakes a spooled one; the server de-duplicates by key, so a batch sent twice (its
 first try answered too late, or its process killed before the file was removed) counts once.
+A run's end (its final status) that cannot reach the server is spooled the same way, behind
+that run's data; ``httpends`` says how each kind of entry is sent and how a resent end settles.
 
     <RUNYARD_SPOOL, else $XDG_STATE_HOME/runyard/spool, else ~/.local/state/runyard/spool>/
       <server>/origin              the server's URL (no token), for ``runyard sync``
       <server>/<owner>/lock        flock-held by the process that owns the folder
-      <server>/<owner>/NNNNNNNNNNNN.batch   {"run", "key"} on one line, then the JSON body
-      <server>/rejected/           batches the server refused (4xx), kept for a person to see
+      <server>/<owner>/NNNNNNNNNNNN.batch   {"run", "key"[, "op": "end"]} on one line, then
+                                   the JSON body (of ``/batch``, or of ``/status`` for an end)
+      <server>/rejected/           entries the server refused (4xx), kept for a person to see
 
 Each file is written atomically (``runyard.fsio``). Only the process holding a folder's lock
 resends its files: a folder whose owner is gone (its lock free) is adopted by the next store
-opened for that server, or by ``runyard sync``, and resent before that store's own appends.
+opened for that server, or by ``runyard sync``, and resent before that store's own entries.
 ``close`` waits a bounded time for the spool to drain and leaves the rest on disk.
 """
 
@@ -39,14 +43,16 @@ from urllib.parse import urlsplit
 
 from runyard.errors import ConfigError, RunyardError
 from runyard.fsio import atomic_write_bytes
-from runyard.stores.httpclient import HttpClient, Unreachable, segment
+from runyard.stores.httpclient import HttpClient, Unreachable
+from runyard.stores.httpends import BATCH, resend
 
 SPOOL_ENV = "RUNYARD_SPOOL"
 SUFFIX = ".batch"
 FIRST_DELAY_S, MAX_DELAY_S = 0.05, 2.0
 DRAIN_S = float(os.environ.get("RUNYARD_SPOOL_DRAIN", "10"))  # close() waits this long at most
 
-Send = Callable[[str, str, bytes], None]  # (run id, key, body): raises Unreachable or refuses
+Send = Callable[[str, str, bytes, str], None]  # (run id, key, body, op): raises Unreachable
+#                                                or a RunyardError if the server refuses it
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +85,7 @@ def spooled_servers() -> list[str]:
 
 
 class Spool:
-    """The outbox of one store for the server at ``origin``; batches go out through ``send``."""
+    """The outbox of one store for the server at ``origin``; entries go out through ``send``."""
 
     def __init__(self, origin: str, send: Send) -> None:
         self.origin, self._send = origin, send
@@ -102,15 +108,18 @@ class Spool:
         return len(self._queue) if self._pid == os.getpid() else 0
 
     # -- taking batches ------------------------------------------------------------------------
-    def add(self, run_id: str, key: str, body: bytes) -> None:
-        """Keep one batch on disk behind the ones already here; the thread sends it."""
+    def add(self, run_id: str, key: str, body: bytes, op: str = BATCH) -> None:
+        """Keep one entry (``op``: an append ``batch``, or a run's ``end``) on disk behind
+        the ones already here; the thread sends it."""
         if self._pid != os.getpid():
             self._forget_parent()
         with self._cond:
             own = self._own or self._make_own()
             self._seq += 1
             path = own / f"{self._seq:012d}{SUFFIX}"
-            head = json.dumps({"run": run_id, "key": key}).encode() + b"\n"
+            meta = {"run": run_id, "key": key} if op == BATCH else {"run": run_id, "key": key,
+                                                                     "op": op}
+            head = json.dumps(meta).encode() + b"\n"
             atomic_write_bytes(path, head + body)
             self._queue.append(path)
             self._start()
@@ -194,11 +203,11 @@ class Spool:
                 self._cond.wait(delay)
 
     def send_one(self, path: Path) -> bool:
-        """Send the first batch; True once it is gone (sent or refused), False if not now."""
+        """Send the first entry; True once it is gone (sent or refused), False if not now."""
         try:
             head, _, body = path.read_bytes().partition(b"\n")
             meta = json.loads(head)
-            self._send(meta["run"], meta["key"], body)
+            self._send(meta["run"], meta["key"], body, meta.get("op", BATCH))
         except Unreachable:
             return False
         except RunyardError as exc:
@@ -216,7 +225,7 @@ class Spool:
 
     def _reject(self, path: Path, exc: Exception) -> None:
         self.rejected += 1
-        log.warning("the runyard server %s refused a spooled batch (%s); kept in %s",
+        log.warning("the runyard server %s refused a spooled entry (%s); kept in %s",
                     self.origin, exc, self.folder / "rejected")
         target = self.folder / "rejected"
         target.mkdir(exist_ok=True)
@@ -224,7 +233,7 @@ class Spool:
 
     # -- ending ----------------------------------------------------------------------------------
     def drain(self, timeout: float = DRAIN_S) -> bool:
-        """Wait up to ``timeout`` seconds for every batch to be sent; whether they were."""
+        """Wait up to ``timeout`` seconds for every entry to be sent; whether they were."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._queue:
@@ -261,17 +270,10 @@ class Spool:
         return time.monotonic() >= getattr(self, "_deadline", 0.0)
 
 
-def post_batch(client: HttpClient, run_id: str, key: str, body: bytes,
-               patience: float | None = None) -> None:
-    """One append batch to ``POST /runs/{id}/batch`` under its ``Idempotency-Key``."""
-    client.send("POST", f"/runs/{segment(run_id)}/batch", content=body,
-                headers={"idempotency-key": key, "content-type": "application/json"},
-                patience=patience)
-
-
 def resend_all(timeout: float = 60.0) -> tuple[int, int]:
-    """Resend the batches that gone processes left for any server (``runyard sync``): how
-    many were sent, and how many are still waiting (a server still away)."""
+    """Resend the entries (batches and ends) that gone processes left for any server
+    (``runyard sync``): how many were sent, and how many are still waiting (a server still
+    away)."""
     from runyard.stores.credentials import token_for
 
     sent = left = 0
@@ -285,7 +287,7 @@ def resend_all(timeout: float = 60.0) -> tuple[int, int]:
             left += waiting
             continue
         client = HttpClient(origin, token, patience=2.0)
-        spool = Spool(origin, partial(post_batch, client))
+        spool = Spool(origin, partial(resend, client))
         try:
             if spool.adopt():
                 left += spool.close(timeout)
