@@ -173,3 +173,19 @@ def test_an_end_the_server_refuses_is_kept_in_rejected(
     assert [h["op"] for h in heads] == ["end"] and heads[0]["run"] == run_id
     with pytest.raises(RunNotFound):
         _stored(server, run_id)
+
+
+def test_a_run_asked_to_cancel_meanwhile_ends_canceled(
+        server: LiveServer, tmp_path: Path) -> None:
+    run_id, _ = _close_while_away(server, tmp_path)
+    store = open_store(server.store_url)  # a cancel asked for while the end waited
+    try:
+        store.update_status(run_id, Status.CANCELING, "asked", expect=Status.RUNNING)
+    finally:
+        store.close()
+    server.start()
+    _resend_by_a_new_store(server)
+    run, values = _stored(server, run_id)
+    assert run.status is Status.CANCELED and run.status_reason == "canceled by request"
+    assert len(values) == BEFORE
+    assert not list(_spool(server).rglob("*.batch"))
