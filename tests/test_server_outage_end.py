@@ -6,7 +6,8 @@ cannot reach the server, so it is spooled behind the run's data and ``close()`` 
 the server is back, the next store opened for it (or ``runyard sync`` from another process)
 sends the spool, and the run ends with its status, its end time and every value. A resent end
 that had already applied counts once; a run the liveness sweep marked ``lost`` meanwhile still
-ends as its owner said; an end the server refuses is kept under ``rejected/``. The stores are
+ends as its owner said, and one asked to cancel ends ``canceled``; an end the server refuses
+is kept under ``rejected/``. The stores are
 read directly, not through the server under test.
 """
 
