@@ -7,8 +7,7 @@ the server is back, the next store opened for it (or ``runyard sync`` from anoth
 sends the spool, and the run ends with its status, its end time and every value. A resent end
 that had already applied counts once; a run the liveness sweep marked ``lost`` meanwhile still
 ends as its owner said, and one asked to cancel ends ``canceled``; an end the server refuses
-is kept under ``rejected/``. The stores are
-read directly, not through the server under test.
+is kept under ``rejected/``. The stores are read directly, not through the server under test.
 """
 
 from __future__ import annotations
