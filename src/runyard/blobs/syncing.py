@@ -72,13 +72,17 @@ def sync_files(root: Path, temps: list[Temp]) -> None:
         sync_temp(temp)
 
 
-def sync_folders(root: Path, folders: Iterable[str]) -> None:
-    """Make the entries of every folder in ``folders`` (all under ``root``) durable."""
+def sync_folders(root: Path, folders: Iterable[str], linked: Iterable[int] = ()) -> None:
+    """Make the entries of every folder in ``folders`` (all under ``root``) durable, and the
+    link counts of the unnamed files open at ``linked`` that were given those names (a
+    folder's fsync need not write the inode its new entry names, on ext4 without a journal)."""
     folders = list(folders)
     if len(folders) >= SYNCFS_FROM and syncfs(root):
         return
     for folder in folders:
         fsync_dir(Path(folder))
+    for fd in linked:
+        os.fsync(fd)
 
 
 class EarlySync:

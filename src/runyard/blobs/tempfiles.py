@@ -9,7 +9,9 @@ folder. (Figures: ``batch``'s docstring.) It is linked by its descriptor
 (``/proc/self/fd/N``), so the batch holds the descriptor until its commit: at most ``HELD``
 at once (puts beyond that take named files), and only where a first try in that root
 worked (``_links``), so a file system or a sandbox without them (no ``O_TMPFILE``, no
-``/proc``) keeps named ones.
+``/proc``) keeps named ones. (On a file system without a journal, an unnamed file that a
+crash cut off keeps its space until the next ``fsck``, as any deleted file still open at a
+crash does; with a journal, mounting frees it.)
 
 A temporary file is either kind: a ``str`` path (named) or an ``int`` descriptor (unnamed).
 """
