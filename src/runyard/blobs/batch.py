@@ -12,7 +12,7 @@ for another store's blob, makes the temporary file a hard link to it where it ma
 ``runyard.blobs.linking``.)
 
 A regular file's copy goes into an unnamed temporary file where the file system has them
-(``runyard.blobs.tempfiles``: nothing is left behind by a crash), up to ``HELD`` open at once.
+(``runyard.blobs.tempfiles``: nothing is left behind by a crash), a bounded number at once.
 Once a batch holds enough files for its commit to sync the whole file system, an early
 ``syncfs`` runs on a thread of its own every 4 MB (``syncing.EarlySync``), so the disk writes
 while later files are copied and the commit waits only for the tail. ``save_file`` of 200 x
@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING
 from runyard.blobs.digests import BlobRef
 from runyard.blobs.linking import link_blob
 from runyard.blobs.syncing import EarlySync, sync_files, sync_folders
-from runyard.blobs.tempfiles import HELD, Temp, drop_temp
+from runyard.blobs.tempfiles import Temp, drop_temp
 from runyard.errors import StoreError
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ class BlobBatch:
         self.blobs = blobs
         self._waiting: deque[tuple[Temp, BlobRef]] = deque()
         self._held: set[str] = set()
-        self._open = 0  # unnamed temporary files held (a count that races may blur a little)
         self._early = EarlySync(blobs.root)
 
     def __contains__(self, digest: object) -> bool:
@@ -61,7 +60,7 @@ class BlobBatch:
 
     def put_file(self, path: Path | str) -> BlobRef:
         """Copy the file at ``path`` into the batch, hashing it on the way."""
-        return self._add(*self.blobs.write_file(path, unnamed=self._open < HELD))
+        return self._add(*self.blobs.write_file(path, unnamed=True))
 
     def put_stream(self, stream: IO[bytes], *, expect: str | None = None) -> BlobRef:
         """Copy everything ``stream`` yields into the batch; with ``expect``, the content
@@ -79,8 +78,6 @@ class BlobBatch:
     def _add(self, temp: Temp, ref: BlobRef) -> BlobRef:
         self._held.add(ref.digest)
         self._waiting.append((temp, ref))
-        if isinstance(temp, int):
-            self._open += 1
         self._early.wrote(ref.size, len(self._waiting))
         return ref
 
@@ -129,8 +126,6 @@ class BlobBatch:
     def _drop(self, taken: list[tuple[Temp, BlobRef]]) -> None:
         for temp, ref in taken:
             drop_temp(temp)
-            if isinstance(temp, int):
-                self._open -= 1
             self._held.discard(ref.digest)
 
     def __enter__(self) -> BlobBatch:

@@ -96,17 +96,21 @@ class EarlySync:
         self.root = root
         self._waiting = 0  # bytes put since the last early sync began
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()  # (puts may come from several threads)
 
     def wrote(self, size: int, files: int) -> None:
         """``size`` more bytes were put, ``files`` wait in all: start a sync if enough wait
         (and enough files that the commit will sync the file system too) and none runs."""
         self._waiting += size
-        if (self._waiting < EARLY_BYTES or files < SYNCFS_FROM or self.running()
-                or _libc() is None):
+        if self._waiting < EARLY_BYTES or files < SYNCFS_FROM or _libc() is None:
             return
-        self._waiting = 0
-        self._thread = threading.Thread(target=self._sync, name="runyard-blob-sync", daemon=True)
-        self._thread.start()
+        with self._starting:
+            if self.running():
+                return
+            self._waiting = 0
+            self._thread = threading.Thread(target=self._sync, name="runyard-blob-sync",
+                                            daemon=True)
+            self._thread.start()
 
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

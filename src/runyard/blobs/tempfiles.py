@@ -6,8 +6,9 @@ ext4, xfs, btrfs, tmpfs), a batch writes a regular file's copy into an *unnamed*
 (``O_TMPFILE``): a file with no name at all until ``place_unnamed`` links it under its digest,
 so a crash leaves nothing behind, and a put neither adds nor removes a name in the root
 folder. (Figures: ``batch``'s docstring.) It is linked by its descriptor
-(``/proc/self/fd/N``), so the batch holds the descriptor until its commit: at most ``HELD``
-at once (puts beyond that take named files), and only where a first try in that root
+(``/proc/self/fd/N``), so the batch holds the descriptor until its commit: at most
+``most_held()`` in the process at once (puts beyond take named files), and only where a first
+try in that root
 worked (``_links``), so a file system or a sandbox without them (no ``O_TMPFILE``, no
 ``/proc``) keeps named ones. (On a file system without a journal, an unnamed file that a
 crash cut off keeps its space until the next ``fsck``, as any deleted file still open at a
@@ -19,13 +20,18 @@ A temporary file is either kind: a ``str`` path (named) or an ``int`` descriptor
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
+import threading
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"
-HELD = 512  # unnamed temporary files one batch holds open at most (each is a descriptor)
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOSYS}
 _works: dict[str, bool] = {}  # root -> whether unnamed temporary files can be linked there
+_held = [0]  # unnamed temporary files open in this process now
+_lock = threading.Lock()
 
 Temp = str | int  # a named temporary file's path, or an unnamed one's open descriptor
 
@@ -48,23 +54,44 @@ def new_named(folder: str, mode: int) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary file name in {folder}")
 
 
+@functools.cache
+def most_held() -> int:
+    """How many unnamed temporary files this process holds open at most (all batches
+    together): a quarter of its descriptors, at most 1,024; puts beyond that take named ones."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return 1024 if soft == resource.RLIM_INFINITY else max(0, min(1024, soft // 4))
+
+
 def new_unnamed(root: str, mode: int) -> int | None:
-    """A new unnamed temporary file in ``root`` (open to write and read), or ``None`` where
-    they cannot be used there (make a named one instead)."""
-    if not _works.get(root, True) or not _O_TMPFILE:
+    """A new unnamed temporary file in ``root`` (open to write and read; ``drop_temp`` it),
+    or ``None`` where they cannot be used there or enough are open (make a named one)."""
+    if not _O_TMPFILE or not _works.get(root, True) or not _take():
         return None
     try:
-        fd = os.open(root, os.O_RDWR | _O_TMPFILE, mode)
-    except OSError:  # (EOPNOTSUPP, EISDIR on old kernels, ENOENT: the caller makes the root)
-        if os.path.isdir(root):
+        if root not in _works:
+            _works[root] = _links(root, mode)
+        if _works[root]:
+            return os.open(root, os.O_RDWR | _O_TMPFILE, mode)
+    except OSError as exc:  # (ENOENT: the caller makes the root; EMFILE: named ones fail too)
+        if exc.errno in _UNSUPPORTED:
             _works[root] = False
-        return None
-    if root not in _works:
-        _works[root] = _links(root, mode)
-        if not _works[root]:
-            os.close(fd)
-            return None
-    return fd
+    _give_back()
+    return None
+
+
+def _take() -> bool:
+    with _lock:
+        if _held[0] >= most_held():
+            return False
+        _held[0] += 1
+        return True
+
+
+def _give_back() -> None:
+    with _lock:
+        _held[0] -= 1
 
 
 def _links(root: str, mode: int) -> bool:
@@ -106,6 +133,7 @@ def drop_temp(temp: Temp) -> None:
     unless it was linked into place)."""
     if isinstance(temp, int):
         os.close(temp)
+        _give_back()
     else:
         _unlink(temp)
 
