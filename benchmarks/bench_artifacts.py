@@ -137,7 +137,7 @@ def report(label: str, figures: dict[str, list[float]]) -> None:
              "save_file": "runyard   save_file .. close() (durable)",
              "copytree": "baseline  shutil.copytree of the blobs",
              "store_copy": "runyard   store copy (durable, verified)"}
-    print(f"-- {label}")
+    print(f"-- {label}  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
     for case in CASES:
         values = figures[case]
         print(f"{names[case]:44} {statistics.median(values):7.0f} MB/s  "

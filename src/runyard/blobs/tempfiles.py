@@ -3,16 +3,15 @@
 A named one (``.tmp-<16 hex digits>`` in the store's root) is what a killed writer may leave
 behind (``BlobStore.remove_stale_temp`` clears it). Where the file system has them (Linux:
 ext4, xfs, btrfs, tmpfs), a batch writes a regular file's copy into an *unnamed* one instead
-(``O_TMPFILE``): a file with no name at all until ``place_unnamed`` links it under its digest,
-so a crash leaves nothing behind, and a put neither adds nor removes a name in the root
-folder. (Figures: ``batch``'s docstring.) It is linked by its descriptor
+(``O_TMPFILE``): a file with no name at all until the commit links it under its digest
+(``link_unnamed``), so a crash leaves nothing behind, and a put neither adds nor removes a
+name in the root folder (figures: ``batch``'s docstring). It is linked by its descriptor
 (``/proc/self/fd/N``), so the batch holds the descriptor until its commit: at most
 ``most_held()`` in the process at once (puts beyond take named files), and only where a first
-try in that root
-worked (``_links``), so a file system or a sandbox without them (no ``O_TMPFILE``, no
-``/proc``) keeps named ones. (On a file system without a journal, an unnamed file that a
-crash cut off keeps its space until the next ``fsck``, as any deleted file still open at a
-crash does; with a journal, mounting frees it.)
+try in that root worked (``_links``), so a file system or a sandbox without them (no
+``O_TMPFILE``, no ``/proc``) keeps named ones. (On a file system without a journal, an
+unnamed file that a crash cut off keeps its space until the next ``fsck``, as any deleted
+file still open at a crash does; with a journal, mounting frees it.)
 
 A temporary file is either kind: a ``str`` path (named) or an ``int`` descriptor (unnamed).
 """
