@@ -43,7 +43,7 @@ print(run.id, flush=True)
 sys.stdin.readline()  # the server is killed meanwhile
 for i in range({before}, {before} + int(sys.argv[2])):
     run.log_metrics({{"x": float(i)}}, step=i)
-run.close()
+run.close(sys.argv[3])
 print("closed", flush=True)
 """
 
@@ -57,13 +57,14 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServ
     started.stop()
 
 
-def _close_while_away(server: LiveServer, tmp_path: Path, after: int = 0) -> tuple[str, str]:
+def _close_while_away(server: LiveServer, tmp_path: Path, after: int = 0,
+                      status: str = "succeeded") -> tuple[str, str]:
     """A script's run, logged, then closed (after ``after`` more values) with its server
     killed; the run's id and what the script wrote on stderr. The script has exited."""
     script = tmp_path / "script.py"
     script.write_text(SCRIPT.format(before=BEFORE))
     env = {**os.environ, "RUNYARD_HTTP_PATIENCE": "1", "RUNYARD_SPOOL_DRAIN": "1"}
-    proc = subprocess.Popen([sys.executable, str(script), server.url, str(after)], env=env,
+    proc = subprocess.Popen([sys.executable, str(script), server.url, str(after), status], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdin is not None
@@ -189,3 +190,16 @@ def test_a_run_asked_to_cancel_meanwhile_ends_canceled(
     assert run.status is Status.CANCELED and run.status_reason == "canceled by request"
     assert len(values) == BEFORE
     assert not list(_spool(server).rglob("*.batch"))
+
+
+def test_a_run_closed_as_canceled_while_its_server_is_away_ends_canceled(
+        server: LiveServer, tmp_path: Path) -> None:
+    """As on SIGTERM: ``close("canceled")`` of a running run (which goes there through
+    ``canceling``) is spooled too, and lands by legal steps."""
+    run_id, err = _close_while_away(server, tmp_path, after=AFTER, status="canceled")
+    assert "end (canceled) is spooled" in err
+    server.start()
+    _resend_by_a_new_store(server)
+    run, values = _stored(server, run_id)
+    assert run.status is Status.CANCELED
+    assert values == [float(i) for i in range(BEFORE + AFTER)]

@@ -89,13 +89,12 @@ class Lease:
         as it is."""
         closing = {"heartbeat": time.time(), **fields} if fields else None
         record = None
-        if final is not Status.CANCELED:
-            try:  # the usual case, in one write (fields too): a running run goes to its end
-                return self.store.update_status(self.run_id, final, reason,
-                                                expect=Status.RUNNING, internals=internals,
-                                                fields=closing)
-            except ConflictError:
-                pass
+        try:  # the usual case, in one write (fields too): a running run goes to its end
+            return self.store.update_status(self.run_id, final, reason,
+                                            expect=Status.RUNNING, internals=internals,
+                                            fields=closing)
+        except ConflictError:  # (``canceled`` is refused here: it goes through ``canceling``,
+            pass  # but an ``http://`` store away keeps the end and sends it by legal steps)
         if closing:
             record = self.store.update_run(self.run_id, **closing)
         if record is None:
