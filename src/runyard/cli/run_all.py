@@ -21,7 +21,7 @@ RUN_COMMANDS: dict[str, LazyEntry] = {  # name: (where it lives, its one-line he
                "Ask a pending or running command run to stop (it ends as canceled)."),
     "logs": ("runyard.cli.command_runs:logs_command",
              "Print the stdout and stderr of every replica, merged in time order."),
-    "list": ("runyard.cli.runs:list_runs", "List runs, newest first."),
+    "list": ("runyard.cli.runs:list_runs", "List runs, newest first (or as --sort says)."),
     "show": ("runyard.cli.runs:show", "Show one run: fields, steps, metrics, catalog, events."),
     "rename": ("runyard.cli.runs:rename", "Give a run a new name."),
     "delete": ("runyard.cli.runs:delete", "Delete a run and its run log."),
