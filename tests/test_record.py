@@ -18,6 +18,7 @@ import pytest
 
 from record_helpers import cli_env, context, runyard, workspace
 from runyard.core.liveness import refresh
+from runyard.core.runs import create_run
 from runyard.errors import ValidationError, VersionNotFound
 from runyard.model import Kind, Stage, Status
 from runyard.recording.record import record, rename
@@ -266,6 +267,24 @@ def test_renaming_a_recorded_run_renames_its_runs_folder(tmp_path: Path) -> None
     done = runyard(["run", "rename", "second-try", "third-try"], ctx.url, ws)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (ws / "runs").iterdir()) == ["third-try"]
+
+
+def test_a_rename_never_moves_a_folder_its_run_did_not_record(tmp_path: Path) -> None:
+    """Internals are data (a client of the server sets them): a recorded run whose internals
+    name another run's folder, or a folder without its ``run.json``, is renamed in the store
+    only."""
+    ws = workspace(tmp_path, {"main.py": WRITER, "data.txt": "abc"})
+    ctx = context(tmp_path)
+    real = record(ctx, ws, ["main.py"], name="the-real-one")
+    (ws / "runs" / "plain").mkdir()
+    for name, folder in (("borrower", "runs/the-real-one"), ("planted", "runs/plain")):
+        fake = create_run(ctx.store, name=name, kind=Kind.RECORDED, status=Status.RUNNING,
+                          internals={"workspace": str(ws), "folder": folder})
+        renamed = rename(ctx, fake, f"{name}-2")
+        assert renamed.name == f"{name}-2" and renamed.internals["folder"] == folder
+    assert sorted(p.name for p in (ws / "runs").iterdir()) == ["plain", "the-real-one"]
+    assert rename(ctx, real, "still-real").internals["folder"] == "runs/still-real"
+    assert sorted(p.name for p in (ws / "runs").iterdir()) == ["plain", "still-real"]
 
 
 def test_a_missing_entrypoint_is_refused_before_anything_is_made(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """``GET /versions/{ref}/runs``: a workspace version and the runs recorded from it, found on
-the server (the version is in each run's internals, which the list's filters do not reach)."""
+the server (the version is in each run's internals, which the list's filters do not reach);
+and a recorded run renamed through the server, whose ``runs/`` folder goes with it."""
 
 from __future__ import annotations
 
@@ -50,3 +51,18 @@ def test_without_a_token_nothing_is_told(versioned: tuple[Served, tuple[str, str
     with httpx.Client(base_url=f"{server.base}/api/v1") as anonymous:
         answer = anonymous.get(f"/versions/{version}/runs")
     assert answer.status_code == 401 and version not in answer.text
+
+
+def test_renaming_a_recorded_run_through_the_server_renames_its_runs_folder(
+        versioned: tuple[Served, tuple[str, str, str]], tmp_path: Path) -> None:
+    """As ``runyard run rename`` does (the dashboard's rename goes through here)."""
+    server, (_, recorded, _) = versioned
+    runs = tmp_path / "ws" / "runs"
+    old = server.store.get_run(recorded).name
+    assert (runs / old).is_dir()
+    with server.client(token(server.store)) as api:
+        answer = api.post(f"/runs/{recorded}/rename", json={"name": "renamed-on-server"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["internals"]["folder"] == "runs/renamed-on-server"
+    assert (runs / "renamed-on-server" / "out" / "result.txt").read_text() == "forty-two\n"
+    assert not (runs / old).exists()

@@ -16,8 +16,10 @@ renamed). Renaming a recorded run renames its ``runs/`` folder too (``rename``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
+import stat
 import time
 from collections.abc import Container, Sequence
 from pathlib import Path
@@ -276,4 +278,24 @@ def _mirror_of(run: RunRecord) -> Path | None:
     path = Path(workspace, RUNS, parts[1])
     if path.is_symlink() or Path(workspace, RUNS).is_symlink() or not path.is_dir():
         return None
-    return path
+    return path if _names_run(path / "run.json", run.id) else None
+
+
+def _names_run(run_json: Path, run_id: str) -> bool:
+    """Whether ``run_json`` is the mirror's own: a regular file of this user (not followed if
+    a link) whose ``id`` is ``run_id``. Internals alone may name any folder (a client of the
+    server sets them); only a folder the record made for this very run is renamed."""
+    try:
+        fd = os.open(run_json, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() \
+                or info.st_size > 1 << 24:
+            return False
+        try:
+            doc = json.loads(handle.read())
+        except ValueError:
+            return False
+    return isinstance(doc, dict) and doc.get("id") == run_id

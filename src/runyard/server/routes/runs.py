@@ -193,7 +193,13 @@ def set_parameters(request: Request, rid: str, body: ParametersChange) -> Respon
 @router.post("/runs/{rid}/rename", response_model=None, responses=RUN_OR_CONFLICT)
 def rename_run(request: Request, rid: str, body: Rename) -> Response:
     check.run_name(body.name)
-    return run_answer(store_of(request).rename_run(run_id(rid), body.name))
+    store, rid = store_of(request), run_id(rid)
+    run = store.get_run(rid)
+    if run.kind is Kind.RECORDED:  # its runs/<name>/ folder, if on this machine, goes too
+        from runyard.recording.record import rename as rename_recorded
+
+        return run_answer(rename_recorded(context_of(request), run, body.name))
+    return run_answer(store.rename_run(rid, body.name))
 
 
 @router.post("/runs/{rid}/cancel", response_model=None, responses=RUN_OR_CONFLICT)
