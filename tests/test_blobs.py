@@ -294,3 +294,36 @@ def test_blake3_blobs_live_beside_sha256_ones(blobs: BlobStore, tmp_path: Path) 
     assert not blobs.verify(ref.digest)
     with pytest.raises(IntegrityError), blobs.open(ref.digest, verify=True) as handle:
         handle.read()
+
+
+def test_where_an_upload_stands_counts_what_its_writer_is_still_writing(tmp_path: Path) -> None:
+    """A client asks where its upload stands right after its connection broke, while the
+    server's writer may still be writing what had reached it: the answer waits for that
+    writer, so the bytes it keeps are not sent again; a writer that stays (another live
+    uploader) gets an answer after ``settle`` with what it holds then."""
+    import threading
+    import time
+
+    from runyard.blobs.uploads import Piece, Resumed, received
+
+    blobs = BlobStore(tmp_path / "blobs")
+    data = os.urandom(400_000)
+    digest = hashlib.sha256(data).hexdigest()
+    writer = Resumed(blobs, digest, Piece(0, 299_999, len(data)))
+    writer.write(data[:100_000])
+
+    def finish_later() -> None:
+        time.sleep(0.3)
+        writer.write(data[100_000:300_000])
+        writer.abandon(keep=True)  # the client went away: what arrived stays
+
+    later = threading.Thread(target=finish_later)
+    later.start()
+    assert received(blobs, digest) == 300_000
+    later.join()
+    staying = Resumed(blobs, digest, Piece(300_000, len(data) - 1, len(data)))
+    staying.write(data[300_000:350_000])
+    assert received(blobs, digest, settle=0.1) == 350_000
+    staying.write(data[350_000:])
+    assert staying.end() == BlobRef(digest, len(data))
+    assert received(blobs, digest) == 0 and blobs.read_bytes(digest) == data

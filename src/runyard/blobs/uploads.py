@@ -26,6 +26,7 @@ import errno
 import fcntl
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,13 +69,36 @@ def partial_path(blobs: BlobStore, digest: str) -> Path:
     return blobs.root / (UPLOAD_PREFIX + check_digest(digest).replace(":", "-"))
 
 
-def received(blobs: BlobStore, digest: str) -> int:
-    """How many bytes of ``digest`` an upload has kept so far (0 if none)."""
+SETTLE_S = 5.0  # how long ``received`` waits for a writer still busy with its piece
+
+
+def received(blobs: BlobStore, digest: str, settle: float = SETTLE_S) -> int:
+    """How many bytes of ``digest`` an upload has kept so far (0 if none).
+
+    A client asks this right after its connection broke, while the server may still be
+    writing what had reached it: the answer waits (up to ``settle`` seconds) for the writer's
+    lock, so it counts every byte that writer keeps, and the client does not resend them."""
     try:
-        info = os.lstat(partial_path(blobs, digest))
-    except FileNotFoundError:
+        fd = os.open(partial_path(blobs, digest),
+                     os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+                     | os.O_NONBLOCK)
+    except OSError:  # none, or not a file of ours (a link)
         return 0
-    return info.st_size if stat.S_ISREG(info.st_mode) else 0
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # a writer holds it: its piece is still coming in
+                if time.monotonic() >= deadline:
+                    break  # (a live second uploader: where it stands now)
+                time.sleep(0.02)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
 
 
 def mismatch(digest: str, actual: str) -> IntegrityError:
