@@ -104,11 +104,21 @@ def count_of(page: Any, name: str) -> str:
     return str(tree_item(page, name).locator(".fcount").inner_text())
 
 
-def wait_until(check: Any, what: str) -> None:
+def wait_until(check: Any, what: str, shown: Any = None) -> None:
+    """Wait for ``check``; on time out, fail saying ``what`` and what ``shown`` reads then."""
     deadline = time.monotonic() + WAIT / 1000
     while not check():
-        assert time.monotonic() < deadline, what
+        assert time.monotonic() < deadline, what if shown is None else f"{what}: {shown()}"
         time.sleep(0.05)
+
+
+def load_more(page: Any) -> None:
+    """Click "Load more" without scrolling to it: scrolling there would bring the list's end
+    near, and the list loads its next page by itself then (infinite scroll), so a click that
+    scrolls races that load and may ask for a third page or find the button moved."""
+    shown = len(names(page))
+    page.locator("button.more:not([disabled])").dispatch_event("click")
+    wait_until(lambda: len(names(page)) > shown, "the next page")
 
 
 def test_folder_tree_counts_each_subtree_and_filters_by_click_and_keyboard(
@@ -170,8 +180,16 @@ def sort_and_page(page: Any, header: str, expected: list[str], state: str) -> No
     th = page.locator(f"table.runs th[data-sort='{header}']")
     wait_until(lambda: th.get_attribute("aria-sort") == state, f"{header} {state}")
     wait_until(lambda: names(page) == expected[:100], f"first page by {header} {state}")
-    page.click("button.more")
-    wait_until(lambda: names(page) == expected[:200], f"second page by {header} {state}")
+    load_more(page)
+
+    def differences() -> str:
+        now = names(page)
+        pairs = zip(now, expected[:200], strict=False)
+        wrong = [(i, n, e) for i, (n, e) in enumerate(pairs) if n != e]
+        return f"{len(now)} rows shown, first differences {wrong[:3]}"
+
+    wait_until(lambda: names(page)[:200] == expected[:200], f"second page by {header} {state}",
+               differences)
     assert th.locator(".arrow").inner_text().strip() == ("▴" if state == "ascending" else "▾")
 
 
@@ -223,7 +241,7 @@ def test_an_old_running_run_held_below_the_newest_shows_its_end_live(
     page.wait_for_selector(".live.on", timeout=WAIT)
     row = page.locator("tr.run", has=page.locator("td.name a:text-is('old-runner')"))
     while row.count() == 0:
-        page.click("button.more")
+        load_more(page)
         page.wait_for_selector("main.list[data-state=ready]", timeout=WAIT)
     assert row.locator(".badge").inner_text() == "running"
     board.context.store.update_status(board.ids["old-runner"], Status.FAILED, "exit 3")

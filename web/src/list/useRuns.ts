@@ -61,6 +61,9 @@ export function useRuns(filter: RunFilter, key: string, sort: string, order: "ne
     setLoading(true); setError(null); setTotal(null);
     performance.mark("list-ask");
     let stop = () => undefined as void;
+    // the count shows with this listing's rows, never beside the rows of the one before
+    let listed = false;
+    let counted: number | null = null;
     listRuns(filter, { limit: PAGE, order, sort }, abort.signal).then((page) => {
       if (abort.signal.aborted) return;
       performance.mark("list-got");
@@ -68,9 +71,14 @@ export function useRuns(filter: RunFilter, key: string, sort: string, order: "ne
       shown.current = page.runs; more.current = after !== null;
       setRows(page.runs); setNext(after); setFresh(new Set());
       setLoading(false); setGeneration((g) => g + 1);
+      listed = true;
+      if (counted !== null) setTotal(counted);
       stop = follow(); // live from here: the stream's first news is every run it follows
     }).catch((e) => failed(e, abort, setError, setLoading));
-    countRuns(filter, abort.signal).then(setTotal).catch(() => undefined);
+    countRuns(filter, abort.signal).then((n) => {
+      counted = n;
+      if (listed && !abort.signal.aborted) setTotal(n);
+    }).catch(() => undefined);
     return () => { abort.abort(); stop(); setLive(false); };
   }, [key]);
 
