@@ -27,6 +27,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# runyard's local cluster is on loopback; a plain Ray driver keeps 127.0.0.1 as it is (and does
+# not look for the machine's outward address) in Ray's single-node mode, set before Ray loads
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -56,7 +60,7 @@ def case_raw(kind: str, address: str) -> tuple[float, float]:
     import bench_wf_tasks as wf
     import ray
 
-    ray.init(address=address, _node_ip_address="127.0.0.1")  # the cluster is on loopback
+    ray.init(address=address)
     inc, total = ray.remote(wf.inc_plain), ray.remote(wf.sum_plain)
     x = 0
     for _ in range(3):  # warm-up: 3 tasks, one after another (as runyard's)
