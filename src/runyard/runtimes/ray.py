@@ -135,6 +135,19 @@ class LocalCluster:
         return self.address
 
     def _start(self) -> None:
+        """Start the head, one start at a time on this machine (for this user): two heads
+        starting in the same seconds have made one of them time out registering its node.
+        A start whose head dies before it is ready is tried once more."""
+        from filelock import FileLock
+
+        lock = Path(tempfile.gettempdir()) / f"runyard-ray-start-{os.getuid()}.lock"
+        with FileLock(str(lock)):
+            try:
+                self._start_once()
+            except RuntimeUnavailable:
+                self._start_once()
+
+    def _start_once(self) -> None:
         if _port_open(self.port):
             raise RuntimeUnavailable(
                 f"port {self.port} is taken by something that is not this configuration's Ray "
@@ -145,12 +158,16 @@ class LocalCluster:
         # ``ray start`` turns ``--node-ip-address 127.0.0.1`` into the machine's outward
         # address unless Ray thinks it runs on a single-node platform: keep it on loopback.
         env = {**ray_env(), "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        try:
+            before = log.stat().st_size  # (the log is appended to: only this start's lines)
+        except OSError:
+            before = 0
         pid = spawn_detached(self.argv(temp_dir), log, env=env)
         state = {"address": self.address, "pid": pid, "temp_dir": temp_dir,
                  "started": time.time()}
         _write_json(self.state_file, state)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not _port_open(self.port):
+        while not (_port_open(self.port) and _started(log, before)):  # the node, not the GCS
             if not _pid_alive(pid) or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeUnavailable(f"the local Ray cluster did not start; see {log}")
@@ -225,6 +242,18 @@ def _wait_gone(pid: int, timeout: float) -> None:
         time.sleep(0.1)
     if _pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
+
+
+def _started(log: Path, offset: int) -> bool:
+    """Whether ``ray start`` has said, past ``offset`` of its log, that its node is up (it
+    prints this once the node has registered; a GCS port that answers is not enough: the
+    node may still time out)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(offset)
+            return b"Ray runtime started" in handle.read()
+    except OSError:
+        return False
 
 
 def _port_open(port: int) -> bool:
