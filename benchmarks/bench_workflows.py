@@ -102,7 +102,7 @@ def on_ray(store: str, home: Path) -> bool:
     import ray
 
     from runyard import RuntimeConfiguration
-    from runyard.runtimes.ray import LocalCluster
+    from runyard.runtimes.raycluster import LocalCluster
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
     cluster = LocalCluster(home / "ray.json", RAY_PORT, num_cpus=2)

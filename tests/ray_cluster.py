@@ -20,7 +20,7 @@ RAY_TEST_PORT = 47650
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     pytest.importorskip("ray")
-    from runyard.runtimes.ray import LocalCluster
+    from runyard.runtimes.raycluster import LocalCluster
 
     os.environ["RAY_AUTH_MODE"] = "disabled"
     state = Path(tmp_path_factory.mktemp("ray")) / "cluster.json"

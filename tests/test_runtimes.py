@@ -160,7 +160,7 @@ def test_submit_before_start_is_refused() -> None:
 
 
 def test_ray_cluster_is_found_again_by_its_recorded_address(ray_cluster: object) -> None:
-    from runyard.runtimes.ray import LocalCluster
+    from runyard.runtimes.raycluster import LocalCluster
 
     cluster = ray_cluster
     assert isinstance(cluster, LocalCluster) and cluster.running()

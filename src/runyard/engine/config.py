@@ -23,7 +23,7 @@ from runyard.runtimes.base import Runtime
 from runyard.stores.location import config_home
 
 if TYPE_CHECKING:
-    from runyard.runtimes.ray import LocalCluster
+    from runyard.runtimes.raycluster import LocalCluster
 
 RUNTIMES = ("in_process", "process", "ray")
 BUILTIN_NAMES = RUNTIMES
@@ -191,7 +191,7 @@ class RuntimeConfiguration:
         """The local Ray cluster this configuration runs on (a ``ray`` one with no address)."""
         if self.runtime != "ray" or self.options.get("address"):
             return None
-        from runyard.runtimes.ray import DEFAULT_PORT, LocalCluster
+        from runyard.runtimes.raycluster import DEFAULT_PORT, LocalCluster
 
         state = config_home() / "ray" / f"{self.name}.json"
         return LocalCluster(state, int(self.options.get("port") or DEFAULT_PORT),

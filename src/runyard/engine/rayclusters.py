@@ -47,7 +47,7 @@ def _folder() -> Path:
 def ray_clusters() -> list[RayCluster]:
     """The local Ray clusters runyard has started and not stopped, by configuration name
     (one whose process has died is listed as not running until it is stopped)."""
-    from runyard.runtimes.ray import LocalCluster
+    from runyard.runtimes.raycluster import LocalCluster
 
     found = []
     for state_file in sorted(_folder().glob("*.json")):
@@ -63,7 +63,7 @@ def ray_clusters() -> list[RayCluster]:
 def stop_ray_cluster(name: str = "ray") -> bool:
     """Stop the local cluster of the configuration ``name`` and forget it; whether it was
     running (``False`` also when there is none)."""
-    from runyard.runtimes.ray import LocalCluster
+    from runyard.runtimes.raycluster import LocalCluster
 
     state_file = _folder() / f"{check_name(name)}.json"
     cluster = LocalCluster.of_state(state_file)
